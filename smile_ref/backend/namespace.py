@@ -1,0 +1,163 @@
+"""Array namespace resolution, dtype policy and host transfer.
+
+Every numerical function in smile_ref resolves the namespace of its inputs once
+(``xp = array_namespace(x)``) and returns arrays of that namespace, dtype and
+device.  NumPy, CuPy and ``array_api_strict`` are supported; NumPy is wrapped by
+``array_api_compat`` so that the standard names (``xp.concat``, ``xp.vecdot``,
+``xp.linalg.vector_norm``...) are available on every backend.
+
+Dtype policy: float64 is the reference precision; float32 is supported and
+preserved (outputs keep the dtype of the position array).  Integer or boolean
+positions are rejected by :func:`float_dtype`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import array_api_compat
+from array_api_compat import array_namespace as _compat_namespace
+from array_api_compat import device as _device
+from array_api_compat import is_numpy_namespace, is_cupy_namespace
+
+__all__ = [
+    "array_namespace",
+    "Backend",
+    "backend_of",
+    "get_backend",
+    "to_numpy",
+    "float_dtype",
+    "device_of",
+    "is_numpy_namespace",
+    "is_cupy_namespace",
+]
+
+
+def array_namespace(*arrays: Any):
+    """Return the Array-API namespace of ``arrays`` (compat-wrapped for NumPy/CuPy)."""
+    return _compat_namespace(*arrays)
+
+
+def device_of(x: Any):
+    """Device of array ``x`` (``"cpu"`` for NumPy)."""
+    return _device(x)
+
+
+def float_dtype(xp, x: Any, name: str = "x"):
+    """Return the floating dtype of ``x`` or raise ``TypeError`` naming ``name``."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype (float32 or float64), got {x.dtype}")
+    return x.dtype
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any supported namespace to a host NumPy array.
+
+    This is the single place where data leaves the device: the driver calls it
+    once per recorded block, never inside a sampler step.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if type(x).__module__.startswith("array_api_strict"):
+        import array_api_strict as aas
+
+        if _device(x) != aas.Device("CPU_DEVICE"):
+            x = aas.asarray(x, device=aas.Device("CPU_DEVICE"), copy=True)
+        return np.asarray(x)
+    return np.asarray(x)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A captured (namespace, device, dtype) triple.
+
+    ``Backend`` is resolved once when a sampler is built and used to create every
+    new array, so that nothing silently falls back to NumPy or to the default
+    device.
+    """
+
+    xp: Any
+    device: Any
+    dtype: Any
+
+    @property
+    def name(self) -> str:
+        if is_numpy_namespace(self.xp):
+            return "numpy"
+        if is_cupy_namespace(self.xp):
+            return "cupy"
+        return getattr(self.xp, "__name__", str(self.xp))
+
+    @property
+    def is_numpy(self) -> bool:
+        return is_numpy_namespace(self.xp)
+
+    def asarray(self, a: Any, dtype: Any = None):
+        """Move host data ``a`` to this backend (float dtype unless ``dtype`` given)."""
+        if dtype is None:
+            dtype = self.dtype
+        if isinstance(a, np.ndarray) and not self.is_numpy and not is_cupy_namespace(self.xp):
+            # array_api_strict: build from a list-free buffer on the CPU device then move
+            a = np.ascontiguousarray(a)
+        return self.xp.asarray(a, dtype=dtype, device=self.device)
+
+    def zeros(self, shape, dtype: Any = None):
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def ones(self, shape, dtype: Any = None):
+        return self.xp.ones(shape, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    def full(self, shape, value, dtype: Any = None):
+        return self.xp.full(shape, value, dtype=self.dtype if dtype is None else dtype, device=self.device)
+
+    @property
+    def itemsize(self) -> int:
+        return 4 if self.dtype == self.xp.float32 else 8
+
+    @property
+    def eps(self) -> float:
+        return float(self.xp.finfo(self.dtype).eps)
+
+
+def backend_of(x: Any) -> Backend:
+    """The :class:`Backend` of array ``x`` (its namespace, device and dtype)."""
+    xp = array_namespace(x)
+    return Backend(xp, _device(x), x.dtype)
+
+
+def get_backend(name: str = "numpy", dtype: str = "float64", device: Any = None) -> Backend:
+    """Build a :class:`Backend` from names.
+
+    Parameters
+    ----------
+    name : {"numpy", "array_api_strict", "cupy"}
+        Array library.
+    dtype : {"float64", "float32"}
+        Floating dtype of positions.
+    device : optional
+        Device object or name understood by the library (``"device1"`` for
+        array_api_strict's non-default device).
+    """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        dev = "cpu"
+    elif name in ("array_api_strict", "strict"):
+        import array_api_strict as xp
+
+        dev = xp.Device(device) if isinstance(device, str) else (device or xp.Device("CPU_DEVICE"))
+    elif name == "cupy":
+        try:
+            import array_api_compat.cupy as xp
+            import cupy
+        except ImportError as exc:  # pragma: no cover - GPU only
+            raise ImportError("backend 'cupy' needs the 'gpu' extra (pip install smile_ref[gpu])") from exc
+        dev = cupy.cuda.Device(device if device is not None else 0)
+    else:
+        raise ValueError(f"backend must be one of 'numpy', 'array_api_strict', 'cupy'; got {name!r}")
+    return Backend(xp, dev, getattr(xp, dtype))

@@ -1,0 +1,21 @@
+"""Exact full-data gradient (the default estimator of ``run_chains``)."""
+from __future__ import annotations
+
+from .base import GradientEstimator
+
+__all__ = ["Exact"]
+
+
+class Exact(GradientEstimator):
+    """``(log pi(x), grad log pi(x))`` of ``target`` with no noise; cost 1 per call."""
+
+    cost = 1.0
+    stochastic = False
+
+    def __init__(self, target):
+        if not hasattr(target, "logdensity_and_grad"):
+            raise TypeError(f"target must provide logdensity_and_grad, got {type(target).__name__}")
+        self.target = target
+
+    def evaluate(self, x, batch):
+        return self.target.logdensity_and_grad(x)
