@@ -1,0 +1,295 @@
+"""The one-call driver :func:`run_chains` and its result :class:`ChainResult`.
+
+The driver owns everything that is not a transition: backend and seed
+resolution, initial positions, the warm-up / sampling split, thinning,
+recording into preallocated host buffers (one device-to-host copy per block of
+steps), progress bars, and checkpoint / resume.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
+from ..backend.validate import check_nonneg_int, check_positive_int, check_positions
+from ..gradients.exact import Exact
+from ..samplers import base as registry
+from .checkpoint import load_checkpoint, save_checkpoint, unflatten_state, atomic_save_npz
+
+__all__ = ["run_chains", "ChainResult"]
+
+
+@dataclass
+class ChainResult:
+    """Output of :func:`run_chains`.
+
+    Attributes
+    ----------
+    samples : numpy.ndarray, shape (n_chains, n_draws, d)
+        Recorded positions after warm-up (host array, dtype of the run).
+    info : dict of numpy.ndarray, each of shape (n_warmup + n_steps, n_chains)
+        Per-step diagnostics of every step, warm-up included (energy error,
+        step size, rejections, ...); the first ``n_warmup`` rows are warm-up.
+    n_gradient_evals : float
+        Cost per chain in full-data gradient equivalents (a mini-batch gradient
+        of batch b counts b/N).
+    state : Any
+        Final sampler state (arrays of the run's namespace and device).
+    """
+
+    samples: np.ndarray
+    info: dict
+    n_gradient_evals: float
+    state: Any
+    sampler: str
+    n_warmup: int
+    thinning: int
+    seed: Any
+    backend: str
+    dtype: str
+    wall_time: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_chains(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def n_rejected(self) -> int:
+        """Total number of guardrail rejections over all chains and steps."""
+        r = self.info.get("rejected")
+        return int(r.sum()) if r is not None else 0
+
+    def sampling_info(self, key: str) -> np.ndarray:
+        return self.info[key][self.n_warmup :]
+
+    def warmup_info(self, key: str) -> np.ndarray:
+        return self.info[key][: self.n_warmup]
+
+    def save(self, path) -> None:
+        """Write samples, info and metadata to ``path`` (``.npz``, atomic, no pickles)."""
+        import json
+
+        arrays = {"samples": self.samples}
+        arrays.update({f"info/{k}": v for k, v in self.info.items()})
+        meta = dict(self.meta, sampler=self.sampler, n_warmup=self.n_warmup, thinning=self.thinning,
+                    seed=self.seed, backend=self.backend, dtype=self.dtype, wall_time=self.wall_time,
+                    n_gradient_evals=self.n_gradient_evals)
+        arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True, default=str))
+        atomic_save_npz(path, arrays)
+
+
+def _resolve_backend(backend, dtype, device, initial_position) -> Backend:
+    if isinstance(backend, Backend):
+        return backend
+    if initial_position is not None and backend is None and hasattr(initial_position, "shape"):
+        return backend_of(initial_position)
+    return get_backend(backend or "numpy", dtype or "float64", device)
+
+
+def _progress_enabled(progress) -> bool:
+    if progress is not None:
+        return bool(progress)
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def run_chains(
+    sampler: str,
+    target,
+    *,
+    n_chains: int,
+    n_steps: int,
+    seed,
+    gradient=None,
+    step_size: float | None = None,
+    thinning: int = 1,
+    burn_in: int = 0,
+    progress: bool | None = None,
+    backend=None,
+    dtype: str | None = None,
+    device=None,
+    initial_position=None,
+    rng: str = "host",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    block_size: int = 256,
+    **options,
+) -> ChainResult:
+    """Run ``n_chains`` chains of a registered sampler; the stable entry point of smile_ref.
+
+    Parameters
+    ----------
+    sampler : str
+        A name from :func:`smile_ref.samplers.available`.
+    target : Target
+        Any ``smile_ref.targets`` object (``dim``, ``logdensity_and_grad``).
+    n_chains, n_steps : int
+        Number of chains and of sampling steps after warm-up.
+    seed : int or numpy.random.SeedSequence
+        Seeds every random input of the run.
+    gradient : GradientEstimator, optional
+        Default :class:`smile_ref.gradients.Exact` (``target``).
+    step_size : float, optional
+        Initial (tuned samplers) or fixed (``tuner=None``) step size.
+    thinning : int
+        Record every ``thinning``-th sampling step; ``n_draws = n_steps // thinning``.
+    burn_in : int
+        Warm-up steps before sampling (tuners adapt during these; not recorded).
+    progress : bool, optional
+        tqdm progress bar; default on for a TTY unless the ``CI`` variable is set.
+    backend, dtype, device
+        Array library (``"numpy"``, ``"array_api_strict"``, ``"cupy"`` or a
+        :class:`~smile_ref.backend.Backend`), dtype (``"float64"``/``"float32"``)
+        and device.  If ``initial_position`` is an array, its backend is used.
+    initial_position : array (n_chains, d), optional
+        Default: ``target.initial_position`` (standard normal draws).
+    rng : {"host", "device"}
+        Host NumPy generator (portable, checkpointable) or CuPy's generator.
+    checkpoint, checkpoint_every, resume
+        Path of an atomic ``.npz`` checkpoint written every ``checkpoint_every``
+        steps; with ``resume=True`` an existing checkpoint of the same
+        configuration is continued, bit-identically on NumPy.
+    block_size : int
+        Steps per device-to-host copy of recorded values.
+    **options
+        Sampler options (see each sampler's builder).
+
+    Returns
+    -------
+    ChainResult
+    """
+    n_chains = check_positive_int(n_chains, "n_chains")
+    n_steps = check_nonneg_int(n_steps, "n_steps")
+    thinning = check_positive_int(thinning, "thinning")
+    burn_in = check_nonneg_int(burn_in, "burn_in")
+    block_size = check_positive_int(block_size, "block_size")
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+        if checkpoint is None:
+            raise ValueError("checkpoint_every needs a checkpoint path")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path")
+    builder = registry.get(sampler)
+    if not hasattr(target, "dim") or not hasattr(target, "logdensity_and_grad"):
+        raise TypeError("target must provide dim and logdensity_and_grad (a smile_ref.targets object)")
+    bk = _resolve_backend(backend, dtype, device, initial_position)
+    gradient = Exact(target) if gradient is None else gradient
+    random = make_random(seed, bk, rng)
+    algo = builder(target, gradient, bk, step_size=step_size, n_warmup=burn_in, **options)
+
+    d = int(target.dim)
+    if initial_position is None:
+        x0 = target.initial_position(random, n_chains)
+    else:
+        x0 = initial_position
+        if isinstance(x0, (list, tuple)) or (isinstance(x0, np.ndarray) and not bk.is_numpy):
+            x0 = bk.asarray(np.asarray(x0, dtype=np.float64))
+        x0 = check_positions(x0, d, "initial_position")
+        if x0.shape[0] != n_chains:
+            raise ValueError(f"initial_position must have shape ({n_chains}, {d}), got {tuple(x0.shape)}")
+        if not bool(bk.xp.all(bk.xp.isfinite(x0))):
+            raise ValueError("initial_position must be finite")
+    state = algo.init(x0, random)
+
+    total = burn_in + n_steps
+    n_draws = n_steps // thinning
+    np_dtype = np.float32 if bk.dtype == bk.xp.float32 else np.float64
+    samples = np.empty((n_chains, n_draws, d), dtype=np_dtype)
+    info_buf: dict[str, np.ndarray] = {}
+    config = {
+        "sampler": sampler, "n_chains": n_chains, "n_steps": n_steps, "burn_in": burn_in,
+        "thinning": thinning, "dim": d, "seed": repr(seed), "dtype": str(np_dtype.__name__),
+        "options": {k: repr(v) for k, v in sorted(options.items())}, "step_size": repr(step_size),
+        "target": target.describe() if hasattr(target, "describe") else repr(target),
+        "gradient": gradient.describe() if hasattr(gradient, "describe") else repr(gradient),
+    }
+    start = 0
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
+        meta, arrays = load_checkpoint(checkpoint)
+        if meta["config"] != config:
+            raise ValueError(
+                f"checkpoint {os.fspath(checkpoint)!r} was written by a different configuration; "
+                "refusing to resume (delete it or change the path)"
+            )
+        state = unflatten_state(state, arrays)
+        random.set_state(meta["rng"])
+        start = int(meta["step"])
+        samples[...] = arrays["samples"]
+        info_buf = {k[len("info/"):]: v.copy() for k, v in arrays.items() if k.startswith("info/")}
+
+    pos_block: list = []
+    pos_slots: list[int] = []
+    info_block: list[dict] = []
+    info_rows: list[int] = []
+
+    def flush():
+        nonlocal pos_block, pos_slots, info_block, info_rows
+        xp = bk.xp
+        if pos_block:
+            host = to_numpy(xp.stack(pos_block, axis=1))  # (n, k, d): one transfer
+            samples[:, pos_slots[0] : pos_slots[-1] + 1, :] = host
+        if info_block:
+            for key in info_block[0]:
+                host = to_numpy(xp.stack([blk[key] for blk in info_block], axis=0))
+                if key not in info_buf:
+                    info_buf[key] = np.zeros((total, n_chains), dtype=host.dtype)
+                info_buf[key][info_rows[0] : info_rows[-1] + 1] = host
+        pos_block, pos_slots, info_block, info_rows = [], [], [], []
+
+    def write_checkpoint(step):
+        flush()
+        meta = {"config": config, "step": step, "rng": random.get_state()}
+        buffers = {"samples": samples}
+        buffers.update({f"info/{k}": v for k, v in info_buf.items()})
+        save_checkpoint(checkpoint, state, meta, buffers)
+
+    show = _progress_enabled(progress)
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start, desc=sampler, unit="step", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for t in range(start, total):
+            warm = t < burn_in
+            state, info = algo.step(state, random, warm)
+            info_block.append(info)
+            info_rows.append(t)
+            if not warm and (t - burn_in + 1) % thinning == 0:
+                slot = (t - burn_in + 1) // thinning - 1
+                if slot < n_draws:
+                    pos_block.append(_position(state))
+                    pos_slots.append(slot)
+            if len(info_block) >= block_size:
+                flush()
+            if checkpoint_every is not None and (t + 1) % checkpoint_every == 0 and t + 1 < total:
+                write_checkpoint(t + 1)
+            if bar is not None:
+                bar.update(1)
+        flush()
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t0
+    if checkpoint is not None:
+        write_checkpoint(total)
+    cost = float(getattr(gradient, "cost", 1.0))
+    n_evals = cost * (algo.init_grad_evals + total * algo.grad_evals_per_step)
+    return ChainResult(
+        samples=samples, info=info_buf, n_gradient_evals=n_evals, state=state, sampler=sampler,
+        n_warmup=burn_in, thinning=thinning, seed=seed, backend=bk.name, dtype=np_dtype.__name__,
+        wall_time=wall, meta={"config": config},
+    )
+
+
+def _position(state):
+    """Position array of a sampler state (``state.integrator.position`` or ``state.position``)."""
+    inner = getattr(state, "integrator", state)
+    return inner.position

@@ -1,0 +1,27 @@
+"""Guardrails: reject non-finite or exploding steps per chain, without host syncs.
+
+A step is rejected for a chain when its new log-density, gradient, position or
+energy error is non-finite, or when ``|dE|`` exceeds ``max_energy_error``.  The
+rejected chain's position, log-density and gradient are restored from before
+the step (all with ``xp.where`` masks: no data-dependent shapes, no host
+synchronisation), and the sampler decides what happens to the velocity.  The
+count of rejections is reported in ``info["rejected"]`` and so in
+``ChainResult.info``; NaN never reaches recorded samples.
+"""
+from __future__ import annotations
+
+__all__ = ["step_is_bad", "select_chains"]
+
+
+def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: float):
+    """Boolean ``(n,)`` mask of chains whose step must be rejected."""
+    finite = xp.isfinite(logdensity) & xp.isfinite(energy_error)
+    finite = finite & xp.all(xp.isfinite(position), axis=-1) & xp.all(xp.isfinite(grad), axis=-1)
+    too_big = xp.abs(xp.where(finite, energy_error, 0.0)) > max_energy_error
+    return (~finite) | too_big
+
+
+def select_chains(xp, bad, old, new):
+    """``old`` where ``bad`` else ``new``; works for ``(n,)`` and ``(n, d)`` arrays."""
+    mask = bad if new.ndim == 1 else bad[:, None]
+    return xp.where(mask, old, new)

@@ -1,0 +1,170 @@
+"""Full-batch microcanonical Langevin Monte Carlo (MCLMC), registered as ``"mclmc"``.
+
+Robnik, De Luca, Silverstein & Seljak (JMLR 2023, "Microcanonical Hamiltonian
+Monte Carlo"); Robnik & Seljak (2024, "Fluctuation without dissipation").  One
+step, for every chain at once (the O-B-A-B-A-B-O splitting of BlackJAX's
+``isokinetic_mclachlan`` with Maruyama refresh):
+
+1. half partial refresh ``u <- normalise(u + nu z1)``, ``nu^2 = (e^{eps/L} - 1)/d``
+   (time ``eps/2``);
+2. a palindromic isokinetic step (:func:`~smile_ref.integrators.isokinetic_step`,
+   McLachlan by default) with gradient estimate ``g_hat`` of ``grad log pi``;
+3. energy error ``dE = dK - (log pi(x') - log pi(x))``;
+4. guardrail: a chain with a non-finite value or ``|dE| > max_energy_error`` is
+   rejected (position, log-density, gradient restored; velocity redrawn
+   uniformly on the sphere from the refresh draw ``z2``, so no extra random
+   numbers are needed);
+5. half partial refresh with ``z2``;
+6. during warm-up, the tuner (default: :func:`~smile_ref.tuners.mclmc_tuner`)
+   updates ``(eps, L, M^{-1/2})`` from ``dE``; ``tuner="mile"`` uses MILE's
+   schedule (target Var[dE]/d decaying linearly from 0.5 to 0.1; Sommer et al.
+   ICLR 2025), ``tuner=None`` keeps ``step_size`` and ``L`` fixed.
+
+With a stochastic ``gradient`` estimator the same kernel runs on mini-batch
+gradients (one batch per step shared by all sub-steps); ``"smile"`` is the
+dedicated stochastic-gradient variant.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from ..backend.validate import check_choice, check_positive_float
+from ..integrators.coefficients import get_integrator
+from ..integrators.isokinetic import IntegratorState, isokinetic_step
+from ..integrators.refresh import full_refresh, partial_refresh
+from ..tuners.base import Tuner, TuneInput, TuningParams, identity
+from ..tuners.mclmc import mclmc_tuner
+from .base import register
+from .guardrails import select_chains, step_is_bad
+
+__all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
+
+
+class MCLMCState(NamedTuple):
+    integrator: IntegratorState
+    params: TuningParams
+    tuner_state: Any
+    grad_state: dict
+    warmup_step: int
+
+
+def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
+    if tuner is None:
+        return identity()
+    if isinstance(tuner, Tuner):
+        return tuner
+    check_choice(tuner, "tuner", ("mclmc", "mile"))
+    if tuner == "mile":
+        return mclmc_tuner(energy_var_schedule="mile", diagonal_preconditioning=diagonal_preconditioning)
+    return mclmc_tuner(desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning)
+
+
+class MCLMC:
+    """MCLMC kernel; see the module docstring. Build with :func:`build_mclmc`."""
+
+    name = "mclmc"
+
+    def __init__(self, target, gradient, backend, step_size, n_warmup, *, integrator="mclachlan", L=None,
+                 tuner="mclmc", desired_energy_var=5e-4, diagonal_preconditioning=False, refresh=True,
+                 sqrt_diag=None, max_energy_error=None):
+        self.target, self.gradient, self.backend = target, gradient, backend
+        self.xp = backend.xp
+        self.dim = int(target.dim)
+        self.coefficients = get_integrator(integrator)
+        self.n_warmup = int(n_warmup)
+        if tuner is None and step_size is None:
+            raise ValueError("step_size is required when tuner=None (fixed-step MCLMC)")
+        d = self.dim
+        self.step_size0 = check_positive_float(step_size, "step_size") if step_size is not None else 0.25 * math.sqrt(d)
+        self.L0 = check_positive_float(L, "L") if L is not None else math.sqrt(d)
+        self.refresh = bool(refresh)
+        self.tuner = _make_tuner(tuner, desired_energy_var, diagonal_preconditioning)
+        if sqrt_diag is not None:
+            from ..backend.validate import check_host_vector
+
+            sd = check_host_vector(sqrt_diag, "sqrt_diag", d)
+            if (sd <= 0).any():
+                raise ValueError("sqrt_diag must be strictly positive")
+            self.sqrt_diag0 = sd
+        else:
+            self.sqrt_diag0 = None
+        self.max_energy_error = (
+            check_positive_float(max_energy_error, "max_energy_error")
+            if max_energy_error is not None
+            else 100.0 * max(1.0, math.sqrt(d))
+        )
+        self.grad_evals_per_step = self.coefficients.n_grad
+        self.init_grad_evals = 1
+
+    # -- init ---------------------------------------------------------------
+    def init(self, position, rng) -> MCLMCState:
+        xp, b = self.xp, self.backend
+        n = position.shape[0]
+        gstate = self.gradient.init(n, rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g = self.gradient.evaluate(position, batch)
+        bad = ~(xp.isfinite(lp) & xp.all(xp.isfinite(g), axis=-1))
+        if bool(xp.any(bad)):
+            from ..backend import to_numpy
+            import numpy as np
+
+            raise ValueError(
+                "initial_position: log-density or gradient is not finite for chains "
+                f"{np.flatnonzero(to_numpy(bad)).tolist()}"
+            )
+        u = full_refresh(rng.normal((n, self.dim)))
+        sqrt_diag = None
+        if self.sqrt_diag0 is not None:
+            sqrt_diag = xp.broadcast_to(b.asarray(self.sqrt_diag0)[None, :], (n, self.dim))
+            sqrt_diag = xp.asarray(sqrt_diag, copy=True)
+        L = b.full((n,), self.L0 if self.refresh else math.inf)
+        params = TuningParams(b.full((n,), self.step_size0), L, sqrt_diag)
+        return MCLMCState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, 0)
+
+    # -- one step -------------------------------------------------------------
+    def step(self, state: MCLMCState, rng, warmup: bool):
+        xp = self.xp
+        p = state.params
+        old = state.integrator
+        n, d = old.position.shape
+        half = 0.5 * p.step_size
+        z2 = rng.normal((n, d))
+        u = partial_refresh(old.momentum, half, p.L, rng.normal((n, d))) if self.refresh else old.momentum
+        batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
+        new, dK = isokinetic_step(
+            old._replace(momentum=u), p.step_size, lambda x: self.gradient.evaluate(x, batch),
+            self.coefficients, p.sqrt_diag,
+        )
+        dE = dK - (new.logdensity - old.logdensity)
+        bad = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, self.max_energy_error)
+        u_new = partial_refresh(new.momentum, half, p.L, z2) if self.refresh else new.momentum
+        u_new = select_chains(xp, bad, full_refresh(z2), u_new)
+        integ = IntegratorState(
+            select_chains(xp, bad, old.position, new.position),
+            u_new,
+            select_chains(xp, bad, old.logdensity, new.logdensity),
+            select_chains(xp, bad, old.logdensity_grad, new.logdensity_grad),
+        )
+        dE = xp.where(bad, 0.0, dE)
+        params, tstate, wstep = p, state.tuner_state, state.warmup_step
+        if warmup:
+            params, tstate = self.tuner.update(
+                tstate, p, TuneInput(dE, integ.position, bad, wstep, self.n_warmup, d)
+            )
+            wstep += 1
+        info = {
+            "energy_error": dE,
+            "kinetic_change": xp.where(bad, 0.0, dK),
+            "step_size": p.step_size,
+            "L": p.L,
+            "rejected": bad,
+            "logdensity": integ.logdensity,
+        }
+        return MCLMCState(integ, params, tstate, gstate, wstep), info
+
+
+@register("mclmc")
+def build_mclmc(target, gradient, backend, step_size=None, n_warmup=0, **options) -> MCLMC:
+    """Build the ``"mclmc"`` sampler (options: see :class:`MCLMC`)."""
+    return MCLMC(target, gradient, backend, step_size, n_warmup, **options)
