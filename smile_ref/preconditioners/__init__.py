@@ -1,0 +1,1 @@
+"""Preconditioners: optax-style init/update pairs (pSMILE noise scale, Mandt et al. optimal SGD)."""
