@@ -1,0 +1,112 @@
+"""Stochastic-gradient Hamiltonian Monte Carlo (SGHMC), registered as ``"sghmc"``.
+
+Chen, Fox & Guestrin (ICML 2014, "Stochastic gradient Hamiltonian Monte
+Carlo"), Sec. 3.3 / Eq. (15), the "SGD with momentum" form.  With ``g_hat`` an
+estimate of ``grad log pi = -grad U`` (their ``-grad U_tilde``), one step, for
+every chain at once, is
+
+.. math::
+
+    v' = (1 - \\alpha)\\,v + \\eta\\,\\hat g(\\theta) + N\\big(0,\\,2(\\alpha - \\hat\\beta)\\,\\eta\\,I\\big),
+    \\qquad \\theta' = \\theta + v',
+
+with learning rate ``eta = step_size`` (their ``eta = eps^2 M^{-1}``), friction
+``alpha`` (their ``alpha = eps M^{-1} C``) and gradient-noise estimate
+``beta_hat`` (their ``beta_hat = eps M^{-1} B_hat``; ``B = eps V / 2`` for a
+gradient-noise variance ``V``, so the matched value is ``beta_hat = eta V / 2``).
+``v = eps M^{-1} r``, so at stationarity ``Var v ≈ eta``; ``init`` draws
+``v ~ N(0, eta I)``.
+
+Exact discrete stationary variances on a Gaussian and the energy growth of the
+friction-free limit are derived in ``theory.sghmc``.
+
+Options
+-------
+alpha : float in (0, 1], default 0.01 (the authors suggest 0.01-0.1)
+beta_hat : float in [0, alpha], default 0.  ``beta_hat > alpha`` is an error
+    (negative injected variance), as in the authors' code.
+
+Guardrails: a chain whose gradient, new velocity or new position is not finite
+is rejected (position and velocity restored); ``info["rejected"]`` flags it.
+One gradient-estimator evaluation per step; ``init`` evaluates nothing.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+from ..backend import device_of
+from ..backend.validate import check_positive_float
+from .base import register
+from .guardrails import select_chains
+
+__all__ = ["SGHMCState", "SGHMC", "build_sghmc"]
+
+
+class SGHMCState(NamedTuple):
+    position: object
+    velocity: object
+    grad_state: dict
+
+
+def _real(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+class SGHMC:
+    """SGHMC kernel in SGD-with-momentum form; see the module docstring."""
+
+    name = "sghmc"
+    grad_evals_per_step = 1
+    init_grad_evals = 0
+
+    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0):
+        self.target, self.gradient, self.backend = target, gradient, backend
+        self.xp = backend.xp
+        self.dim = int(target.dim)
+        if step_size is None:
+            raise ValueError("step_size (the learning rate eta > 0) is required")
+        self.eta = check_positive_float(step_size, "step_size")
+        self.alpha = _real(alpha, "alpha")
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha (friction) must lie in (0, 1], got {alpha}")
+        self.beta_hat = _real(beta_hat, "beta_hat")
+        if self.beta_hat < 0.0:
+            raise ValueError(f"beta_hat (gradient-noise estimate) must be >= 0, got {beta_hat}")
+        if self.beta_hat > self.alpha:
+            raise ValueError(
+                f"beta_hat={beta_hat} > alpha={alpha}: the injected variance 2 (alpha - beta_hat) eta would be "
+                "negative; increase alpha or decrease beta_hat (or step_size, since the matched beta_hat is eta V / 2)"
+            )
+        self.noise_scale = math.sqrt(2.0 * (self.alpha - self.beta_hat) * self.eta)
+
+    def init(self, position, rng) -> SGHMCState:
+        n, d = position.shape
+        v = rng.normal((n, d), dtype=position.dtype) * math.sqrt(self.eta)
+        return SGHMCState(position, v, self.gradient.init(n, rng))
+
+    def step(self, state: SGHMCState, rng, warmup: bool):
+        xp = self.xp
+        x, v = state.position, state.velocity
+        n, d = x.shape
+        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
+        _, g = self.gradient.evaluate(x, batch)
+        z = rng.normal((n, d), dtype=x.dtype)
+        v_new = (1.0 - self.alpha) * v + self.eta * g + self.noise_scale * z
+        x_new = x + v_new
+        bad = ~(xp.all(xp.isfinite(x_new), axis=-1) & xp.all(xp.isfinite(v_new), axis=-1)
+                & xp.all(xp.isfinite(g), axis=-1))
+        info = {
+            "step_size": xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
+            "rejected": bad,
+        }
+        return SGHMCState(select_chains(xp, bad, x, x_new), select_chains(xp, bad, v, v_new), gstate), info
+
+
+@register("sghmc")
+def build_sghmc(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SGHMC:
+    """Build the ``"sghmc"`` sampler (options: ``alpha``, ``beta_hat``)."""
+    return SGHMC(target, gradient, backend, step_size, n_warmup, **options)

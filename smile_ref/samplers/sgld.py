@@ -1,0 +1,180 @@
+"""Stochastic-gradient Langevin dynamics (SGLD), registered as ``"sgld"``.
+
+Welling & Teh (ICML 2011, "Bayesian learning via stochastic gradient Langevin
+dynamics"), written in the ULA form used throughout smile_ref (see
+``docs/conventions-sgmcmc.md``).  For a target ``pi ∝ exp(-U)`` and an estimate
+``g_hat`` of ``grad log pi = -grad U`` with noise covariance ``C``, one step,
+for every chain at once, is
+
+.. math::
+
+    \\theta' = \\theta + h_t\\,\\hat g(\\theta) + \\sqrt{2 h_t}\\,\\xi,
+    \\qquad \\xi \\sim N(0, I),
+
+i.e. Welling & Teh's ``Delta theta = (eps_t/2) g_hat + N(0, eps_t)`` with
+``eps_t = 2 h_t``.
+
+Options
+-------
+schedule : ``"constant"`` (default) or ``("polynomial", a, b, gamma)``
+    ``h_t = a (b + t)^{-gamma}`` (Welling & Teh Sec. 3, with their
+    ``eps_t = 2 h_t``), ``t = 0, 1, ...`` counting every step (warm-up
+    included).  ``step_size`` must equal ``h_0 = a b^{-gamma}`` (checked), so
+    that ``step_size`` always means the first step size.  ``info["step_size"]``
+    records ``h_t``, e.g. for Welling & Teh's step-size-weighted averages.
+noise_correction : None or a covariance estimate ``C`` of ``g_hat`` (``(d, d)``
+    SPD, ``(d,)`` diagonal or a positive scalar)
+    Inject ``N(0, 2 h I - h^2 C)`` instead of ``N(0, 2 h I)``: the total noise
+    ``h^2 C + (2 h I - h^2 C) = 2 h I`` is then that of full-gradient ULA, so on
+    a linear-Gaussian model the stationary covariance equals noise-free ULA's
+    exactly (``theory.sgld``).  Needs ``h C < 2 I``: ``ValueError`` when an
+    eigenvalue of ``h_0 C`` is ``>= 2`` (``h_t`` is non-increasing, so ``h_0``
+    is the worst case).  The device of the SGHMC authors' ``sgld.m``, which
+    injects ``2 eta (1 - eta V / 2)``.
+variant : ``"sgld"`` (default) or ``"msgld"``
+    ``"msgld"``: the modified SGLD of Vollmer, Zygalakis & Teh (JMLR 2016,
+    Eq. 9/20), ``theta' = theta + h_V f_hat + sqrt(h_V) (I - (h_V/2) Cov f_hat) xi``
+    with ``f_hat = g_hat/2`` and ``h_V = 2h``, i.e. in our units
+
+    .. math:: \\theta' = \\theta + h\\hat g + \\sqrt{2h}\\,(I - \\tfrac{h}{4} C)\\,\\xi,
+
+    injected covariance ``2h I - h^2 C + h^3 C^2/8`` (noise correction to first
+    order).  Needs ``noise_correction=C`` (the covariance of ``g_hat``).
+
+Guardrails: a chain whose gradient or new position is not finite is rejected
+(its position restored); ``info["rejected"]`` flags it.  One gradient-estimator
+evaluation per step; ``init`` evaluates nothing.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ..backend import device_of
+from ..backend.validate import check_choice, check_host_vector, check_positive_float, check_spd
+from .base import register
+from .guardrails import select_chains
+
+__all__ = ["SGLDState", "SGLD", "build_sgld", "parse_schedule", "as_covariance"]
+
+
+class SGLDState(NamedTuple):
+    position: object
+    grad_state: dict
+    t: int
+
+
+def parse_schedule(schedule, step_size):
+    """Return ``h(t)`` for ``"constant"`` or ``("polynomial", a, b, gamma)``; check ``step_size == h(0)``."""
+    if step_size is None:
+        raise ValueError("step_size is required (the first step size h_0 > 0)")
+    h0 = check_positive_float(step_size, "step_size")
+    if schedule == "constant" or schedule is None:
+        return lambda t: h0
+    if not (isinstance(schedule, (tuple, list)) and len(schedule) == 4 and schedule[0] == "polynomial"):
+        raise ValueError(
+            "schedule must be 'constant' or ('polynomial', a, b, gamma) meaning h_t = a (b + t)^-gamma; "
+            f"got {schedule!r}"
+        )
+    a = check_positive_float(schedule[1], "schedule a")
+    b = check_positive_float(schedule[2], "schedule b")
+    gamma = check_positive_float(schedule[3], "schedule gamma", allow_zero=True)
+    first = a * b ** (-gamma)
+    if not math.isclose(first, h0, rel_tol=1e-9):
+        raise ValueError(
+            f"step_size must equal the schedule's first step h_0 = a b^-gamma = {first!r}, got {step_size!r}"
+        )
+    return lambda t: a * (b + t) ** (-gamma)
+
+
+def as_covariance(C, d: int, name: str = "noise_correction") -> np.ndarray:
+    """Host ``(d, d)`` SPD matrix from a positive scalar, a ``(d,)`` diagonal or a ``(d, d)`` matrix."""
+    if isinstance(C, numbers.Real) and not isinstance(C, bool):
+        return check_positive_float(C, name) * np.eye(d)
+    ndim = np.ndim(C) if isinstance(C, (list, tuple, np.ndarray)) else len(getattr(C, "shape", (0, 0, 0)))
+    if ndim == 1:
+        v = check_host_vector(C, name, d)
+        if np.any(v <= 0):
+            raise ValueError(f"{name} given as a (d,) diagonal must have positive entries")
+        return np.diag(v)
+    if ndim == 2:
+        return check_spd(C, name, d)
+    raise ValueError(f"{name} must be a positive scalar, a ({d},) diagonal or a ({d}, {d}) SPD matrix")
+
+
+class SGLD:
+    """SGLD / noise-corrected SGLD / mSGLD kernel; see the module docstring."""
+
+    name = "sgld"
+    grad_evals_per_step = 1
+    init_grad_evals = 0
+
+    def __init__(self, target, gradient, backend, step_size, n_warmup, *, schedule="constant",
+                 noise_correction=None, variant="sgld"):
+        self.target, self.gradient, self.backend = target, gradient, backend
+        self.xp = backend.xp
+        self.dim = d = int(target.dim)
+        self.h = parse_schedule(schedule, step_size)
+        self.constant = schedule in ("constant", None)
+        self.variant = check_choice(variant, "variant", ("sgld", "msgld"))
+        self.C = None if noise_correction is None else as_covariance(noise_correction, d)
+        if self.variant == "msgld" and self.C is None:
+            raise ValueError("variant='msgld' needs noise_correction=C, the covariance of the gradient estimate")
+        if self.C is not None and self.variant == "sgld":
+            h0 = self.h(0)
+            lam = float(np.linalg.eigvalsh(self.C)[-1])
+            if h0 * lam >= 2.0:
+                raise ValueError(
+                    "noise_correction needs h C < 2 I (injected covariance 2hI - h^2 C must be positive definite); "
+                    f"largest eigenvalue of h_0 C is {h0 * lam:.6g} >= 2: reduce step_size"
+                )
+        self._cache: dict = {}
+
+    def _noise_factor(self, h: float, like):
+        """Backend ``(d, d)`` matrix ``L`` with ``L L^T`` = injected covariance (``None``: ``sqrt(2h) I``)."""
+        if self.C is None:
+            return None
+        key = (h, str(like.dtype), str(device_of(like)))
+        hit = self._cache.get(key)
+        if hit is None:
+            eye = np.eye(self.dim)
+            if self.variant == "msgld":
+                L = math.sqrt(2.0 * h) * (eye - 0.25 * h * self.C)
+            else:
+                L = np.linalg.cholesky(2.0 * h * eye - h * h * self.C)
+            hit = self.xp.asarray(np.ascontiguousarray(L), dtype=like.dtype, device=device_of(like))
+            if not self.constant:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    def init(self, position, rng) -> SGLDState:
+        return SGLDState(position, self.gradient.init(position.shape[0], rng), 0)
+
+    def step(self, state: SGLDState, rng, warmup: bool):
+        xp = self.xp
+        x = state.position
+        n, d = x.shape
+        h = float(self.h(state.t))
+        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
+        _, g = self.gradient.evaluate(x, batch)
+        z = rng.normal((n, d), dtype=x.dtype)
+        L = self._noise_factor(h, x)
+        noise = z * math.sqrt(2.0 * h) if L is None else z @ L.mT
+        new = x + h * g + noise
+        bad = ~(xp.all(xp.isfinite(new), axis=-1) & xp.all(xp.isfinite(g), axis=-1))
+        new = select_chains(xp, bad, x, new)
+        info = {
+            "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
+            "rejected": bad,
+        }
+        return SGLDState(new, gstate, state.t + 1), info
+
+
+@register("sgld")
+def build_sgld(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SGLD:
+    """Build the ``"sgld"`` sampler (options: ``schedule``, ``noise_correction``, ``variant``)."""
+    return SGLD(target, gradient, backend, step_size, n_warmup, **options)
