@@ -1,1 +1,25 @@
+"""Targets: densities with hand-written, batched log-density and gradient.
 
+Exact-moment benchmarks (``mean``, ``cov``, ``second_moment``, ``second_moment_var``):
+:class:`Gaussian` (+ :func:`ill_conditioned_gaussian`, :func:`diagonal_gaussian_condition`),
+:class:`Funnel`, :class:`Rosenbrock`, :class:`LinearRegression` (conjugate posterior).
+Data targets without closed-form moments: :class:`LogisticRegression`.
+Derivations: ``theory/targets_sympy.py``, ``docs/derivations/targets.md``.
+"""
+from .base import DataTarget, Target
+from .funnel import Funnel
+from .gaussian import Gaussian, diagonal_gaussian_condition, ill_conditioned_gaussian
+from .glm import LinearRegression, LogisticRegression
+from .rosenbrock import Rosenbrock
+
+__all__ = [
+    "Target",
+    "DataTarget",
+    "Gaussian",
+    "ill_conditioned_gaussian",
+    "diagonal_gaussian_condition",
+    "Funnel",
+    "Rosenbrock",
+    "LinearRegression",
+    "LogisticRegression",
+]
