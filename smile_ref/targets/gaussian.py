@@ -153,7 +153,9 @@ def _haar_orthogonal(dim: int, seed: int) -> np.ndarray:
     """Haar-random orthogonal matrix: QR of a Gaussian matrix with the sign fix ``Q diag(sign(diag R))``.
 
     (Mezzadri 2007, "How to generate random matrices from the classical compact
-    groups".)  The draw uses ``numpy.random.default_rng(seed)``.
+    groups".)  The draw uses ``numpy.random.default_rng(seed)``.  The result is Haar on
+    O(d); ``Q diag(c^2) Q^T`` does not depend on the sign of any column of ``Q``, so an
+    SO(d) (rotation) draw would give the same covariance.
     """
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((dim, dim))
