@@ -7,5 +7,6 @@ from . import mclmc  # noqa: F401  (registers "mclmc")
 from . import sgld  # noqa: F401  (registers "sgld")
 from . import psgld  # noqa: F401  (registers "psgld")
 from . import sghmc  # noqa: F401  (registers "sghmc")
+from . import constant_sgd  # noqa: F401  (registers "constant_sgd")
 
 __all__ = ["available", "get", "register"]
