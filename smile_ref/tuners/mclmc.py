@@ -1,0 +1,348 @@
+"""MCLMC warm-up tuner: step size from the energy error, L from variances and ESS.
+
+Reimplements the scheme of BlackJAX's ``mclmc_find_L_and_step_size``
+(Robnik et al., "Microcanonical Hamiltonian Monte Carlo", JMLR 2023,
+arXiv 2212.08549, Sec. "Tuning"; see ``/work/shared/notes/smile-method.md``
+§1.5) as an ``init``/``update`` :class:`~smile_ref.tuners.base.Tuner`, with
+MILE's warm-up split and energy-variance schedule (Sommer et al., ICLR 2025,
+arXiv 2502.06335; notes §1.6) and an explicit rejection equilibrium.
+
+Warm-up windows (``N = n_warmup``, ``n_k = int(frac_tune_k * N)``)
+--------------------------------------------------------------------
+1. steps ``[0, n1)``: step size only;
+2. steps ``[n1, n1+n2)``: step size and weighted streaming moments of ``x``
+   (weight ``eps`` on accepted steps, 0 on rejected ones, as in BlackJAX);
+   at the end ``L = sqrt(sum_i Var[x_i])`` per chain.  With
+   ``diagonal_preconditioning``: ``sqrt_diag = sqrt(Var[x])``, ``L = sqrt(d)``,
+   and the step size is re-tuned from a fresh average for ``n2 // 3`` steps
+   taken from the start of the phase-3 window;
+3. the remaining steps of ``[n1+n2, n1+n2+n3)``: step size held; positions are
+   recorded in a preallocated ``(n, n_ess, d)`` buffer and at the end
+   ``L = Lfactor * mean(eps) * mean_i(n_ess / ESS_i)`` per chain (skipped when
+   fewer than 4 draws are left).
+
+Deviation from BlackJAX: BlackJAX splits ``0.1/0.1/0.1`` of the number of
+*sampling* steps; here the fractions split the *warm-up* and default to MILE's
+``0.8/0.1/0.1``.  Steps after ``n1+n2+n3`` (when the fractions sum to < 1)
+keep the held step size.
+
+Step size (phases 1, 2 and the re-tune), per chain
+-------------------------------------------------
+.. math::
+
+    \\xi = \\frac{\\Delta E^2}{d\\,V^*} + 10^{-8}, \\quad
+    w = \\exp\\Big[-\\tfrac12\\Big(\\frac{\\log\\xi}{6\\,\\mathrm{trust}}\\Big)^2\\Big],
+
+    X \\leftarrow rX + w\\,\\xi/\\epsilon^6, \\quad W \\leftarrow rW + w, \\quad
+    r = \\frac{N_\\mathrm{eff}-1}{N_\\mathrm{eff}+1}, \\quad
+    \\epsilon_\\mathrm{EMA} = (X/W)^{-1/6},
+
+which uses :math:`\\mathrm{Var}[\\Delta E] \\propto \\epsilon^6` (McLachlan
+integrator).  ``r`` makes the EMA's Kish effective sample size exactly
+``N_eff``.  ``V*`` is ``desired_energy_var`` or, with ``energy_var_schedule``,
+decays linearly over phases 1+2 (``"mile"``: 0.5 -> 0.1; MILE's own code
+switches to an exponential decay when the start exceeds 2, not reproduced).
+
+Rejected steps: an equilibrium, not a ratchet (blackjax #969, #973)
+-------------------------------------------------------------------
+A step the sampler's guardrail rejected (``TuneInput.rejected``, or a
+non-finite ``dE``) carries no energy error.  Feeding ``dE = 0`` would read as
+"step far too small" and grow ``eps`` (#969); a one-way cap
+``eps_max <- 0.8 eps`` freezes the chain when the model, not the step size,
+produces the NaNs (#973).  Here a rejection at step size ``eps`` is
+
+* evidence for the step-size average: ``xi = f^-6`` with ``f = 0.8``, entered
+  as ``w xi / eps_prop^6`` where ``eps_prop = (X/W)^{-1/6}`` is the uncapped
+  proposal before the step ("the proposal should have been ``f * eps_prop``");
+* a soft cap: ``cap <- f * eps`` on a rejection, ``cap <- cap * g`` with
+  ``g = f^{-1/2}`` on every accepted step, dropped (``inf``) once it relaxes
+  above the proposal; ``eps = min(eps_EMA, cap, step_size_max)``.
+
+If rejections happen with probability ``p`` independently of ``eps``
+(model-caused), the average has the fixed point
+``eps_prop = eps_0 * ((1 - p f^-6) / (1 - p))^{1/6}`` (``eps_0`` the
+no-rejection equilibrium; ``0.82 eps_0`` at ``p = 0.2``), and the cap has zero mean
+log-drift at ``p = log g / (log g - log f) = 1/3``.  Both exist for
+``p < f^6 = 0.26``: no collapse.  If rejections happen only above ``eps_bad``
+(step-size-caused), both push ``eps`` back below ``eps_bad`` within a few
+steps and it hovers there (rejection rate <= 26 %).  Above ``p = 0.26`` no
+step size cures the rejections; ``eps`` then decays geometrically and falls
+below the floor ``1e-12 * L_init`` (``sqrt(d)`` where ``L_init`` is infinite),
+and :class:`RuntimeError` is raised.  At the end of the step-size tuning the
+held step size is ``min(eps, f * eps_prop_last)`` when a rejection occurred in
+the last ``N_eff`` steps (``eps_prop_last``: the uncapped proposal at the latest
+rejection), so it lies below the step sizes just seen to fail;
+afterwards the soft cap (relaxing up to the held value) remains active.
+
+State
+-----
+:class:`MCLMCTunerState`: arrays only (checkpointable; the phase-2 moments and
+the phase-3 buffer start as placeholders and take their shapes when their
+window begins).  The phase-3 buffer is written in place (``buf[:, k, :] = x``)
+so each step costs ``O(n d)``; it occupies ``n * n_ess * d`` floats.
+float32 step sizes below about ``4e-7`` overflow ``eps^-6``.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, NamedTuple
+
+from ..backend import array_namespace, device_of
+from ..backend.validate import check_float_in, check_positive_float
+from ._ess import ess_per_chain
+from .base import Tuner, TuneInput, TuningParams
+
+__all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "FLOOR_FACTOR"]
+
+REJECT_SHRINK = 0.8  # f: a rejection says "eps should have been f * eps"
+CAP_RELAX = REJECT_SHRINK ** -0.5  # g: soft-cap growth per accepted step
+FLOOR_FACTOR = 1e-12  # step-size floor relative to the initial L
+MIN_ESS_DRAWS = 4
+XI_REJECTED = REJECT_SHRINK ** -6.0  # a rejected step enters the EMA as xi = f^-6
+
+
+class MCLMCTunerState(NamedTuple):
+    """Per-chain state of :func:`mclmc_tuner` (all fields arrays with a leading chain axis)."""
+
+    X: Any  # (n,) EMA of w * xi / eps^6
+    W: Any  # (n,) EMA of w
+    cap: Any  # (n,) soft step-size cap (inf = inactive)
+    eps_hold: Any  # (n,) step size held after the step-size tuning
+    last_rej_eps: Any  # (n,) uncapped proposal at the latest rejected step (inf = none)
+    last_rej_step: Any  # (n,) its warm-up step index (-inf = none)
+    n_rejected: Any  # (n,) int64 rejected warm-up steps
+    L0: Any  # (n,) initial L (for the floor)
+    wsum: Any  # (n,) phase-2 total weight
+    mean: Any  # (n, d) phase-2 weighted mean ((n, 1) placeholder before)
+    m2: Any  # (n, d) phase-2 weighted sum of squared deviations
+    eps_sum: Any  # (n,) sum of step sizes over the ESS window
+    buffer: Any  # (n, n_ess, d) ESS-window positions ((n, 0, 1) placeholder before)
+
+
+def _windows(N: int, fr1: float, fr2: float, fr3: float, diag: bool):
+    n1, n2, n3 = int(fr1 * N), int(fr2 * N), int(fr3 * N)
+    n_re = n2 // 3 if (diag and n2 > 0) else 0
+    e_tune = min(n1 + n2 + n_re, N)
+    s_ess, e_ess = n1 + n2 + n_re, min(n1 + n2 + n3, N)
+    if e_ess - s_ess < MIN_ESS_DRAWS:
+        s_ess = e_ess = N + 1  # no ESS window
+    return n1, n2, e_tune, s_ess, e_ess
+
+
+def _check_schedule(energy_var_schedule, desired_energy_var):
+    if energy_var_schedule is None:
+        return desired_energy_var, desired_energy_var
+    if isinstance(energy_var_schedule, str):
+        if energy_var_schedule != "mile":
+            raise ValueError(f"energy_var_schedule must be None, 'mile' or a (start, end) tuple, got {energy_var_schedule!r}")
+        return 0.5, 0.1
+    if not isinstance(energy_var_schedule, (tuple, list)) or len(energy_var_schedule) != 2:
+        raise ValueError(f"energy_var_schedule must be None, 'mile' or a (start, end) tuple, got {energy_var_schedule!r}")
+    return (check_positive_float(energy_var_schedule[0], "energy_var_schedule[0]"),
+            check_positive_float(energy_var_schedule[1], "energy_var_schedule[1]"))
+
+
+def _check_input(inp: TuneInput, eps):
+    n = eps.shape[0]
+    for name in ("step", "n_warmup", "dim"):
+        v = getattr(inp, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"TuneInput.{name} must be a Python int, got {v!r}")
+    if inp.n_warmup <= 0 or inp.dim <= 0 or inp.step < 0:
+        raise ValueError(f"TuneInput needs step >= 0, n_warmup > 0, dim > 0; got {inp.step}, {inp.n_warmup}, {inp.dim}")
+    if tuple(inp.energy_error.shape) != (n,):
+        raise ValueError(f"TuneInput.energy_error must have shape ({n},), got {tuple(inp.energy_error.shape)}")
+    if tuple(inp.rejected.shape) != (n,):
+        raise ValueError(f"TuneInput.rejected must have shape ({n},), got {tuple(inp.rejected.shape)}")
+    if tuple(inp.position.shape) != (n, inp.dim):
+        raise ValueError(f"TuneInput.position must have shape ({n}, {inp.dim}), got {tuple(inp.position.shape)}")
+
+
+def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_samples=150,
+                frac_tune1=0.8, frac_tune2=0.1, frac_tune3=0.1, Lfactor=0.4,
+                diagonal_preconditioning=False, energy_var_schedule=None, step_size_max=None) -> Tuner:
+    """BlackJAX/MILE MCLMC warm-up tuner with a rejection equilibrium (see the module docstring).
+
+    Parameters
+    ----------
+    desired_energy_var : float
+        Target ``V* = Var[dE] / d`` (BlackJAX default 5e-4); ignored when
+        ``energy_var_schedule`` is given.
+    trust_in_estimate : float
+        Width of the log-normal weight ``w(xi)`` in units of 6 (1.5).
+    num_effective_samples : float > 1
+        ``N_eff`` of the step-size EMA, ``r = (N_eff - 1)/(N_eff + 1)``.
+    frac_tune1, frac_tune2, frac_tune3 : float in [0, 1], sum <= 1
+        Fractions of the warm-up for the three phases (MILE: 0.8/0.1/0.1).
+    Lfactor : float
+        ``L = Lfactor * eps * mean_i(n / ESS_i)`` in phase 3 (0.4).
+    diagonal_preconditioning : bool
+        Set ``sqrt_diag = sqrt(Var[x])`` and ``L = sqrt(d)`` after phase 2.
+    energy_var_schedule : None, "mile" or (start, end)
+        Linear decay of ``V*`` over phases 1+2 (``"mile"`` = (0.5, 0.1)).
+    step_size_max : float, optional
+        Hard upper bound on the step size.
+
+    Returns
+    -------
+    Tuner
+        ``init(params) -> MCLMCTunerState``; ``update(state, params, inp)``.
+        ``update`` raises ``RuntimeError`` when the step size collapses.
+    """
+    desired_energy_var = check_positive_float(desired_energy_var, "desired_energy_var")
+    trust = check_positive_float(trust_in_estimate, "trust_in_estimate")
+    n_eff = check_positive_float(num_effective_samples, "num_effective_samples")
+    if n_eff <= 1.0:
+        raise ValueError(f"num_effective_samples must be > 1, got {num_effective_samples}")
+    fr = [check_float_in(v, f"frac_tune{i + 1}", 0.0, 1.0) for i, v in enumerate((frac_tune1, frac_tune2, frac_tune3))]
+    if sum(fr) > 1.0 + 1e-9:
+        raise ValueError(f"frac_tune1 + frac_tune2 + frac_tune3 must be <= 1, got {sum(fr)}")
+    Lfactor = check_positive_float(Lfactor, "Lfactor")
+    diag = bool(diagonal_preconditioning)
+    v_start, v_end = _check_schedule(energy_var_schedule, desired_energy_var)
+    smax = None if step_size_max is None else check_positive_float(step_size_max, "step_size_max")
+    r = (n_eff - 1.0) / (n_eff + 1.0)
+    f, g = REJECT_SHRINK, CAP_RELAX
+    xi_rej = XI_REJECTED
+
+    def target_var(t: int, n12: int) -> float:
+        if t >= n12 or n12 <= 1:
+            return v_end
+        return v_start + (v_end - v_start) * t / (n12 - 1)
+
+    def init(params: TuningParams) -> MCLMCTunerState:
+        eps = params.step_size
+        xp = array_namespace(eps)
+        if eps.ndim != 1 or tuple(params.L.shape) != tuple(eps.shape):
+            raise ValueError(f"params.step_size and params.L must have shape (n,), got {tuple(eps.shape)}, {tuple(params.L.shape)}")
+        n, dt, dev = eps.shape[0], eps.dtype, device_of(eps)
+
+        def full(shape, v):
+            return xp.full(shape, v, dtype=dt, device=dev)
+
+        return MCLMCTunerState(
+            X=full((n,), 0.0), W=full((n,), 0.0), cap=full((n,), math.inf),
+            eps_hold=xp.asarray(eps, copy=True), last_rej_eps=full((n,), math.inf),
+            last_rej_step=full((n,), -math.inf), n_rejected=xp.zeros((n,), dtype=xp.int64, device=dev),
+            L0=xp.asarray(params.L, copy=True), wsum=full((n,), 0.0), mean=full((n, 1), 0.0),
+            m2=full((n, 1), 0.0), eps_sum=full((n,), 0.0), buffer=full((n, 0, 1), 0.0),
+        )
+
+    def update(state: MCLMCTunerState, params: TuningParams, inp: TuneInput):
+        eps = params.step_size
+        xp = array_namespace(eps)
+        _check_input(inp, eps)
+        N, t, d = inp.n_warmup, inp.step, inp.dim
+        if t >= N:
+            return params, state
+        n, dt, dev = eps.shape[0], eps.dtype, device_of(eps)
+        n1, n2, e_tune, s_ess, e_ess = _windows(N, *fr, diag)
+        L, sqrt_diag, st = params.L, params.sqrt_diag, state
+
+        dE = inp.energy_error
+        rej = inp.rejected | ~xp.isfinite(dE)
+        V = target_var(t, n1 + n2)
+        xi = xp.where(rej, 0.0, dE) ** 2 / (d * V) + 1e-8
+        rej = rej | ~xp.isfinite(xi)
+        # the uncapped proposal in force for this step: the EMA's value while tuning, else the held value
+        if t < e_tune:
+            eps_prop = _proposal(xp, st.X, st.W, eps)
+        else:
+            eps_prop = st.eps_hold
+        st = st._replace(
+            n_rejected=st.n_rejected + xp.astype(rej, xp.int64),
+            last_rej_eps=xp.where(rej, eps_prop, st.last_rej_eps),
+            last_rej_step=xp.where(rej, float(t), st.last_rej_step),
+        )
+        if t < e_tune:
+            # a rejection is evidence "the proposal should have been f * eps_prop" (relative to the
+            # uncapped proposal, so that soft-capped steps do not count twice)
+            # accepted steps: xi / eps^6 = xi_prop / eps_prop^6 with xi_prop = xi (eps_prop / eps)^6 the
+            # value the proposal would have produced (eps^6 law); the trust weight judges xi_prop, so a
+            # soft-capped step is not down-weighted for being capped
+            xi_prop = xp.where(rej, xi_rej, xi * (eps_prop / eps) ** 6)
+            w = xp.exp(-0.5 * (xp.log(xi_prop) / (6.0 * trust)) ** 2)
+            X = r * st.X + w * xi_prop / eps_prop**6
+            W = r * st.W + w
+            eps_ema = _proposal(xp, X, W, eps)
+            cap = xp.where(rej, f * eps, g * st.cap)
+            cap = xp.where(cap >= eps_ema, math.inf, cap)
+            new_eps = xp.minimum(eps_ema, cap)
+            st = st._replace(X=X, W=W, cap=cap)
+            if n1 <= t < n1 + n2:
+                st = _moments(xp, st, inp.position, xp.where(rej, 0.0, eps), t == n1, n, d, dt, dev)
+                if t == n1 + n2 - 1:
+                    var = st.m2 / xp.where(st.wsum > 0.0, st.wsum, 1.0)[:, None]
+                    L = xp.sqrt(xp.sum(var, axis=1))
+                    if diag:
+                        old = xp.ones((n, d), dtype=dt, device=dev) if sqrt_diag is None else sqrt_diag
+                        sqrt_diag = xp.where(var > 0.0, xp.sqrt(var), old)
+                        L = xp.full((n,), math.sqrt(d), dtype=dt, device=dev)
+                        st = st._replace(X=xp.zeros_like(X), W=xp.zeros_like(W),
+                                         cap=xp.full((n,), math.inf, dtype=dt, device=dev))
+            if t == e_tune - 1:
+                new_eps = _hand_over(xp, st, eps_ema, t, n_eff, f)  # the uncapped proposal
+                st = st._replace(eps_hold=new_eps, cap=xp.full((n,), math.inf, dtype=dt, device=dev))
+        else:
+            cap = xp.where(rej, f * eps, g * st.cap)
+            cap = xp.where(cap >= st.eps_hold, math.inf, cap)
+            new_eps = xp.minimum(st.eps_hold, cap)
+            st = st._replace(cap=cap)
+            if s_ess <= t < e_ess:
+                k = t - s_ess
+                if k == 0:
+                    st = st._replace(buffer=xp.zeros((n, e_ess - s_ess, d), dtype=dt, device=dev),
+                                     eps_sum=xp.zeros((n,), dtype=dt, device=dev))
+                st.buffer[:, k, :] = inp.position
+                st = st._replace(eps_sum=st.eps_sum + eps)
+                if t == e_ess - 1:
+                    T = e_ess - s_ess
+                    tau = xp.mean(T / ess_per_chain(st.buffer), axis=1)
+                    L = Lfactor * (st.eps_sum / T) * tau
+        if t == N - 1:  # hand-over to sampling: the held value, below the latest failing proposal
+            new_eps = _hand_over(xp, st, st.eps_hold, t, n_eff, f)
+            st = st._replace(eps_hold=new_eps)
+        if smax is not None:
+            new_eps = xp.minimum(new_eps, smax)
+        floor = FLOOR_FACTOR * xp.where(xp.isfinite(st.L0), st.L0, math.sqrt(d))
+        if bool(xp.any(~(new_eps >= floor))):
+            raise RuntimeError(
+                f"MCLMC tuner: step size collapsed below {FLOOR_FACTOR:g} * L_init at warm-up step {t}: "
+                "non-finite values persist at every step size; the model, not the step size, produces them "
+                f"(rejected warm-up steps per chain: {_host_list(st.n_rejected)})"
+            )
+        return TuningParams(new_eps, L, sqrt_diag), st
+
+    return Tuner(init, update, "mclmc")
+
+
+def _proposal(xp, X, W, fallback):
+    """``(X/W)^{-1/6}`` where ``W > 0`` (and ``X > 0``), else ``fallback``."""
+    ok = (W > 0.0) & (X > 0.0)
+    return xp.where(ok, (xp.where(ok, X, 1.0) / xp.where(ok, W, 1.0)) ** (-1.0 / 6.0), fallback)
+
+
+def _hand_over(xp, st, eps, t, n_eff, f):
+    """``min(eps, f * eps_prop_last)`` where a rejection happened in the last ``n_eff`` steps."""
+    recent = (float(t) - st.last_rej_step) < n_eff
+    return xp.where(recent, xp.minimum(eps, f * st.last_rej_eps), eps)
+
+
+def _moments(xp, st, x, weight, first, n, d, dt, dev):
+    """Weighted streaming mean and sum of squared deviations (West 1979)."""
+    if first:
+        st = st._replace(wsum=xp.zeros((n,), dtype=dt, device=dev), mean=xp.zeros((n, d), dtype=dt, device=dev),
+                         m2=xp.zeros((n, d), dtype=dt, device=dev))
+    wsum = st.wsum + weight
+    frac = xp.where(wsum > 0.0, weight / xp.where(wsum > 0.0, wsum, 1.0), 0.0)[:, None]
+    delta = x - st.mean
+    mean = st.mean + frac * delta
+    m2 = st.m2 + weight[:, None] * delta * (x - mean)
+    return st._replace(wsum=wsum, mean=mean, m2=m2)
+
+
+def _host_list(a):
+    from ..backend import to_numpy
+
+    return to_numpy(a).tolist()
