@@ -38,6 +38,9 @@ from smile_ref.diagnostics import (
     z_tolerance,
 )
 from smile_ref.diagnostics._rank import average_ranks, ndtri
+from theory import batch_means as bm_theory
+from theory import bias_metric_noise as b2_theory
+from theory import gaussian_kl as kl_theory
 
 from .conftest import assert_backend, tol_for
 
@@ -120,7 +123,7 @@ def test_ess_ar1_matches_analytic():
     """
     rho, c, n, d = 0.5, 4, 1000, 400
     x = ar1(np.random.default_rng(2026), c, n, d, rho)
-    target = c * n * (1 - rho) / (1 + rho)
+    target = c * n * float(bm_theory.ar1_ess_fraction().subs(bm_theory.rho, rho))
     for method in ("bulk", "basic"):
         r = ess(x, method) / target
         res = check_close(r.mean(), r.std(ddof=1) / math.sqrt(d), 1.0, alpha=1e-4, n_tests=2)
@@ -142,31 +145,10 @@ def test_rhat_near_one_for_mixed_and_large_for_shifted_chains():
 
 
 # --------------------------------------------------------------------- batch means
-def _bm_predicted_coverage(rho, n_chains, n_draws, n_batches, k=2.0):
-    """P(|mean| < k se) for stationary AR(1) under batch means, from exact second moments.
-
-    Batch means Y (m = n_chains * n_batches) are Gaussian with covariance S = A Gamma A^T
-    (block-diagonal over chains).  Var(Ybar) = 1^T S 1 / m^2 exactly; s^2 = Y^T Q Y with
-    Q = (I - 11^T/m)/(m-1) has E s^2 = tr(QS), Var s^2 = 2 tr((QS)^2).  Then
-    mean/se ~ sqrt(Var Ybar / (E s^2 / m)) t_nu with Satterthwaite nu = 2 (E s^2)^2 / Var s^2.
-    """
-    b = n_draws // n_batches
-    used = n_batches * b
-    gam = rho ** np.abs(np.subtract.outer(np.arange(used), np.arange(used)))
-    a = np.kron(np.eye(n_batches), np.full((1, b), 1.0 / b))
-    m = n_chains * n_batches
-    s = np.kron(np.eye(n_chains), a @ gam @ a.T)
-    v_true = s.sum() / m**2
-    qs = ((np.eye(m) - 1.0 / m) / (m - 1)) @ s
-    e_s2, var_s2 = np.trace(qs), 2.0 * np.trace(qs @ qs)
-    nu = 2.0 * e_s2**2 / var_s2
-    return 2.0 * scipy.stats.t.cdf(k * math.sqrt(e_s2 / m / v_true), nu) - 1.0
-
-
 @pytest.mark.parametrize("n_chains,n_draws,n_batches", [(2, 1024, None), (1, 1000, 10)])
 def test_batch_means_coverage_ar1(n_chains, n_draws, n_batches):
     """Fraction of 5000 independent AR(1) coordinates (rho = 0.5) with |mean| < 2 se equals the
-    coverage predicted from exact batch-mean moments (~0.945 and ~0.922; the naive 0.954 is
+    coverage predicted from exact batch-mean moments (theory/batch_means.py) (~0.945 and ~0.922; the naive 0.954 is
     off by the t-distribution and the finite-batch variance deficit).
 
     Exact two-sided binomial test at alpha = 0.5e-4 per case (1e-4 over both): failure prob
@@ -178,7 +160,7 @@ def test_batch_means_coverage_ar1(n_chains, n_draws, n_batches):
     mean, se = batch_means_se(x, n_batches)
     assert mean.shape == (d,) and se.shape == (d,)
     nb = n_batches or math.isqrt(n_draws)
-    p = _bm_predicted_coverage(rho, n_chains, n_draws, nb)
+    p = bm_theory.predicted_coverage(rho, n_chains, n_draws, nb)
     k = int(np.sum(np.abs(mean) < 2.0 * se))
     assert scipy.stats.binomtest(k, d, p).pvalue > 0.5e-4, (k / d, p)
 
@@ -210,8 +192,8 @@ def test_bias_metric_iid_exact_distribution():
     x, v = _gauss_iid(1)
     n_tot = x.shape[0] * x.shape[1]
     b2 = float(bias_metric(x, v, 2 * v**2))
-    sd = math.sqrt((2 * n_tot + 12) / (n_tot**3 * x.shape[2]))
-    assert check_close(b2, sd, 1.0 / n_tot).passed
+    mean, sd = b2_theory.b2_iid_moments_numeric(n_tot, x.shape[2])
+    assert check_close(b2, sd, mean).passed
 
 
 def test_bias_metric_se_noise_value_consistent():
@@ -228,11 +210,12 @@ def test_bias_metric_se_noise_value_consistent():
     res = bias_metric_se(x, v, 2 * v**2)
     nb = math.isqrt(n)
     m, b = c * nb, n // nb
-    sd_noise_mean = (1.0 / n_tot) * math.sqrt((2.0 / (m - 1) + 12.0 / b / m) / d)
+    rel_var = float(b2_theory.noise_mean_relative_variance().subs({b2_theory.m: m, b2_theory.b: b}))
+    sd_noise_mean = (1.0 / n_tot) * math.sqrt(rel_var / d)
     assert check_close(float(res.noise_mean), sd_noise_mean, 1.0 / n_tot, n_tests=2).passed
     se_b = math.hypot(float(res.noise_sd), sd_noise_mean)
     assert check_close(float(res.b2) - float(res.noise_mean), se_b, 0.0, n_tests=2).passed
-    exact_sd = math.sqrt((2 * n_tot + 12) / (n_tot**3 * d))
+    exact_sd = b2_theory.b2_iid_moments_numeric(n_tot, d)[1]
     assert abs(float(res.noise_sd) / exact_sd - 1.0) < 0.1
     assert float(res.b2) == pytest.approx(float(bias_metric(x, v, 2 * v**2)), rel=1e-12)
 
@@ -274,25 +257,9 @@ def test_gaussian_kl_1d_closed_form(m0, s0, m1, s1):
     assert float(kl) == pytest.approx(ref, rel=1e-10, abs=1e-12)
 
 
-def _kl_sympy_2d(m0, l0, m1, s1):
-    """KL(N0||N1) from the densities: E_{x ~ N0}[ln N0(x) - ln N1(x)] with x = m0 + L0 z,
-    expanding in z and replacing E z_i = 0, E z_i^2 = 1, E z_1 z_2 = 0 (exact rationals)."""
-    z = sp.Matrix(sp.symbols("z1 z2"))
-    m0, l0, m1, s1 = (sp.Matrix(a) for a in (m0, l0, m1, s1))
-    s0 = l0 * l0.T
-    x = m0 + l0 * z
-
-    def logpdf(mu, cov):
-        r = x - mu
-        return -(r.T * cov.inv() * r)[0] / 2 - sp.log(cov.det()) / 2 - sp.log(2 * sp.pi)
-
-    poly = sp.Poly(sp.expand(logpdf(m0, s0) - logpdf(m1, s1)), *z)
-    moments = {(0, 0): 1, (1, 0): 0, (0, 1): 0, (2, 0): 1, (0, 2): 1, (1, 1): 0}
-    return sum(coef * moments[mon] for mon, coef in poly.terms())
-
-
 def test_gaussian_kl_2d_vs_sympy_and_batched():
-    """2-D dense covariances vs the SymPy derivation from densities; batched call equals unbatched."""
+    """2-D dense covariances vs the SymPy derivation from the densities (theory/gaussian_kl.py);
+    batched call equals unbatched; KL(N || N) = 0."""
     R = sp.Rational
     cases = [
         ([R(1, 2), R(-1)], [[R(3, 2), 0], [R(1, 3), R(4, 5)]], [R(0), R(1, 4)], [[R(2), R(1, 2)], [R(1, 2), R(1)]]),
@@ -301,7 +268,7 @@ def test_gaussian_kl_2d_vs_sympy_and_batched():
     got, ref = [], []
     arrs = [[], [], [], []]
     for m0, l0, m1, s1 in cases:
-        ref.append(float(_kl_sympy_2d(m0, l0, m1, s1)))
+        ref.append(float(kl_theory.kl_from_densities(m0, l0, m1, s1)))
         l0n = np.array(l0, dtype=float)
         a = [np.array(m0, dtype=float), l0n @ l0n.T, np.array(m1, dtype=float), np.array(s1, dtype=float)]
         got.append(float(gaussian_kl(*a)))
@@ -355,6 +322,20 @@ def test_autocovariance_needs_fft_extension():
     with xs.ArrayAPIStrictFlags(enabled_extensions=("linalg",)):
         with pytest.raises(TypeError, match="fft extension"):
             ess(x)
+
+
+# ------------------------------------------------------------------------- theory
+def test_theory_derivations():
+    """SymPy: 1-D KL from densities equals the textbook formula; E/Var of b^2 for i.i.d. Gaussian
+    draws from chi-square moments equal 1/N and 2(N+6)/(N^3 d); chi2_1 excess kurtosis is 12;
+    AR(1) ESS fraction is (1 - rho)/(1 + rho)."""
+    assert kl_theory.check_1d()
+    mean, var = b2_theory.b2_iid_moments()
+    n, d = b2_theory.N, b2_theory.d
+    assert sp.simplify(mean - 1 / n) == 0 and sp.simplify(var - 2 * (n + 6) / (n**3 * d)) == 0
+    assert b2_theory.chi2_1_excess_kurtosis() == 12
+    r = bm_theory.rho
+    assert sp.simplify(bm_theory.ar1_ess_fraction() - (1 - r) / (1 + r)) == 0
 
 
 # ---------------------------------------------------------------------- stat_tests
