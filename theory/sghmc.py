@@ -27,11 +27,13 @@ Energy growth without friction (``alpha = beta_hat = 0``, "naive" SGHMC): ``M``
 has determinant 1 and a conserved quadratic form ``K`` (``M^T K M = K``,
 normalised ``K_vv = 1/eta``), the modified energy of symplectic Euler.  Then
 ``E[z^T K z]`` grows by exactly ``tr(K q 11^T) = eta V`` per step
-(:func:`energy_growth_rate`), and ``H = a theta^2 + v^2/eta`` differs from
-``z^T K z`` by a bounded term, so ``E[H_k]`` grows linearly at the same rate
-``eta V`` on average (``H`` is twice ``U + r^2/2`` in Chen et al.'s units
-``v = eps r``, ``eta = eps^2``: ``eps^2 V/2`` per step for ``U + r^2/2``, as in
-seed-theory TC-18).  :func:`moment_recursion` propagates ``S_k`` exactly for any
+(:func:`energy_growth_rate`; ``K = [[a, -a/2], [-a/2, 1/eta]]``).  The
+covariance ``S_k`` grows like ``k c K^{-1}`` (``K^{-1}`` spans the
+``M``-invariant symmetric matrices), so ``H = a theta^2 + v^2/eta`` grows on
+average at ``eta V / (1 - a eta / 4)``: ``eta V`` to leading order (``H`` is
+twice ``U + r^2/2`` in Chen et al.'s units ``v = eps r``, ``eta = eps^2``:
+``eps^2 V/2`` per step for ``U + r^2/2``, as in seed-theory TC-18, which
+omits the ``1/(1 - a eta/4)`` factor of the discrete map).  :func:`moment_recursion` propagates ``S_k`` exactly for any
 ``alpha`` (the test compares simulated ``E[H_k]`` with it).
 """
 from __future__ import annotations
@@ -100,8 +102,15 @@ def energy_growth_rate() -> dict:
     R = (M0.T * K * M0 - K).applyfunc(sp.simplify)
     sol = sp.solve([R[0, 0], R[0, 1], R[1, 1]], [k1, k2], dict=True)[0]
     K = K.subs(sol)
-    rate = sp.simplify((K * q.subs({alpha: 0, beta_hat: 0}) * sp.ones(2, 2)).trace())
-    return {"K": K, "rate": rate, "invariance": (M0.T * K * M0 - K).applyfunc(sp.simplify)}
+    Q = q.subs({alpha: 0, beta_hat: 0}) * sp.ones(2, 2)
+    rate = sp.simplify((K * Q).trace())
+    # S_k / k -> c K^{-1} (the M-invariant symmetric matrices are spanned by K^{-1}); tr(K S_k) grows by
+    # tr(KQ) exactly, so 2c = tr(KQ), and E[H_k]/k -> tr(diag(a, 1/eta) K^{-1}) tr(KQ)/2.
+    Hm = sp.diag(a, 1 / eta)
+    rate_H = sp.simplify((Hm * K.inv()).trace() * rate / 2)
+    return {"K": K, "rate": rate, "rate_H": rate_H,
+            "invariance": (M0.T * K * M0 - K).applyfunc(sp.simplify),
+            "K_inv_invariant": (M0 * K.inv() * M0.T - K.inv()).applyfunc(sp.simplify)}
 
 
 var_theta = sp.lambdify((a, eta, alpha, beta_hat, V), var_theta_expr(), "numpy")
