@@ -44,7 +44,10 @@ from theory import gaussian_kl as kl_theory
 
 from .conftest import assert_backend, tol_for
 
-array_stats = pytest.importorskip("arviz_stats.base").array_stats
+
+
+def _array_stats():
+    return pytest.importorskip("arviz_stats.base").array_stats
 
 
 def ar1(rng, n_chains, n_draws, d, rho):
@@ -55,7 +58,7 @@ def ar1(rng, n_chains, n_draws, d, rho):
 
 
 def _arviz(x, fn, **kw):
-    return getattr(array_stats, fn)(np.moveaxis(x, 2, 0), chain_axis=1, draw_axis=2, **kw)
+    return getattr(_array_stats(), fn)(np.moveaxis(x, 2, 0), chain_axis=1, draw_axis=2, **kw)
 
 
 # ----------------------------------------------------------------- arviz cross-checks
@@ -89,7 +92,7 @@ def test_autocorrelation_matches_arviz_and_definition():
     """autocorrelation equals arviz autocorr and the direct O(n^2) sum (biased, divisor n)."""
     x = ar1(np.random.default_rng(4), 3, 64, 2, 0.7)
     ac = autocorrelation(x, axis=1)
-    np.testing.assert_allclose(ac, array_stats.autocorr(x, axis=1), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ac, _array_stats().autocorr(x, axis=1), rtol=1e-10, atol=1e-13)
     y = x[1, :, 0] - x[1, :, 0].mean()
     direct = np.array([np.dot(y[: 64 - t], y[t:]) for t in range(64)]) / np.dot(y, y)
     np.testing.assert_allclose(ac[1, :, 0], direct, rtol=1e-10, atol=1e-13)
@@ -311,6 +314,8 @@ def test_backend_matrix(backend):
     c1 = backend.asarray(np.array([[1.0, -0.2], [-0.2, 0.5]]))
     kl = gaussian_kl(m0, c0, m1, c1)
     assert_backend(kl, backend, (2,))
+    res = check_close(ess(x, "basic"), 1.0, ess(x_host, "basic"))  # host helper accepts device arrays
+    assert res.passed and len(json.loads(json.dumps(res._asdict()))["z"]) == d
     ref = gaussian_kl(*(to_numpy(a).astype(np.float64) for a in (m0, c0, m1, c1)))
     np.testing.assert_allclose(to_numpy(kl), ref, rtol=tol)
 

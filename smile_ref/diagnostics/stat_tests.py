@@ -28,7 +28,8 @@ __all__ = ["z_critical", "z_tolerance", "check_close", "CheckResult"]
 
 def _host(a: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(to_numpy(a) if hasattr(a, "shape") and not isinstance(a, np.ndarray) else a, dtype=np.float64)
+        host = to_numpy(a) if hasattr(a, "__array_namespace__") else a  # device arrays: explicit copy
+        arr = np.asarray(host, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a real number or array, got {type(a).__name__}") from exc
     return arr
