@@ -221,6 +221,61 @@ def test_minibatch_covariance_matches_theory(backend, replace):
     np.testing.assert_allclose(exact, pred, rtol=tol_for(backend, 1e-10, 1e-4))
 
 
+def _glm_data(kind, N=31, p=3, seed=6):
+    r = np.random.default_rng(seed)
+    X = r.standard_normal((N, p))
+    w = r.standard_normal(p)
+    if kind == "linear":
+        return X, X @ w + 0.7 * r.standard_normal(N)
+    return X, (r.uniform(size=N) < 1 / (1 + np.exp(-X @ w))).astype(float)
+
+
+def test_minibatch_linear_regression_unbiased(backend):
+    """smile_ref.targets.LinearRegression, N=31, b=4, without replacement: mean over 5000 chains of
+    logp_hat and g_hat (first and second draw) vs the NumPy full-data log-density and the conjugate
+    gradient -P (w - mu).  5 sigma, Bonferroni over 2 draws x 4 quantities: failure prob < 5e-6."""
+    from smile_ref.targets import LinearRegression
+
+    X, y = _glm_data("linear")
+    t = LinearRegression(X, y, prior_scale=1.5, noise_scale=0.7)
+    est = MiniBatch(t, 4)
+    M = 5000
+    w0 = np.array([[0.2, -0.4, 0.9]])
+    x = backend.asarray(np.repeat(w0, M, axis=0))
+    lp_ref = (-0.5 * (w0**2).sum() / 1.5**2 - 1.5 * math.log(2 * math.pi * 1.5**2)
+              + (-0.5 * (y - X @ w0[0]) ** 2 / 0.49 - 0.5 * math.log(2 * math.pi * 0.49)).sum())
+    g_ref = -t.posterior_precision @ (w0[0] - t.mean)
+    rng = HostRandom(31, backend)
+    state = est.init(M, rng)
+    for _ in range(2):
+        idx, state = est.draw(state, rng, x)
+        lp, g = est.evaluate(x, idx)
+        vals = np.column_stack([to_numpy(lp), to_numpy(g)]).astype(float)
+        ref = np.concatenate([[lp_ref], g_ref])
+        z = (vals.mean(axis=0) - ref) / (vals.std(axis=0, ddof=1) / math.sqrt(M))
+        assert np.all(np.abs(z) < Z), z
+
+
+@pytest.mark.parametrize("kind", ["linear", "logistic"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_minibatch_noise_covariance_glm(backend, kind, replace):
+    """Deterministic: MiniBatch.noise_covariance on the GLM targets vs a NumPy reference from the
+    hand-written per-example gradients l'(z_i) x_i and the theory factor."""
+    from smile_ref.targets import LinearRegression, LogisticRegression
+
+    X, y = _glm_data(kind)
+    t = LinearRegression(X, y, noise_scale=0.7) if kind == "linear" else LogisticRegression(X, y)
+    w = np.random.default_rng(2).standard_normal((2, 3)) * 0.5
+    z = w @ X.T
+    c = (y - z) / 0.49 if kind == "linear" else y - 1 / (1 + np.exp(-z))
+    pe = c[:, :, None] * X[None]  # (2, N, p)
+    fac = mbc.covariance_factor_numeric(31, 4, replace)
+    ref = np.stack([fac * np.cov(pe[i].T, ddof=0) for i in range(2)])
+    out = MiniBatch(t, 4, replace=replace).noise_covariance(backend.asarray(w))
+    assert_backend(out, backend, (2, 3, 3))
+    np.testing.assert_allclose(to_numpy(out), ref, rtol=tol_for(backend, 1e-9, 1e-3), atol=tol_for(backend, 1e-9, 1e-3) * np.abs(ref).max())
+
+
 # ----------------------------------------------------------------------------- noise_covariance
 @pytest.mark.parametrize("kind", ["diag", "dense"])
 def test_noise_covariance_vs_numpy_cov(backend, kind):
