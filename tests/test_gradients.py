@@ -13,6 +13,8 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as st
+from hypothesis import given, settings
+from hypothesis import strategies as st_h
 
 from smile_ref.backend import HostRandom, device_of, get_backend, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch, exp_spatial, noise_covariance
@@ -137,6 +139,32 @@ def test_minibatch_epochs_visit_each_index_once(n_data):
                 assert np.array_equal(np.sort(row), np.arange(n_data))
     idx, state = est.draw(state, rng, x)
     assert state["epoch"] == 3 and state["pos"] == 5
+
+
+@settings(max_examples=30)
+@given(N=st_h.integers(2, 40), data=st_h.data())
+def test_minibatch_epoch_property(N, data):
+    """Any N, b <= N, n_chains: every batch has b distinct in-range indices, each epoch uses
+    floor(N/b) batches of disjoint indices, the epoch counter advances exactly then."""
+    b = data.draw(st_h.integers(1, N))
+    n = data.draw(st_h.integers(1, 4))
+    t = LinGauss(n_data=N)
+    est = MiniBatch(t, b)
+    be = get_backend("numpy")
+    rng = HostRandom(N * 100 + b, be)
+    x = np.zeros((n, 2))
+    state = est.init(n, rng)
+    k = N // b
+    for epoch in range(2):
+        used = np.zeros((n, N), dtype=int)
+        for _ in range(k):
+            idx, state = est.draw(state, rng, x)
+            idx = to_numpy(idx)
+            assert idx.shape == (n, b) and state["epoch"] == epoch
+            assert idx.min() >= 0 and idx.max() < N
+            for c in range(n):
+                used[c, idx[c]] += 1
+        assert used.max() == 1 and np.all(used.sum(axis=1) == k * b)
 
 
 def test_minibatch_epoch_average_is_exact_gradient(backend):
