@@ -19,7 +19,12 @@ Warm-up windows (``N = n_warmup``, ``n_k = int(frac_tune_k * N)``)
 3. the remaining steps of ``[n1+n2, n1+n2+n3)``: step size held; positions are
    recorded in a preallocated ``(n, n_ess, d)`` buffer and at the end
    ``L = Lfactor * mean(eps) * mean_i(n_ess / ESS_i)`` per chain (skipped when
-   fewer than 4 draws are left).
+   fewer than 4 draws are left).  ``ESS_i`` is
+   :func:`smile_ref.diagnostics.ess` (``method="basic"``: FFT autocovariances,
+   Geyer's initial monotone sequence) of each chain alone; it splits the chain
+   in halves (Vehtari et al. 2021) where BlackJAX uses the unsplit chain, which
+   agree for a stationary chain up to O(1/n_ess).  ``mean(eps)`` is the mean
+   step size over the window (= the held value unless rejections capped it).
 
 Deviation from BlackJAX: BlackJAX splits ``0.1/0.1/0.1`` of the number of
 *sampling* steps; here the fractions split the *warm-up* and default to MILE's
@@ -90,7 +95,7 @@ from typing import Any, NamedTuple
 
 from ..backend import array_namespace, device_of
 from ..backend.validate import check_float_in, check_positive_float
-from ._ess import ess_per_chain
+from ..diagnostics.ess import ess
 from .base import Tuner, TuneInput, TuningParams
 
 __all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "FLOOR_FACTOR"]
@@ -298,7 +303,7 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                 st = st._replace(eps_sum=st.eps_sum + eps)
                 if t == e_ess - 1:
                     T = e_ess - s_ess
-                    tau = xp.mean(T / ess_per_chain(st.buffer), axis=1)
+                    tau = _mean_tau(xp, st.buffer)
                     L = Lfactor * (st.eps_sum / T) * tau
         if t == N - 1:  # hand-over to sampling: the held value, below the latest failing proposal
             new_eps = _hand_over(xp, st, st.eps_hold, t, n_eff, f)
@@ -315,6 +320,12 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
         return TuningParams(new_eps, L, sqrt_diag), st
 
     return Tuner(init, update, "mclmc")
+
+
+def _mean_tau(xp, buffer):
+    """``mean_i(T / ESS_i)`` of each chain alone, ESS from :func:`smile_ref.diagnostics.ess` (``"basic"``)."""
+    T = buffer.shape[1]
+    return xp.stack([xp.mean(T / ess(buffer[c : c + 1, :, :], method="basic")) for c in range(buffer.shape[0])])
 
 
 def _proposal(xp, X, W, fallback):
