@@ -4,6 +4,7 @@
 """
 from .base import available, get, register
 from . import mclmc  # noqa: F401  (registers "mclmc")
+from . import smile  # noqa: F401  (registers "smile", "psmile")
 from . import sgld  # noqa: F401  (registers "sgld")
 from . import psgld  # noqa: F401  (registers "psgld")
 from . import sghmc  # noqa: F401  (registers "sghmc")
