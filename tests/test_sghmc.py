@@ -33,6 +33,12 @@ def test_theory_closed_forms():
     eg = th.energy_growth_rate()
     assert eg["invariance"] == sp.zeros(2, 2)
     assert sp.simplify(eg["rate"] - th.eta * th.V) == 0
+    # alpha = 1 is SGLD with h = eta (docs/conventions-sgmcmc.md); beta_hat = eta V/2 is noise-corrected SGLD
+    import theory.sgld as tsgld
+    vt = th.var_theta_expr()
+    sg = tsgld.derive_1d()
+    assert sp.simplify(vt.subs({th.alpha: 1, th.beta_hat: 0}) - sg["sgld"].subs({tsgld.h: th.eta, tsgld.a: th.a, tsgld.s2: th.V})) == 0
+    assert sp.simplify(vt.subs({th.alpha: 1, th.beta_hat: th.eta * th.V / 2}) - sg["corrected"].subs({tsgld.h: th.eta, tsgld.a: th.a})) == 0
     # TC-16's numbers are Var(theta) (sigma^2 = 2), not A Var(theta) as labelled in the seed note
     assert th.var_theta(0.5, 0.01, 0.1, 0.0, 3.0) == pytest.approx(2.3030, abs=1e-4)
     assert th.var_theta(0.5, 0.01, 0.1, 0.015, 3.0) == pytest.approx(2.0026, abs=1e-4)
