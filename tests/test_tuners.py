@@ -13,11 +13,11 @@ import math
 
 import numpy as np
 import pytest
-from scipy import integrate, optimize, stats
 
 from smile_ref.backend import get_backend, to_numpy
 from theory.batch_means import ar1_tau
 from theory.batch_means import rho as theory_rho
+from theory import mclmc_tuning as th
 from smile_ref.tuners import MCLMCTunerState, TuneInput, TuningParams, chain, identity, mclmc_tuner
 from tests.conftest import assert_backend, tol_for
 
@@ -46,22 +46,22 @@ def drive(tuner, b, n, d, N, eps0, rng, *, reject=None, positions=None, dE_law=N
     return params, state, np.array(used)
 
 
-def _weight(x, trust=1.5):
-    return np.exp(-0.5 * (np.log(x) / (6 * trust)) ** 2)
+def test_theory_identities():
+    """SymPy: EMA Kish size = N_eff; rejection fixed point 0.8165 at p = 0.2; collapse at f^6;
+    cap balance at 1/3 -- with the constants the tuner uses."""
+    import sympy as sp
 
+    from smile_ref.tuners.mclmc import CAP_RELAX, REJECT_SHRINK, XI_REJECTED
 
-def _weighted_fixed_point(trust=1.5):
-    """a = (eps_eq/eps*)^6 solving E[w(aZ^2)(aZ^2 - 1)] = 0, and Var of the EMA ratio per N_eff.
-
-    The trust weight w(xi) down-weights extreme xi asymmetrically (Z^2 is skewed), so
-    the EMA's fixed point is not exactly eps*; independent quadrature, not the tuner.
-    """
-    def E(f, a):
-        return integrate.quad(lambda z: f(a * z * z) * 2 * stats.norm.pdf(z), 0, np.inf, limit=200)[0]
-
-    a = optimize.brentq(lambda a: E(lambda y: _weight(y, trust) * (y - 1), a), 0.5, 2.0)
-    rel_var = E(lambda y: _weight(y, trust) ** 2 * (y - 1) ** 2, a) / E(lambda y: _weight(y, trust), a) ** 2
-    return a, rel_var
+    assert sp.simplify(th.ema_kish_size() - th.N) == 0
+    fp = th.rejection_fixed_point().subs({th.p: sp.Rational(1, 5), th.f: sp.Rational(4, 5)})
+    assert abs(float(fp) - 0.8165100773) < 1e-9
+    assert th.collapse_threshold() == th.f**6
+    cap_p = th.cap_balance_probability().subs({th.f: REJECT_SHRINK, th.g: CAP_RELAX})
+    assert abs(float(cap_p) - 1 / 3) < 1e-12
+    assert XI_REJECTED == REJECT_SHRINK**-6
+    a, rel_var = th.weighted_fixed_point()
+    assert abs(a - 0.97243) < 1e-4 and abs(rel_var - 1.915) < 1e-3
 
 
 def test_step_size_converges_to_energy_variance_target():
@@ -78,10 +78,10 @@ def test_step_size_converges_to_energy_variance_target():
     4/8 (p = 1e-4 with the measured sd) and every chain within |z| < 5 (Bonferroni over
     64: p < 1e-4).  Failure probability < 2e-4.
     """
-    a, rel_var = _weighted_fixed_point()
+    a, _ = th.weighted_fixed_point()
     assert abs(a ** (1 / 6) - 1) < 0.01  # the weight bias is small
-    log_eps_eq = math.log(EPS_STAR * a ** (1 / 6)) + rel_var / (12 * 150)
-    sd = math.sqrt(rel_var / 150) / 6
+    sd, offset = th.log_sd_and_offset(150)
+    log_eps_eq = math.log(EPS_STAR * a ** (1 / 6)) + offset
     n = 64
     params, state, _ = drive(mclmc_tuner(), NP64, n, 10, 2000, 3 * EPS_STAR, np.random.default_rng(11))
     z = (np.log(to_numpy(params.step_size)) - log_eps_eq) / sd
@@ -195,6 +195,9 @@ def test_model_caused_rejections_do_not_collapse():
                              reject=lambda e, t, r: r.random(len(e)) < 0.2)
     final = to_numpy(params.step_size)
     assert np.all(final > EPS_STAR / 3) and np.all(final < EPS_STAR), final / EPS_STAR
+    fp = float(th.rejection_fixed_point().subs({th.p: 0.2, th.f: 0.8}))
+    pred = 0.8**2 * fp * EPS_STAR * th.weighted_fixed_point()[0] ** (1 / 6)
+    assert abs(math.log(np.median(final) / pred)) < 0.1  # 10 measured sd of the median
     rate = to_numpy(state.n_rejected) / 2000
     assert np.all(np.abs(rate - 0.2) < 5 * math.sqrt(0.16 / 2000))
 
