@@ -69,3 +69,30 @@ class SubsetMiniBatch(GradientEstimator):
 
     def evaluate(self, x, batch):
         return self.target.logdensity_and_grad_batch(x, batch)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+class CrashAfter(GradientEstimator):
+    """Delegates to ``inner`` but raises :class:`Crash` after ``n`` evaluations (resume tests)."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.calls = inner, n, 0
+        self.target, self.cost, self.stochastic = inner.target, inner.cost, inner.stochastic
+
+    def init(self, n_chains, rng):
+        return self.inner.init(n_chains, rng)
+
+    def draw(self, state, rng, x):
+        return self.inner.draw(state, rng, x)
+
+    def evaluate(self, x, batch):
+        self.calls += 1
+        if self.calls > self.n:
+            raise Crash
+        return self.inner.evaluate(x, batch)
+
+    def describe(self):
+        return self.inner.describe()

@@ -224,3 +224,24 @@ def test_run_chains_float32_and_cost():
     assert res.samples.dtype == np.float32 and res.samples.shape == (4, 10, 2)
     assert res.n_gradient_evals == 12.0
     assert set(res.info) >= {"step_size", "rejected"}
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("sgld", {"step_size": 0.01, "schedule": ("polynomial", 0.01, 1.0, 0.55)}),
+    ("psgld", {"step_size": 1e-3}),
+    ("sghmc", {"step_size": 1e-3, "alpha": 0.1, "beta_hat": 0.01}),
+])
+def test_checkpoint_resume_is_bit_identical(tmp_path, name, kw):
+    """SG-MCMC states (step counter, RMSprop V, velocity, epoch permutations) survive checkpoint/resume."""
+    from .sgmcmc_helpers import Crash, CrashAfter
+
+    t, _ = _vzt_target(N=50)
+    run = dict(n_chains=3, n_steps=30, burn_in=10, seed=5, progress=False, **kw)
+    ref = smile_ref.run_chains(name, t, gradient=MiniBatch(t, 7), **run)
+    ck = tmp_path / f"{name}.npz"
+    with pytest.raises(Crash):
+        smile_ref.run_chains(name, t, gradient=CrashAfter(MiniBatch(t, 7), 27), checkpoint=ck, checkpoint_every=10, **run)
+    res = smile_ref.run_chains(name, t, gradient=MiniBatch(t, 7), checkpoint=ck, checkpoint_every=10, resume=True, **run)
+    np.testing.assert_array_equal(res.samples, ref.samples)
+    for k in ref.info:
+        np.testing.assert_array_equal(res.info[k], ref.info[k])
