@@ -384,6 +384,8 @@ def test_bad_input_messages():
         moment_errors(x, cov=np.eye(2))
     with pytest.raises(ValueError, match=r"cov1 must have shape \(\.\.\., 2, 2\)"):
         gaussian_kl(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
+    with pytest.raises(ValueError, match="batch dimensions of mean0, cov0, mean1, cov1 must broadcast"):
+        gaussian_kl(np.zeros((3, 2)), np.eye(2), np.zeros((4, 2)), np.eye(2))
     with pytest.raises(ValueError, match="se must be finite and >= 0"):
         check_close(1.0, -1.0, 1.0)
     with pytest.raises(ValueError, match=r"alpha must lie in \(0.0, 1.0\)"):

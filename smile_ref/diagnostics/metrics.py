@@ -220,11 +220,20 @@ def gaussian_kl(mean0, cov0, mean1, cov1):
     for name, a in (("mean0", mean0), ("cov0", cov0), ("mean1", mean1), ("cov1", cov1)):
         if not xp.isdtype(a.dtype, "real floating"):
             raise TypeError(f"{name} must have a real floating dtype, got {a.dtype}")
-    l0 = xp.linalg.cholesky(cov0)
-    l1 = xp.linalg.cholesky(cov1)
+    # explicit broadcasting of the batch dimensions (CuPy's solve does not broadcast stacks);
+    # np.broadcast_shapes is shape arithmetic on tuples, no array data leaves the device
+    try:
+        batch = tuple(np.broadcast_shapes(mean0.shape[:-1], mean1.shape[:-1], cov0.shape[:-2], cov1.shape[:-2]))
+    except ValueError:
+        raise ValueError(
+            "batch dimensions of mean0, cov0, mean1, cov1 must broadcast, got shapes "
+            f"{tuple(mean0.shape)}, {tuple(cov0.shape)}, {tuple(mean1.shape)}, {tuple(cov1.shape)}"
+        ) from None
+    l0 = xp.broadcast_to(xp.linalg.cholesky(cov0), batch + (d, d))
+    l1 = xp.broadcast_to(xp.linalg.cholesky(cov1), batch + (d, d))
     a = xp.linalg.solve(l1, l0)
     trace = xp.sum(a**2, axis=(-2, -1))
-    z = xp.linalg.solve(l1, (mean1 - mean0)[..., None])
+    z = xp.linalg.solve(l1, xp.broadcast_to(mean1 - mean0, batch + (d,))[..., None])
     maha = xp.sum(z**2, axis=(-2, -1))
     logdet0 = 2.0 * xp.sum(xp.log(xp.linalg.diagonal(l0)), axis=-1)
     logdet1 = 2.0 * xp.sum(xp.log(xp.linalg.diagonal(l1)), axis=-1)

@@ -15,6 +15,7 @@ JSON-serialisable via ``result._asdict()``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,7 +29,8 @@ __all__ = ["z_critical", "z_tolerance", "check_close", "CheckResult"]
 
 def _host(a: Any, name: str) -> np.ndarray:
     try:
-        host = to_numpy(a) if hasattr(a, "__array_namespace__") else a  # device arrays: explicit copy
+        plain = isinstance(a, (np.ndarray, np.generic, numbers.Number, list, tuple))
+        host = a if plain else to_numpy(a)  # device arrays (CuPy, array_api_strict): explicit copy
         arr = np.asarray(host, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a real number or array, got {type(a).__name__}") from exc
