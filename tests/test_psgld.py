@@ -5,8 +5,6 @@ Statistical tests: two-sided z-tests at |z| < 4.5 on independent-chain averages
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import sympy as sp

@@ -6,8 +6,6 @@ Bonferroni-summed in each docstring.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import sympy as sp

@@ -6,8 +6,6 @@ z-score, Bonferroni-summed in each docstring.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

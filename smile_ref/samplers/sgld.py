@@ -41,6 +41,10 @@ variant : ``"sgld"`` (default) or ``"msgld"``
     injected covariance ``2h I - h^2 C + h^3 C^2/8`` (noise correction to first
     order).  Needs ``noise_correction=C`` (the covariance of ``g_hat``).
 
+``C`` is a fixed (state-independent) estimate.  With a decreasing schedule the
+``(d, d)`` noise factor is recomputed on the host at every step (one small
+host-to-device copy per step); with a constant step it is computed once.
+
 Guardrails: a chain whose gradient or new position is not finite is rejected
 (its position restored); ``info["rejected"]`` flags it.  One gradient-estimator
 evaluation per step; ``init`` evaluates nothing.
