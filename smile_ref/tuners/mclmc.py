@@ -98,9 +98,9 @@ from ..backend.validate import check_float_in, check_positive_float
 from ..diagnostics.ess import ess
 from .base import Tuner, TuneInput, TuningParams
 
-__all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "FLOOR_FACTOR"]
+__all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_REJECTED", "FLOOR_FACTOR"]
 
-REJECT_SHRINK = 0.8  # f: a rejection says "eps should have been f * eps"
+REJECT_SHRINK = 0.8  # f: a rejection says "the proposal should have been f * eps_prop"
 CAP_RELAX = REJECT_SHRINK ** -0.5  # g: soft-cap growth per accepted step
 FLOOR_FACTOR = 1e-12  # step-size floor relative to the initial L
 MIN_ESS_DRAWS = 4
