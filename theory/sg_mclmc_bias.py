@@ -27,7 +27,8 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    noise-only velocity law; the stationary covariance solves
    ``A Σ_t^{-1} C + C Σ_t^{-1} A^T = 2 D`` (unbiased iff ``A = D``).
    d = 2: exact, ``(sqrt(D) Φ')' = -2 u/sqrt(D)`` by FFT quadrature.
-   d > 2: linear (Galerkin) closure ``Φ ≈ B u``, ``B = -C_u G^{-1}``,
+   d > 2: :mod:`theory.sg_mclmc_overdamped` (polynomial Galerkin, converging to the
+   exact d = 2 result); its lowest order is the linear closure ``Φ ≈ B u``, ``B = -C_u G^{-1}``,
    ``C_u = E[u u^T]``, ``G = E[(L0 u) u^T]``,
    ``L0 u = (1/2)[-tr Σ u - Σ u + 2 (u^TΣu) u]``; in the eigenbasis of Σ the
    effective temperature is ``D_ii/A_ii = (d-1) c_i/(1 - c_i)``, ``c_i = E[u_i^2]``
@@ -248,7 +249,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     target_cov, noise_cov : (d, d) arrays; eps : float.
     regime : ``"fokker-planck"`` (d = 2 only: exact continuous-time stationary law, any noise
         strength where the spectral solve converges), ``"overdamped"`` (d = 2: exact
-        homogenised limit; d > 2: linear closure, Stratonovich only), ``"auto"``
+        homogenised limit; d > 2: polynomial Galerkin of :mod:`theory.sg_mclmc_overdamped`,
+        ``degree`` keyword, default 2, Stratonovich only), ``"auto"``
         (``"fokker-planck"`` for d = 2, else ``"overdamped"``).
     Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
 
@@ -282,8 +284,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         A, D = overdamped_coefficients_2d(S, calculus)
     else:
         if calculus != "stratonovich":
-            raise ValueError("the d > 2 overdamped closure is implemented for calculus='stratonovich' only")
-        A, D = overdamped_coefficients_closure(S)
+            raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
+        from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
+
+        A, D = overdamped_coefficients_galerkin(S, fp_kwargs.get("degree", 2))
     return lyapunov_second_moments(St, A, D)
 
 
