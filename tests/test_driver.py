@@ -53,34 +53,57 @@ class _Crash(Exception):
 
 
 class _CrashAfter(GradientEstimator):
-    """Wraps the exact gradient and raises after ``n`` evaluations: a simulated crash."""
+    """Wraps an estimator and raises after ``n`` evaluations: a simulated crash."""
 
-    def __init__(self, target, n):
-        self.target, self.n, self.calls = target, n, 0
+    def __init__(self, inner, n):
+        self.inner, self.target, self.n, self.calls = inner, inner.target, n, 0
+        self.cost, self.stochastic = inner.cost, inner.stochastic
 
     def describe(self):
-        return gradients.Exact(self.target).describe()  # same configuration as the uninterrupted run
+        return self.inner.describe()  # same configuration as the uninterrupted run
+
+    def init(self, n_chains, rng):
+        return self.inner.init(n_chains, rng)
+
+    def draw(self, state, rng, x):
+        return self.inner.draw(state, rng, x)
 
     def evaluate(self, x, batch):
         self.calls += 1
         if self.calls > self.n:
             raise _Crash
-        return self.target.logdensity_and_grad(x)
+        return self.inner.evaluate(x, batch)
 
 
-def test_checkpoint_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("opts", [{}, {"diagonal_preconditioning": True}, {"sampler": "smile"}])
+def test_checkpoint_resume_is_bit_identical(tmp_path, opts):
+    """Interrupted at step 47 (checkpoint at 40, inside the tuner's last phase) and resumed."""
     t = _gauss(5)
-    kw = dict(n_chains=3, n_steps=40, burn_in=30, thinning=2, seed=123, progress=False)
-    ref = smile_ref.run_chains("mclmc", t, **kw)
+    opts = dict(opts)
+    name = opts.pop("sampler", "mclmc")
+    if name == "smile":
+        opts.update(step_size=0.1, gradient=gradients.AdditiveNoise(t, 2.0))
+    kw = dict(n_chains=3, n_steps=40, burn_in=30, thinning=2, seed=123, progress=False, **opts)
+    ref = smile_ref.run_chains(name, t, **kw)
     ck = tmp_path / "run.npz"
+    crash = _CrashAfter(kw.pop("gradient", gradients.Exact(t)), 2 * 47 if name == "mclmc" else 3 * 47)
     with pytest.raises(_Crash):
-        smile_ref.run_chains("mclmc", t, gradient=_CrashAfter(t, 2 * 47), checkpoint=ck, checkpoint_every=10, **kw)
+        smile_ref.run_chains(name, t, gradient=crash, checkpoint=ck, checkpoint_every=10, **kw)
     assert ck.exists()
-    res = smile_ref.run_chains("mclmc", t, checkpoint=ck, checkpoint_every=10, resume=True, **kw)
+    res = smile_ref.run_chains(name, t, gradient=crash.inner, checkpoint=ck, checkpoint_every=10, resume=True, **kw)
     np.testing.assert_array_equal(res.samples, ref.samples)
     for k in ref.info:
         np.testing.assert_array_equal(res.info[k], ref.info[k])
     np.testing.assert_array_equal(to_numpy(res.state.integrator.momentum), to_numpy(ref.state.integrator.momentum))
+    if opts.get("diagonal_preconditioning"):
+        sd = to_numpy(res.state.params.sqrt_diag)
+        assert not np.allclose(sd, 1.0)  # the tuned preconditioner survived the resume
+        np.testing.assert_array_equal(sd, to_numpy(ref.state.params.sqrt_diag))
+
+
+def test_short_warmup_keeps_finite_L():
+    res = smile_ref.run_chains("mclmc", _gauss(), n_chains=2, n_steps=2, burn_in=10, seed=0, progress=False)
+    assert np.all(np.isfinite(res.info["L"])) and np.all(res.info["L"] > 0)
 
 
 def test_resume_refuses_other_configuration(tmp_path):

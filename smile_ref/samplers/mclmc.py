@@ -80,6 +80,7 @@ class MCLMC:
         self.L0 = check_positive_float(L, "L") if L is not None else math.sqrt(d)
         self.refresh = bool(refresh)
         self.tuner = _make_tuner(tuner, desired_energy_var, diagonal_preconditioning)
+        self.diagonal_preconditioning = bool(diagonal_preconditioning)
         if sqrt_diag is not None:
             from ..backend.validate import check_host_vector
 
@@ -115,6 +116,9 @@ class MCLMC:
             )
         u = full_refresh(rng.normal((n, self.dim)))
         sqrt_diag = None
+        if self.diagonal_preconditioning and self.sqrt_diag0 is None:
+            # a concrete array (not None) so that checkpoints carry the tuned preconditioner
+            sqrt_diag = b.ones((n, self.dim))
         if self.sqrt_diag0 is not None:
             sqrt_diag = xp.broadcast_to(b.asarray(self.sqrt_diag0)[None, :], (n, self.dim))
             sqrt_diag = xp.asarray(sqrt_diag, copy=True)

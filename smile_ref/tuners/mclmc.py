@@ -280,6 +280,7 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                 if t == n1 + n2 - 1:
                     var = st.m2 / xp.where(st.wsum > 0.0, st.wsum, 1.0)[:, None]
                     L = xp.sqrt(xp.sum(var, axis=1))
+                    L = xp.where(L > 0.0, L, params.L)  # a phase too short to see any spread keeps L
                     if diag:
                         old = xp.ones((n, d), dtype=dt, device=dev) if sqrt_diag is None else sqrt_diag
                         sqrt_diag = xp.where(var > 0.0, xp.sqrt(var), old)
@@ -301,10 +302,11 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                                      eps_sum=xp.zeros((n,), dtype=dt, device=dev))
                 st.buffer[:, k, :] = inp.position
                 st = st._replace(eps_sum=st.eps_sum + eps)
-                if t == e_ess - 1:
+                if t == e_ess - 1 and e_ess - s_ess >= 8:  # ESS needs a few draws; else L is kept
                     T = e_ess - s_ess
                     tau = _mean_tau(xp, st.buffer)
-                    L = Lfactor * (st.eps_sum / T) * tau
+                    L_ess = Lfactor * (st.eps_sum / T) * tau
+                    L = xp.where(xp.isfinite(L_ess) & (L_ess > 0.0), L_ess, L)
         if t == N - 1:  # hand-over to sampling: the held value, below the latest failing proposal
             new_eps = _hand_over(xp, st, st.eps_hold, t, n_eff, f)
             st = st._replace(eps_hold=new_eps)
