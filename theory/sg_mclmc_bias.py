@@ -267,6 +267,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     _check_calc(calculus)
     if regime not in ("auto", "fokker-planck", "overdamped"):
         raise ValueError(f"regime must be 'auto', 'fokker-planck' or 'overdamped', got {regime!r}")
+    degree = fp_kwargs.pop("degree", 2)
     lam = np.linalg.eigvalsh(S)
     if lam[-1] - lam[0] <= 1e-12 * lam[-1]:
         return St.copy()
@@ -287,7 +288,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
         from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
-        A, D = overdamped_coefficients_galerkin(S, fp_kwargs.get("degree", 2))
+        A, D = overdamped_coefficients_galerkin(S, degree)
     return lyapunov_second_moments(St, A, D)
 
 
