@@ -38,7 +38,6 @@ keeps its old iterate and has its velocity zeroed (``info["rejected"]``).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
