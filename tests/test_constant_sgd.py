@@ -19,7 +19,7 @@ import pytest
 
 import theory.constant_sgd as th
 from smile_ref import run_chains
-from smile_ref.backend import HostRandom, device_of, get_backend, to_numpy
+from smile_ref.backend import HostRandom, array_namespace, device_of, get_backend, to_numpy
 from smile_ref.gradients.base import GradientEstimator
 from smile_ref.samplers.constant_sgd import ConstantSGD
 from tests.conftest import assert_backend, tol_for
@@ -39,7 +39,7 @@ class QuadTarget:
         self.A, self.n_data, self.dim = np.asarray(A, float), int(N), int(np.shape(A)[0])
 
     def logdensity_and_grad(self, x):
-        xp = x.__array_namespace__() if hasattr(x, "__array_namespace__") else np
+        xp = array_namespace(x)
         A = xp.asarray(self.A, dtype=x.dtype, device=device_of(x))
         g = -self.n_data * (x @ A)
         return 0.5 * xp.sum(x * g, axis=1), g
@@ -62,7 +62,7 @@ class QuadNoise(GradientEstimator):
         return rng.normal(tuple(x.shape), dtype=x.dtype), state
 
     def evaluate(self, x, z):
-        xp = x.__array_namespace__()
+        xp = array_namespace(x)
         dev = device_of(x)
         A = xp.asarray(self.target.A, dtype=x.dtype, device=dev)
         L = xp.asarray(self.L, dtype=x.dtype, device=dev)
