@@ -22,17 +22,18 @@ def _moment_row(name, label, target, quick, desired, seed, n_chains=64):
 
 @check("mclmc_gaussian_second_moments", group="mclmc")
 def mclmc_gaussian_second_moments(outdir, quick):
-    """Tuned MCLMC reproduces Gaussian second moments at Var[dE]/d = 1e-6.
+    """Tuned MCLMC reproduces Gaussian second moments at Var[dE]/d = 1e-8.
 
-    Unadjusted MCLMC is biased: second moments are too small by about 1 % at Var[dE]/d = 8e-5 and
-    0.4 % at 1e-5 on the isotropic d=10 Gaussian (measured; the bias falls like eps^3 over that
-    range, not like eps^2, so a second-order Richardson extrapolation over-corrects; see
-    docs/mclmc-discretisation-bias.md).  The check therefore runs at Var[dE]/d = 1e-6, where the
-    bias extrapolated from those measurements (about 0.1 %) is below the statistical tolerance.
+    Unadjusted MCLMC underestimates second moments; on the isotropic d=10 Gaussian the measured deficit
+    is 5 %, 2 %, 1 %, 0.45 % and 0.25 % at Var[dE]/d = 4e-3, 5e-4, 8e-5, 1e-5 and 1e-6 (tuned eps 4.9 ...
+    1.3; about eps^2; docs/mclmc-discretisation-bias.md).  The check runs at Var[dE]/d = 1e-8
+    (eps about 0.6), where the eps^2 law puts the deficit near 0.05 %, well below the statistical
+    tolerance; it does not predict the bias.  The ICG, whose slowest direction (sd 10) mixes slowly at
+    such small steps, runs at 1e-6; its statistical error (about 1 %) is far above the 0.25 % bias there.
     """
     rows = []
-    for label, t, seed in (("ICG d=10", ill_conditioned_gaussian(10, seed=0), 1),
-                           ("isotropic d=10", Gaussian.isotropic(10), 2),
-                           ("diag d=100 cond 1e4", diagonal_gaussian_condition(100, 1e4), 3)):
-        rows.append(_moment_row("mclmc_gaussian_second_moments", label, t, quick, 1e-6, seed)[0])
+    for label, t, seed, v in (("ICG d=10", ill_conditioned_gaussian(10, seed=0), 1, 1e-6),
+                              ("isotropic d=10", Gaussian.isotropic(10), 2, 1e-8),
+                              ("diag d=100 cond 1e4", diagonal_gaussian_condition(100, 1e4), 3, 1e-8)):
+        rows.append(_moment_row("mclmc_gaussian_second_moments", label, t, quick, v, seed)[0])
     return rows
