@@ -22,12 +22,13 @@ def _target(d=5):
     return targets.Gaussian.diagonal(np.linspace(0.5, 2.0, d))
 
 
-@pytest.mark.parametrize("name", ["smile", "psmile"])
-def test_runs_on_every_backend(name, backend):
+@pytest.mark.parametrize("name, tuner", [("smile", "energy_error"), ("psmile", "energy_error"),
+                                         ("smile", "mclmc"), ("psmile", None)])
+def test_runs_on_every_backend(name, tuner, backend):
     t = _target()
     g = gradients.AdditiveNoise(t, 4.0)
     res = smile_ref.run_chains(name, t, gradient=g, n_chains=3, n_steps=8, burn_in=12, step_size=0.05,
-                               seed=0, backend=backend, progress=False)
+                               seed=0, backend=backend, progress=False, tuner=tuner)
     assert res.samples.shape == (3, 8, 5)
     assert np.all(np.isfinite(res.samples))
     assert_backend(res.state.integrator.position, backend, (3, 5))
