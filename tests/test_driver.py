@@ -5,9 +5,9 @@ import pytest
 import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.backend import to_numpy
-from smile_ref.gradients.base import GradientEstimator
 
 from .conftest import assert_backend
+from .sgmcmc_helpers import Crash as _Crash, CrashAfter as _CrashAfter
 
 
 def _gauss(d=4):
@@ -46,33 +46,6 @@ def test_numpy_and_strict_agree():
     a = smile_ref.run_chains("mclmc", t, **kw)
     b = smile_ref.run_chains("mclmc", t, backend="array_api_strict", **kw)
     np.testing.assert_allclose(a.samples, b.samples, rtol=1e-12, atol=1e-12)
-
-
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfter(GradientEstimator):
-    """Wraps an estimator and raises after ``n`` evaluations: a simulated crash."""
-
-    def __init__(self, inner, n):
-        self.inner, self.target, self.n, self.calls = inner, inner.target, n, 0
-        self.cost, self.stochastic = inner.cost, inner.stochastic
-
-    def describe(self):
-        return self.inner.describe()  # same configuration as the uninterrupted run
-
-    def init(self, n_chains, rng):
-        return self.inner.init(n_chains, rng)
-
-    def draw(self, state, rng, x):
-        return self.inner.draw(state, rng, x)
-
-    def evaluate(self, x, batch):
-        self.calls += 1
-        if self.calls > self.n:
-            raise _Crash
-        return self.inner.evaluate(x, batch)
 
 
 @pytest.mark.parametrize("opts", [{}, {"diagonal_preconditioning": True}, {"sampler": "smile"}])
