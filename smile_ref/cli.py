@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     doc = run_report(args.out, quick=args.quick, only=args.only)
     s = doc["summary"]
-    print(f"[verify] {s['passed']} passed, {s['failed']} failed -> {args.out}/report.md, {args.out}/report.json")
+    print(f"[verify] {s['passed']} passed, {s['failed']} failed, {s['measured']} measured -> {args.out}/report.md, {args.out}/report.json")
     if doc["errors"]:
         print(f"[verify] checks that raised: {', '.join(doc['errors'])}", file=sys.stderr)
     return 1 if (args.strict and s["failed"]) else 0

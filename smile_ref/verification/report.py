@@ -35,7 +35,7 @@ class CheckResult:
     measured: float
     se: float | None
     tolerance: float
-    passed: bool
+    passed: bool | None  # None: a measurement reported without a claim (shown as MEASURED)
     alpha: float | None = None
     notes: str = ""
     plot: str | None = None
@@ -61,6 +61,13 @@ def exact(check: str, quantity: str, predicted: float, measured: float, toleranc
     """Deterministic row: pass iff ``|measured - predicted| <= tolerance``."""
     ok = bool(math.isfinite(measured) and abs(measured - predicted) <= tolerance)
     return CheckResult(check, quantity, float(predicted), float(measured), None, float(tolerance), ok, None, notes)
+
+
+def measure(check: str, quantity: str, reference: float, measured: float, se: float | None,
+            notes: str = "") -> CheckResult:
+    """A measurement shown next to a reference value without a pass/fail claim (known limitations)."""
+    return CheckResult(check, quantity, float(reference), float(measured), None if se is None else float(se),
+                       math.nan, None, None, notes)
 
 
 @dataclass
@@ -91,8 +98,12 @@ def registered_checks() -> dict[str, _Registered]:
     return dict(_CHECKS)
 
 
+def _verdict(passed: bool | None) -> str:
+    return "MEASURED" if passed is None else ("PASS" if passed else "**FAIL**")
+
+
 def _fmt(v: Any) -> str:
-    if v is None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -119,9 +130,11 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
             rows.append(CheckResult(c.name, "(check raised)", math.nan, math.nan, None, math.nan, False,
                                     notes="see errors"))
         timings[c.name] = time.perf_counter() - t0
-    n_pass = sum(r.passed for r in rows)
+    n_pass = sum(r.passed is True for r in rows)
+    n_measured = sum(r.passed is None for r in rows)
     doc = {
-        "summary": {"passed": n_pass, "failed": len(rows) - n_pass, "checks": len(selected), "quick": quick},
+        "summary": {"passed": n_pass, "failed": len(rows) - n_pass - n_measured, "measured": n_measured,
+                    "checks": len(selected), "quick": quick},
         "platform": {"python": platform.python_version(), "machine": platform.machine()},
         "rows": [asdict(r) for r in rows],
         "groups": {c.name: c.group for c in selected},
@@ -134,7 +147,8 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
     lines = [
         "# smile_ref verification report",
         "",
-        f"{n_pass} of {len(rows)} rows passed ({'quick' if quick else 'full'} run, {len(selected)} checks).",
+        f"{n_pass} of {len(rows) - n_measured} rows passed ({'quick' if quick else 'full'} run, {len(selected)} checks); "
+        f"{n_measured} rows are measurements of known limitations, reported without a claim (MEASURED).",
         "",
         "A statistical row passes when |measured − predicted| ≤ z·SE, with z the two-sided normal quantile",
         "at the stated failure probability α (Bonferroni within a check); a deterministic row has no SE.",
@@ -145,7 +159,7 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
     for r in rows:
         lines.append(
             f"| {doc['groups'].get(r.check, '')} | {r.check} | {r.quantity} | {_fmt(r.predicted)} | {_fmt(r.measured)} "
-            f"| {_fmt(r.se)} | {_fmt(r.tolerance)} | {_fmt(r.alpha)} | {'PASS' if r.passed else '**FAIL**'} |"
+            f"| {_fmt(r.se)} | {_fmt(r.tolerance)} | {_fmt(r.alpha)} | {_verdict(r.passed)} |"
         )
     notes = [r for r in rows if r.notes]
     if notes:
