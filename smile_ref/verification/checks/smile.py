@@ -16,6 +16,7 @@ from ...gradients import AdditiveNoise
 from ...run import run_chains
 from ...targets import Gaussian, ill_conditioned_gaussian
 from ..report import check, compare
+from ._common import have_matplotlib, savefig
 
 ST2 = np.array([[1.0, 0.3], [0.3, 0.5]])
 
@@ -58,7 +59,25 @@ def smile_anisotropic_noise_bias_d2(outdir, quick):
     t = Gaussian(np.zeros(2), ST2)
     est = _second_moments("smile", t, Sigma, eps, 60.0 if quick else 200.0, 1000, 3)
     pred = fp_second_moments_2d(ST2, Sigma, eps)
-    return _rows("smile_anisotropic_noise_bias_d2", "SMILE-naive", est, pred, ST2, 1e-3)
+    rows = _rows("smile_anisotropic_noise_bias_d2", "SMILE-naive", est, pred, ST2, 1e-3)
+    if have_matplotlib():
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        a = np.linspace(0, 2 * np.pi, 200)
+        circle = np.stack([np.cos(a), np.sin(a)])
+        for C, style, label in ((ST2, "k-", "target"), (pred, "b--", "Fokker-Planck prediction"),
+                                (est.mean(0), "r:", "SMILE-naive, measured")):
+            e = np.linalg.cholesky(C) @ circle
+            ax.plot(e[0], e[1], style, label=label, lw=2)
+        w, V = np.linalg.eigh(Q)
+        for k in range(2):
+            ax.arrow(0, 0, *(0.3 * np.sqrt(w[k] / w.max()) * V[:, k]), color="g", width=0.005)
+        ax.set_aspect("equal")
+        ax.set_title("1-sigma ellipses; green: noise principal axes", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+        rows[0].plot = savefig(fig, outdir, "smile_anisotropic_bias_d2.png")
+    return rows
 
 
 @check("psmile_diagonal_noise_unbiased_d2", group="smile")
