@@ -1,0 +1,166 @@
+"""The one-call VI entry point :func:`fit_vi` and its result :class:`VIResult` (mirrors ``run_chains``)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
+from ..backend.validate import check_positive_int
+from ..gradients.exact import Exact
+from ._common import check_on_invalid
+from .advi import ADVI
+from .bam import BaM
+from .families import DiagGaussian, FullGaussian
+from .gsm import GSM
+from .score_vi import ScoreVI
+
+__all__ = ["fit_vi", "VIResult", "METHODS", "FAMILIES"]
+
+METHODS = {"score_vi": ScoreVI, "advi": ADVI, "gsm": GSM, "bam": BaM}
+FAMILIES = ("diag_gaussian", "full_gaussian")
+
+
+@dataclass
+class VIResult:
+    """Output of :func:`fit_vi`.
+
+    Attributes
+    ----------
+    family : DiagGaussian or FullGaussian
+        The fitted member (arrays of the run's namespace/device/dtype).
+    trace : numpy.ndarray (n_iter,)
+        The method's objective per iteration (``score_vi``: ``J_t`` at the new iterate; ``advi``:
+        negative ELBO estimate; ``gsm``/``bam``: score-matching loss at the current iterate).
+    n_skipped : int
+        Iterations skipped (non-finite scores, non-SPD or non-finite updates) plus, for
+        ``score_vi``'s diagonal update, coordinates guarded for ``tau <= 0``.
+    n_gradient_evals : float
+        Score evaluations in full-data units: ``n_iter * n_samples * gradient.cost``.
+    """
+
+    family: Any
+    trace: np.ndarray
+    n_skipped: int
+    n_gradient_evals: float
+    method: str
+    seed: Any
+    backend: str
+    wall_time: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return to_numpy(self.family.mean)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return to_numpy(self.family.cov)
+
+    def sample(self, n: int, seed=0) -> np.ndarray:
+        """``n`` draws from the fitted family as a host array ``(n, d)``."""
+        n = check_positive_int(n, "n")
+        return to_numpy(self.family.sample(make_random(seed, backend_of(self.family.loc)), n))
+
+
+def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov):
+    m = bk.zeros((d,)) if init_mean is None else bk.asarray(np.asarray(init_mean, dtype=np.float64))
+    if tuple(m.shape) != (d,):
+        raise ValueError(f"init_mean must have shape ({d},), got {tuple(m.shape)}")
+    if init_cov is None:
+        c = np.eye(d)
+    else:
+        c = np.asarray(init_cov, dtype=np.float64)
+        if c.shape != (d, d):
+            raise ValueError(f"init_cov must have shape ({d}, {d}), got {c.shape}")
+    if family == "diag_gaussian":
+        if not np.all(np.diag(c) > 0):
+            raise ValueError("init_cov must have a positive diagonal")
+        return DiagGaussian(m, bk.asarray(1.0 / np.diag(c)))
+    return FullGaussian(m, bk.asarray(c))
+
+
+def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n_samples: int, seed,
+           beta: float = 0.0, gradient=None, backend=None, dtype: str | None = None, device=None,
+           init_mean=None, init_cov=None, on_invalid: str = "skip", **options) -> VIResult:
+    """Fit a Gaussian variational family to ``target`` with a registered VI method.
+
+    Parameters
+    ----------
+    method : {"score_vi", "advi", "gsm", "bam"}
+    target : Target
+        Any ``smile_ref.targets`` object.
+    family : {"diag_gaussian", "full_gaussian"}
+        ``gsm`` and ``bam`` need ``"full_gaussian"``; ``advi`` is mean-field or full-rank accordingly.
+    n_iter, n_samples : int
+        Iterations and samples ``M`` per iteration (``score_vi`` full family: ``M >= d + 1``).
+    seed : int or numpy.random.SeedSequence
+    beta : float >= 0
+        Proximal weight of ``score_vi`` (ignored by the other methods).
+    gradient : GradientEstimator, optional
+        Score estimator (default :class:`~smile_ref.gradients.Exact`); a
+        :class:`~smile_ref.gradients.MiniBatch` gives each sample its own batch.
+    backend, dtype, device
+        As in :func:`smile_ref.run_chains`.
+    init_mean, init_cov : array-like, optional
+        Initial member (default ``N(0, I)``).
+    on_invalid : {"skip", "raise"}
+        Policy for non-finite scores and invalid updates: keep the previous iterate and count it
+        in ``n_skipped``, or raise ``FloatingPointError``.  No iterate is ever NaN.
+    **options
+        Method options: ``lr`` (advi), ``lam``, ``schedule`` (bam).
+
+    Returns
+    -------
+    VIResult
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    n_iter = check_positive_int(n_iter, "n_iter")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    on_invalid = check_on_invalid(on_invalid)
+    if not hasattr(target, "dim") or not hasattr(target, "logdensity_and_grad"):
+        raise TypeError("target must provide dim and logdensity_and_grad (a smile_ref.targets object)")
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2 (sample covariances are needed), got {n_samples}")
+    bk = backend if isinstance(backend, Backend) else get_backend(backend or "numpy", dtype or "float64", device)
+    if method == "score_vi":
+        algo = METHODS[method](beta=beta, on_invalid=on_invalid, **options)
+    else:
+        algo = METHODS[method](on_invalid=on_invalid, **options)
+    gradient = Exact(target) if gradient is None else gradient
+    random = make_random(seed, bk)
+    d = int(target.dim)
+    state = algo.init(_initial_family(family, bk, d, init_mean, init_cov))
+    gstate = gradient.init(n_samples, random)
+    xp = bk.xp
+    trace, n_skipped = [], 0
+    t0 = time.perf_counter()
+    for t in range(n_iter):
+        theta, aux = algo.sample(state, random, n_samples)
+        batch, gstate = gradient.draw(gstate, random, theta)
+        logp, s = gradient.evaluate(theta, batch)
+        if not (bool(xp.all(xp.isfinite(s))) and bool(xp.all(xp.isfinite(logp)))):
+            if on_invalid == "raise":
+                raise FloatingPointError(f"{method} iteration {t}: non-finite log-density or score at a sample of q_t "
+                                         "(pass on_invalid='skip' to skip such iterations)")
+            n_skipped += 1
+            trace.append(xp.asarray(math.nan, dtype=bk.dtype, device=bk.device))
+            continue
+        state, objective, bad = algo.update(state, theta, aux, logp, s, t)
+        n_skipped += bad
+        trace.append(objective)
+    wall = time.perf_counter() - t0
+    cost = float(getattr(gradient, "cost", 1.0))
+    return VIResult(
+        family=algo.family(state), trace=to_numpy(xp.stack(trace)), n_skipped=n_skipped,
+        n_gradient_evals=cost * n_iter * n_samples, method=method, seed=seed, backend=bk.name, wall_time=wall,
+        meta={"family": family, "beta": float(beta), "n_iter": n_iter, "n_samples": n_samples,
+              "options": {k: repr(v) for k, v in sorted(options.items())},
+              "target": target.describe() if hasattr(target, "describe") else repr(target)},
+    )

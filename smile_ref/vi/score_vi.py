@@ -1,0 +1,147 @@
+"""Proximal score-matching VI (our formulation of Kim 2026, arXiv 2602.05873; registered as ``"score_vi"``).
+
+At iteration ``t`` draw ``theta_1..theta_M ~ q_t`` (constants: no reparameterisation), form
+unbiased mini-batch scores ``s_hat(theta_m)`` and minimise over the family parameters
+
+.. math::
+
+    J_t(\\lambda) = \\frac1M \\sum_m \\|\\nabla_\\theta \\log q_\\lambda(\\theta_m) - \\hat s(\\theta_m)\\|^2
+                   + \\beta\\,\\widehat{KL}(q_t \\| q_\\lambda),
+    \\qquad \\widehat{KL} = -\\frac1M\\sum_m \\log q_\\lambda(\\theta_m) + \\text{const},
+
+then set ``q_{t+1} = q_lambda``.  The paper's full text is unavailable; this is our reading
+(docs/derivations/score-vi.md, theory/score_vi.py).
+
+Closed forms (per coordinate ``j``; bars are sample means, ``V_j``, ``C_j`` the biased sample
+variance of ``theta_j`` and covariance of ``(theta_j, s_j)``):
+
+* diagonal, ``beta = 0`` (natural coordinates ``h = tau m``, ``grad log q = h - tau theta``;
+  a least-squares problem): ``tau_j = -C_j / V_j``, ``h_j = s_bar_j + tau_j theta_bar_j``.
+  **Guard**: a coordinate with ``tau_j <= 0`` or non-finite keeps its previous ``(m_j, tau_j)``
+  (``on_invalid="skip"``, counted in ``n_guarded``) or raises (``on_invalid="raise"``).
+* diagonal, ``beta > 0``: with ``dbar = m - theta_bar``, stationarity in ``m`` gives
+  ``dbar = 2 s_bar / (2 tau + beta)``, and in ``tau``
+
+  .. math:: f(\\tau) = (2\\tau + \\beta/2)(V + \\bar d^2) + 2C - 2\\bar d\\,\\bar s - \\beta/(2\\tau) = 0,
+
+  which has a root in ``(0, inf)`` (``f(0+) = -inf``, ``f(inf) = +inf``) found by bisection in
+  ``log tau`` (so ``beta > 0`` never produces ``tau <= 0``).
+* full covariance, ``beta = 0``: over symmetric ``P`` the normal equations are the Lyapunov
+  equation ``C P + P C = -(B + B^T)`` with ``C = Cov_m(theta)`` and ``B = Cov_m(theta, s)``,
+  solved in the eigenbasis of ``C``; ``m = theta_bar + P^{-1} s_bar``.  On a Gaussian target with
+  exact scores ``B = -C P*`` so one step with ``M >= d + 1`` returns ``P = P*`` exactly.
+  A non-SPD ``P`` is skipped or raised.  ``beta > 0`` for the full family is not implemented.
+"""
+from __future__ import annotations
+
+import math
+
+from ..backend import array_namespace
+from ._common import batch_stats, check_on_invalid, invalid, outer_mean
+from .families import DiagGaussian, FullGaussian, is_spd
+
+__all__ = ["ScoreVI", "diag_update", "full_update", "score_matching_objective"]
+
+
+def score_matching_objective(q, theta, s, beta: float = 0.0):
+    """``J = mean_m ||grad log q(theta_m) - s_m||^2 - beta mean_m log q(theta_m)`` (0-d array)."""
+    xp = array_namespace(theta)
+    r = q.score(theta) - s
+    out = xp.mean(xp.sum(r * r, axis=1))
+    if beta > 0.0:
+        out = out - beta * xp.mean(q.log_prob(theta))
+    return out
+
+
+def _solve_tau(V, C, sbar, beta: float, n_bisect: int = 80):
+    """Root of ``f(tau)`` (module docstring) by bisection in ``log tau`` on ``[1e-12, 1e12] / V``."""
+    xp = array_namespace(V)
+    lo = xp.log(1e-12 / V)
+    hi = xp.log(1e12 / V)
+
+    def f(logt):
+        tau = xp.exp(logt)
+        dbar = 2.0 * sbar / (2.0 * tau + beta)
+        return (2.0 * tau + 0.5 * beta) * (V + dbar * dbar) + 2.0 * C - 2.0 * dbar * sbar - 0.5 * beta / tau
+
+    for _ in range(n_bisect):
+        mid = 0.5 * (lo + hi)
+        pos = f(mid) > 0.0
+        hi = xp.where(pos, mid, hi)
+        lo = xp.where(pos, lo, mid)
+    return xp.exp(0.5 * (lo + hi))
+
+
+def diag_update(q: DiagGaussian, theta, s, beta: float = 0.0, on_invalid: str = "skip"):
+    """One proximal score-matching update of a :class:`DiagGaussian`; returns ``(q_new, n_guarded)``."""
+    xp = array_namespace(theta)
+    tbar, sbar, tc, sc = batch_stats(theta, s)
+    V = xp.mean(tc * tc, axis=0)
+    C = xp.mean(tc * sc, axis=0)
+    if beta == 0.0:
+        tau = -C / V
+        h = sbar + tau * tbar
+        m = h / tau
+    else:
+        tau = _solve_tau(V, C, sbar, beta)
+        m = tbar + 2.0 * sbar / (2.0 * tau + beta)
+    ok = xp.isfinite(tau) & (tau > 0.0) & xp.isfinite(m)
+    n_bad = int(xp.sum(xp.astype(~ok, xp.int64)))
+    if n_bad:
+        invalid(on_invalid, f"score_vi diagonal update: {n_bad} coordinate(s) with precision tau <= 0 or non-finite")
+    tau = xp.where(ok, tau, q.precision)
+    m = xp.where(ok, m, q.loc)
+    return DiagGaussian(m, tau), n_bad
+
+
+def full_update(q: FullGaussian, theta, s, beta: float = 0.0, on_invalid: str = "skip"):
+    """One ``beta = 0`` score-matching update of a :class:`FullGaussian`; returns ``(q_new, n_guarded)``."""
+    if beta != 0.0:
+        raise NotImplementedError("score_vi with family='full_gaussian' supports beta=0 only")
+    xp = array_namespace(theta)
+    tbar, sbar, tc, sc = batch_stats(theta, s)
+    C = outer_mean(tc, tc)
+    B = outer_mean(tc, sc)
+    lam, Q = xp.linalg.eigh(0.5 * (C + C.mT))
+    if not bool(xp.min(lam) > 0.0):
+        return q, invalid(on_invalid, "score_vi full update: sample covariance of theta is singular "
+                                      "(need n_samples >= d + 1)")
+    rhs = Q.mT @ (-(B + B.mT)) @ Q
+    P = Q @ (rhs / (lam[:, None] + lam[None, :])) @ Q.mT
+    P = 0.5 * (P + P.mT)
+    if not is_spd(P):
+        return q, invalid(on_invalid, "score_vi full update: the fitted precision is not positive definite")
+    cov = xp.linalg.inv(P)
+    m = tbar + sbar @ cov
+    if not bool(xp.all(xp.isfinite(m))):
+        return q, invalid(on_invalid, "score_vi full update: non-finite mean")
+    return FullGaussian(m, precision=P), 0
+
+
+class ScoreVI:
+    """The ``"score_vi"`` algorithm (see the module docstring); ``beta >= 0``, ``on_invalid`` in {skip, raise}."""
+
+    def __init__(self, beta: float = 0.0, on_invalid: str = "skip"):
+        beta = float(beta)
+        if not (math.isfinite(beta) and beta >= 0.0):
+            raise ValueError(f"beta must be a finite float >= 0, got {beta!r}")
+        self.beta = beta
+        self.on_invalid = check_on_invalid(on_invalid)
+
+    def init(self, q0):
+        if isinstance(q0, FullGaussian) and self.beta != 0.0:
+            raise NotImplementedError("score_vi with family='full_gaussian' supports beta=0 only "
+                                      "(use family='diag_gaussian' for beta > 0)")
+        return q0
+
+    def sample(self, state, random, M):
+        return state.sample(random, M), None
+
+    def update(self, state, theta, aux, logp, s, t):
+        upd = diag_update if isinstance(state, DiagGaussian) else full_update
+        q, n_bad = upd(state, theta, s, self.beta, self.on_invalid)
+        return q, score_matching_objective(q, theta, s, self.beta), n_bad
+
+    def family(self, state):
+        return state
+
