@@ -9,5 +9,6 @@ from . import sgld  # noqa: F401  (registers "sgld")
 from . import psgld  # noqa: F401  (registers "psgld")
 from . import sghmc  # noqa: F401  (registers "sghmc")
 from . import constant_sgd  # noqa: F401  (registers "constant_sgd")
+from . import bnp_sgld  # noqa: F401  (registers "bnp_sgld")
 
 __all__ = ["available", "get", "register"]
