@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend
+from ..backend import get_backend, to_numpy
 from ..samplers import base as registry
 from .golden import GoldenFormatError, draws_from_arrays, load, observe, sqrt_diag_of
 from .recording import RecordingGradient, ReplayMismatch, ReplayRandom
@@ -126,9 +126,9 @@ def import_step_function(dotted: str):
     return fn
 
 
-def _smile_ref_run(spec, arrays):
+def _smile_ref_run(spec, arrays, backend=None):
     """Generator of ``(t, observations)``: ``t = -1`` for the initial state."""
-    bk = get_backend("numpy", "float64")
+    bk = get_backend("numpy", "float64") if backend is None else backend
     target = build_target(spec["target"], arrays)
     rr = ReplayRandom(draws_from_arrays(arrays), bk)
     rr.role = "sampler"
@@ -136,7 +136,7 @@ def _smile_ref_run(spec, arrays):
     s = spec["sampler"]
     algo = registry.get(s["name"])(target, grad, bk, step_size=s.get("step_size"), n_warmup=s.get("n_warmup", 0),
                                    **s["options"])
-    state = algo.init(np.array(arrays["initial_position"]), rr)
+    state = algo.init(bk.asarray(np.array(arrays["initial_position"]), dtype=bk.dtype), rr)
     yield -1, observe(target, state)
     for t in range(int(spec["n_steps"])):
         rr.step = t
@@ -145,7 +145,7 @@ def _smile_ref_run(spec, arrays):
         state, info = algo.step(state, rr, t < int(s.get("n_warmup", 0)))
         obs = observe(target, state, info)
         if sd is not None:
-            obs["sqrt_diag"] = np.asarray(sd, dtype=np.float64)
+            obs["sqrt_diag"] = np.asarray(to_numpy(sd), dtype=np.float64)
         new_b = [b for _, b in grad.batches[n_b:] if b is not None]
         if new_b:
             obs["batch"] = np.stack(new_b)
@@ -174,7 +174,7 @@ def _user_run(spec, arrays, step_fn):
         yield t, state
 
 
-def check(path, step_fn=None, tol: float = 1e-12) -> CheckResult:
+def check(path, step_fn=None, tol: float = 1e-12, backend=None) -> CheckResult:
     """Replay the golden file at ``path``; see the module docstring.
 
     Parameters
@@ -186,6 +186,10 @@ def check(path, step_fn=None, tol: float = 1e-12) -> CheckResult:
         a user step function with the documented signature.
     tol : float
         Maximum allowed absolute deviation per step (default ``1e-12``).
+    backend : Backend, optional
+        smile_ref mode only: replay on this backend (default NumPy float64),
+        e.g. array_api_strict or CuPy for backend-agreement checks; the
+        recorded draws are moved to it by :class:`ReplayRandom`.
     """
     if not (isinstance(tol, float) and tol >= 0):
         raise ValueError(f"tol must be a float >= 0, got {tol!r}")
@@ -193,7 +197,9 @@ def check(path, step_fn=None, tol: float = 1e-12) -> CheckResult:
     if isinstance(step_fn, str):
         step_fn = import_step_function(step_fn)
     T = int(spec["n_steps"])
-    run = _smile_ref_run(spec, arrays) if step_fn is None else _user_run(spec, arrays, step_fn)
+    if backend is not None and step_fn is not None:
+        raise ValueError("backend applies to the smile_ref replay only, not to a user step function")
+    run = _smile_ref_run(spec, arrays, backend) if step_fn is None else _user_run(spec, arrays, step_fn)
     per_q: dict[str, np.ndarray] = {}
     init_dev, error = 0.0, None
     try:
