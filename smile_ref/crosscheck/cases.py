@@ -8,7 +8,8 @@ case                      sampler, target, gradient, what is recorded
 ========================  ======================================================
 mclmc_leapfrog            MCLMC, leapfrog, fixed eps/L, partial refresh (z1, z2)
 mclmc_mclachlan           MCLMC, McLachlan, fixed eps/L, refresh, fixed sqrt_diag
-smile_noise               SMILE (energy-error tuner), AdditiveNoise: xi per step
+smile_noise               SMILE (energy-error tuner), AdditiveNoise: xi per step;
+                          one reset (chain 2, step 9)
 psmile_noise              pSMILE, AdditiveNoise: xi per step, sqrt_diag per step
 smile_minibatch_linreg    SMILE on LinearRegression (N=10, b=4): batch indices
                           and epoch permutations (epochs of 2 batches)
