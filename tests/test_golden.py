@@ -256,3 +256,19 @@ def test_cli_export_and_check(tmp_path, capsys):
     assert main(["golden", "export", "--case", "nope", "--out", str(tmp_path)]) == 2
     assert main(["golden", "check", str(tmp_path / "missing.npz")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_unsupported_inputs_are_refused():
+    """Non-Gaussian additive noise would draw unrecorded numbers from a host generator: refused."""
+    from smile_ref.crosscheck import record
+    from smile_ref.gradients import AdditiveNoise
+    from smile_ref.targets import Gaussian
+
+    t = Gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(TypeError, match="host NumPy generator"):
+        record("sgld", t, AdditiveNoise(t, 0.1, distribution="laplace"), n_chains=2, n_steps=2, seed=0,
+               step_size=0.1)
+    with pytest.raises(TypeError, match="JSON-serialisable"):
+        record("sgld", t, n_chains=2, n_steps=2, seed=0, step_size=0.1, schedule=object())
+    with pytest.raises(ValueError, match=r"initial_position must have shape \(2, 2\)"):
+        record("sgld", t, n_chains=2, n_steps=2, seed=0, step_size=0.1, initial_position=np.zeros((3, 2)))
