@@ -67,13 +67,17 @@ def test_reproduced_by_independent_implementation(path):
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_export_reproduces_shipped_file(path, tmp_path):
-    """Re-exporting a case gives the shipped arrays exactly (the files are current)."""
+    """Re-exporting a case gives the shipped file (the files are current): the same sidecar, the same
+    random stream and inputs bit for bit, the same trajectories to 1e-12 (a refactoring may change rounding)."""
     npz, js = export_case(path.stem, tmp_path)
     _, new = load(npz)
     _, old = load(path)
     assert sorted(new) == sorted(old)
     for k in old:
-        np.testing.assert_array_equal(new[k], old[k], err_msg=k)
+        if k.startswith(("rng/", "inputs/", "init/", "target/")) or k in ("initial_position", "rejected"):
+            np.testing.assert_array_equal(new[k], old[k], err_msg=k)
+        else:
+            np.testing.assert_allclose(new[k], old[k], rtol=0, atol=TOL, err_msg=k)
     assert json.loads(js.read_text()) == json.loads(path.with_suffix(".json").read_text())
 
 
