@@ -285,3 +285,50 @@ def test_bad_input_messages():
         build(LinearRegression(X2, np.zeros(5)), Exact(t), be, step_size=0.1)
     with pytest.raises(ValueError, match="n_in >= 1"):
         build(LinearRegression(np.ones((5, 1)), np.zeros(5)), Exact(t), be, step_size=0.1)
+
+
+def test_target_protocol_and_layer_without_bias(backend):
+    """A target exposing ``bnp_layers()`` (inputs only through ``inputs(x, None)``) gets frozen data statistics
+    on its backend; a GLM without an intercept column gets ``M = diag(1/(q^2 tilde sigma^2))`` (deterministic)."""
+    X, y, H = _data()
+
+    class Layered(LinearRegression):
+        def bnp_layers(self):
+            return [glm_layers(self)[0]._replace(host_inputs=None)]
+
+    t = Layered(X, y)
+    k = get("bnp_sgld")(t, Exact(t), backend, step_size=1e-3, frozen_statistics=True)
+    s = k.init(backend.asarray(np.zeros((3, 3))), HostRandom(0, backend))
+    assert_backend(s.sigma2, backend, (3, 2))
+    tol = tol_for(backend, 1e-12, 1e-5)
+    assert np.allclose(to_numpy(s.mu), np.tile(H.mean(0), (3, 1)), rtol=tol)
+    assert np.allclose(to_numpy(s.sigma2), np.tile(H.var(0), (3, 1)), rtol=tol)
+    t2 = LinearRegression(H, y)
+    k2 = get("bnp_sgld")(t2, MiniBatch(t2, 1), backend, step_size=1e-3, frozen_statistics=True)
+    assert k2.q2 == [2.0]
+    s2 = k2.init(backend.asarray(np.zeros((3, 2))), HostRandom(0, backend))
+    g = np.random.default_rng(2).standard_normal((3, 2))
+    drift, noise = k2.apply(backend.asarray(g), backend.asarray(g), s2.mu, s2.sigma2)
+    st2 = th.sigma_tilde2(H.var(0))
+    assert np.allclose(to_numpy(drift), g / (2.0 * st2), rtol=tol_for(backend, 1e-12, 1e-5))
+    assert np.allclose(to_numpy(noise), g / np.sqrt(2.0 * st2), rtol=tol_for(backend, 1e-12, 1e-5))
+
+
+def test_checkpoint_resume_bit_identical(tmp_path):
+    """Running statistics (mu, sigma^2 per chain) survive checkpoint/resume bit-identically (MiniBatch behind a
+    wrapper: the batch indices still reach the statistics)."""
+    from .sgmcmc_helpers import Crash, CrashAfter
+
+    X, y, _ = _data()
+    t = LinearRegression(X, y)
+    kw = dict(n_chains=3, n_steps=12, burn_in=3, thinning=2, seed=4, step_size=1e-3, progress=False)
+    full = smile_ref.run_chains("bnp_sgld", t, gradient=MiniBatch(t, 7), **kw)
+    path = tmp_path / "ck.npz"
+    with pytest.raises(Crash):
+        smile_ref.run_chains("bnp_sgld", t, gradient=CrashAfter(MiniBatch(t, 7), 10), checkpoint=path,
+                             checkpoint_every=4, **kw)
+    resumed = smile_ref.run_chains("bnp_sgld", t, gradient=MiniBatch(t, 7), checkpoint=path, checkpoint_every=4,
+                                   resume=True, **kw)
+    np.testing.assert_array_equal(resumed.samples, full.samples)
+    np.testing.assert_array_equal(resumed.state.mu, full.state.mu)
+    assert get("bnp_sgld")(t, CrashAfter(MiniBatch(t, 7), 1), get_backend(), step_size=1e-3).batch == 7

@@ -62,7 +62,8 @@ and the intercept is the all-ones column of ``X`` if there is one (:func:`glm_la
 
 **Coupling**: the sampler needs the inputs of the examples behind the gradient estimate.  With a
 :class:`~smile_ref.gradients.MiniBatch` estimator they are ``target.X[batch]`` for the batch indices
-``batch`` returned by ``gradient.draw`` (``b = gradient.batch_size``); with any other estimator
+``batch`` returned by ``gradient.draw`` (``b = gradient.batch_size``; a wrapper exposing the ``MiniBatch`` as ``.inner``, whose ``draw``
+returns its indices unchanged, counts as one); with any other estimator
 (``Exact``, ``AdditiveNoise``) the statistics use all ``N`` examples (``b = N``).
 
 Options
@@ -180,6 +181,16 @@ def bnp_noise(xp, zW, zb, mu, st2, q: float):
     return nW / q, nb / q
 
 
+def _find_minibatch(gradient):
+    """The :class:`MiniBatch` behind ``gradient`` (itself, or reached through ``.inner`` wrappers), else ``None``."""
+    seen = 0
+    while gradient is not None and seen < 10:
+        if isinstance(gradient, MiniBatch):
+            return gradient
+        gradient, seen = getattr(gradient, "inner", None), seen + 1
+    return None
+
+
 class BNPSGLD:
     """BNP-preconditioned SGLD kernel; see the module docstring."""
 
@@ -204,8 +215,9 @@ class BNPSGLD:
             raise TypeError(f"bnp_sgld needs a target with bnp_layers() or a GLM with X; got {type(target).__name__}")
         self.layers = layers
         self._layout(layers, d)
-        if isinstance(gradient, MiniBatch):
-            self.batch = int(gradient.batch_size)
+        self._minibatch = _find_minibatch(gradient)
+        if self._minibatch is not None:
+            self.batch = int(self._minibatch.batch_size)
         else:
             self.batch = int(getattr(target, "n_data", 1))
         self.q2 = [max(int(L.weight.shape[1]) / self.batch, 1.0) for L in layers]
@@ -285,7 +297,7 @@ class BNPSGLD:
 
     def _update_stats(self, x, batch, mu, s2):
         xp = self.xp
-        idx = batch if isinstance(self.gradient, MiniBatch) else None
+        idx = batch if self._minibatch is not None else None
         r = self.rho
         mus, s2s = [], []
         for L, (a, b) in zip(self.layers, self._offsets):
