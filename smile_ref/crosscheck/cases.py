@@ -1,6 +1,6 @@
 """The golden files shipped under ``tests/golden/`` (``smile-ref golden export --case NAME``).
 
-Each case is small (3 chains, ``d = 3``, 8-10 steps) and exercises one sampler
+Each case is small (3 chains, ``d = 3``, 8-14 steps) and exercises one sampler
 with the random inputs it consumes:
 
 ========================  ======================================================
@@ -9,8 +9,9 @@ case                      sampler, target, gradient, what is recorded
 mclmc_leapfrog            MCLMC, leapfrog, fixed eps/L, partial refresh (z1, z2)
 mclmc_mclachlan           MCLMC, McLachlan, fixed eps/L, refresh, fixed sqrt_diag
 smile_noise               SMILE (energy-error tuner), AdditiveNoise: xi per step;
-                          one reset (chain 2, step 9)
-psmile_noise              pSMILE, AdditiveNoise: xi per step, sqrt_diag per step
+                          14 steps: eps adapts from step 10, chain 2 reset 9-13
+psmile_noise              pSMILE, AdditiveNoise: xi per step, sqrt_diag per step;
+                          14 steps, one reset (step 13)
 smile_minibatch_linreg    SMILE on LinearRegression (N=10, b=4): batch indices
                           and epoch permutations (epochs of 2 batches)
 sgld_minibatch_linreg     SGLD on LinearRegression (N=10, b=4): batches, noise
@@ -57,13 +58,13 @@ def _mclmc_mclachlan():
 
 def _smile_noise():
     t = _gauss()
-    return dict(sampler="smile", target=t, gradient=AdditiveNoise(t, 0.25), step_size=0.3, n_steps=10,
+    return dict(sampler="smile", target=t, gradient=AdditiveNoise(t, 0.25), step_size=0.3, n_steps=14,
                 description="SMILE (energy-error tuner), additive Gaussian gradient noise cov = 0.25 I")
 
 
 def _psmile_noise():
     t = _gauss()
-    return dict(sampler="psmile", target=t, gradient=AdditiveNoise(t, [0.1, 0.4, 0.2]), step_size=0.3, n_steps=10,
+    return dict(sampler="psmile", target=t, gradient=AdditiveNoise(t, [0.1, 0.4, 0.2]), step_size=0.3, n_steps=14,
                 description="pSMILE (noise-scale preconditioner, energy-error tuner), additive diagonal noise")
 
 
