@@ -188,6 +188,7 @@ def test_nonfinite_scores_are_skipped_or_raise(method, family):
 
 
 @pytest.mark.parametrize("method,family,opts", [("score_vi", "diag_gaussian", {"beta": 1.0}),
+                                                ("score_vi", "full_gaussian", {"beta": 1.0}),
                                                 ("gsm", "full_gaussian", {}), ("bam", "full_gaussian", {}),
                                                 ("advi", "full_gaussian", {}), ("advi", "diag_gaussian", {})])
 def test_fit_vi_backends_agree_with_numpy(backend, method, family, opts):
@@ -218,7 +219,57 @@ def test_fit_vi_argument_errors():
         fit_vi("score_vi", t, n_iter=1, n_samples=1, seed=0)
     with pytest.raises(ValueError, match="on_invalid must be one of"):
         fit_vi("score_vi", t, n_iter=1, n_samples=2, seed=0, on_invalid="ignore")
-    with pytest.raises(NotImplementedError, match="beta=0 only"):
-        fit_vi("score_vi", t, "full_gaussian", beta=1.0, n_iter=1, n_samples=3, seed=0)
+    with pytest.raises(ValueError, match="n_inner must be"):
+        fit_vi("score_vi", t, "full_gaussian", beta=1.0, n_iter=1, n_samples=3, seed=0, n_inner=0)
     with pytest.raises(ValueError, match=r"init_mean must have shape \(2,\)"):
         fit_vi("score_vi", t, n_iter=1, n_samples=2, seed=0, init_mean=[0.0])
+
+
+def _J(m, P, theta, s, beta):
+    dd = m - theta
+    r = dd @ P - s
+    return np.mean(np.sum(r * r, 1)) + beta * (0.5 * np.mean(np.sum((dd @ P) * dd, 1)) - 0.5 * np.linalg.slogdet(P)[1])
+
+
+def test_score_vi_full_beta_inner_solver_minimises_J():
+    """beta > 0, full family: the inner solver's J is not above an independent BFGS minimum over (m, L), and
+    beta -> 0 approaches the closed-form beta = 0 update."""
+    from scipy.optimize import minimize
+
+    rs = np.random.default_rng(0)
+    d, M, beta = 3, 12, 0.7
+    theta = rs.standard_normal((M, d))
+    s = -(theta - 0.5) @ np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.5]]) + 0.5 * rs.standard_normal((M, d))
+    q = FullGaussian(np.zeros(d), np.eye(d))
+    q1, n = full_update(q, theta, s, beta=beta, n_inner=200)
+    assert n == 0
+    il = np.tril_indices(d)
+
+    def f(x):
+        L = np.zeros((d, d))
+        L[il] = x[d:]
+        L[np.diag_indices(d)] = np.exp(np.diag(L))
+        return _J(x[:d], L @ L.T, theta, s, beta)
+
+    x0 = np.concatenate([np.zeros(d), np.eye(d)[il] * 0.0])
+    best = minimize(f, x0, method="BFGS", options={"gtol": 1e-10}).fun
+    assert _J(q1.mean, q1.precision, theta, s, beta) <= best + 1e-9
+    q0, _ = full_update(q, theta, s, beta=0.0)
+    qe, _ = full_update(q, theta, s, beta=1e-7, n_inner=500)
+    np.testing.assert_allclose(qe.precision, q0.precision, atol=1e-5)
+
+
+def test_score_vi_full_beta_population_fixed_point():
+    """Population iteration (samples with exact mean and covariance of q_t, exact scores): converges to the
+    target N(mu, P^-1) for beta in {0.1, 1, 10}."""
+    P = np.array([[2.0, 0.6, -0.3, 0.2], [0.6, 1.5, 0.4, 0.0], [-0.3, 0.4, 1.0, 0.3], [0.2, 0.0, 0.3, 1.2]])
+    mu = np.array([1.0, -1.0, 0.5, 0.0])
+    E = np.concatenate([np.eye(4), -np.eye(4)]) * 2.0
+    for beta in (0.1, 1.0, 10.0):
+        q = FullGaussian(np.zeros(4), np.eye(4))
+        for _ in range(300):
+            theta = q.mean + E @ np.linalg.cholesky(q.cov).T
+            q, n = full_update(q, theta, -(theta - mu) @ P, beta=beta)
+            assert n == 0
+        np.testing.assert_allclose(q.precision, P, atol=1e-9)
+        np.testing.assert_allclose(q.mean, mu, atol=1e-9)

@@ -30,13 +30,16 @@ variance of ``theta_j`` and covariance of ``(theta_j, s_j)``):
   equation ``C P + P C = -(B + B^T)`` with ``C = Cov_m(theta)`` and ``B = Cov_m(theta, s)``,
   solved in the eigenbasis of ``C``; ``m = theta_bar + P^{-1} s_bar``.  On a Gaussian target with
   exact scores ``B = -C P*`` so one step with ``M >= d + 1`` returns ``P = P*`` exactly.
-  A non-SPD ``P`` is skipped or raised.  ``beta > 0`` for the full family is not implemented.
+  A non-SPD ``P`` is skipped or raised.
+* full covariance, ``beta > 0``: ``K = n_inner`` preconditioned, SPD-preserving descent steps on the
+  jointly convex ``J`` (see :func:`full_update`).
 """
 from __future__ import annotations
 
 import math
 
 from ..backend import array_namespace
+from ..backend.validate import check_positive_int
 from ._common import batch_stats, check_on_invalid, invalid, outer_mean
 from .families import DiagGaussian, FullGaussian, is_spd
 
@@ -94,44 +97,101 @@ def diag_update(q: DiagGaussian, theta, s, beta: float = 0.0, on_invalid: str = 
     return DiagGaussian(m, tau), n_bad
 
 
-def full_update(q: FullGaussian, theta, s, beta: float = 0.0, on_invalid: str = "skip"):
-    """One ``beta = 0`` score-matching update of a :class:`FullGaussian`; returns ``(q_new, n_guarded)``."""
-    if beta != 0.0:
-        raise NotImplementedError("score_vi with family='full_gaussian' supports beta=0 only")
+def _lyap_solve(lam, Q, R):
+    """Solve ``C X + X C = R`` for symmetric ``X`` given ``C = Q diag(lam) Q^T``."""
+    return Q @ ((Q.mT @ R @ Q) / (lam[:, None] + lam[None, :])) @ Q.mT
+
+
+def full_update(q: FullGaussian, theta, s, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50):
+    """One score-matching update of a :class:`FullGaussian`; returns ``(q_new, n_guarded)``.
+
+    ``beta = 0``: closed form (Lyapunov equation, module docstring).  ``beta > 0``: ``J`` is jointly convex in
+    the natural parameters ``(h, P)`` (the score term is affine in them, ``h^T P^{-1} h`` and ``-log det P`` are
+    convex), so after the exact ``m``-step ``m(P) = theta_bar + 2 (2P + beta I)^{-1} s_bar`` the reduced
+    objective in ``P`` is convex.  We take up to ``n_inner`` preconditioned gradient steps from ``P_t``:
+    direction ``Delta`` solving ``D Delta + Delta D = G`` with ``D = mean(d d^T)``, ``d = m - theta``, and
+    ``G = sym(2 mean((P d - s) d^T)) + (beta/2)(D - P^{-1})``, with Armijo backtracking that keeps ``P`` SPD.
+    """
     xp = array_namespace(theta)
     tbar, sbar, tc, sc = batch_stats(theta, s)
     C = outer_mean(tc, tc)
-    B = outer_mean(tc, sc)
     lam, Q = xp.linalg.eigh(0.5 * (C + C.mT))
     if not bool(xp.min(lam) > 0.0):
         return q, invalid(on_invalid, "score_vi full update: sample covariance of theta is singular "
                                       "(need n_samples >= d + 1)")
-    rhs = Q.mT @ (-(B + B.mT)) @ Q
-    P = Q @ (rhs / (lam[:, None] + lam[None, :])) @ Q.mT
-    P = 0.5 * (P + P.mT)
-    if not is_spd(P):
-        return q, invalid(on_invalid, "score_vi full update: the fitted precision is not positive definite")
-    cov = xp.linalg.inv(P)
-    m = tbar + sbar @ cov
+    if beta == 0.0:
+        B = outer_mean(tc, sc)
+        P = _lyap_solve(lam, Q, -(B + B.mT))
+        P = 0.5 * (P + P.mT)
+        if not is_spd(P):
+            return q, invalid(on_invalid, "score_vi full update: the fitted precision is not positive definite")
+        m = tbar + sbar @ xp.linalg.inv(P)
+    else:
+        P, m = _full_beta_inner(q.precision, theta, s, tbar, sbar, beta, n_inner)
     if not bool(xp.all(xp.isfinite(m))):
         return q, invalid(on_invalid, "score_vi full update: non-finite mean")
     return FullGaussian(m, precision=P), 0
 
 
+def _full_beta_inner(P, theta, s, tbar, sbar, beta: float, n_inner: int):
+    """Inner solver for ``beta > 0`` (see :func:`full_update`); returns ``(P, m)``."""
+    xp = array_namespace(theta)
+    d = int(theta.shape[1])
+    eye = xp.eye(d, dtype=theta.dtype, device=theta.device)
+
+    def mean_of(P):
+        return tbar + 2.0 * (xp.linalg.solve(2.0 * P + beta * eye, sbar[:, None]))[:, 0]
+
+    def objective(P):
+        m = mean_of(P)
+        dd = m[None, :] - theta
+        r = dd @ P - s
+        logdet = 2.0 * xp.sum(xp.log(xp.linalg.diagonal(xp.linalg.cholesky(P))))
+        return (xp.mean(xp.sum(r * r, axis=1)) + beta * (0.5 * xp.mean(xp.sum((dd @ P) * dd, axis=1))
+                - 0.5 * logdet)), m, dd, r
+
+    J, m, dd, r = objective(P)
+    for _ in range(n_inner):
+        D = outer_mean(dd, dd)
+        X = 2.0 * outer_mean(r, dd)
+        G = 0.5 * (X + X.mT) + 0.5 * beta * (D - xp.linalg.inv(P))
+        lam, Q = xp.linalg.eigh(0.5 * (D + D.mT))
+        if not bool(xp.min(lam) > 0.0):
+            break
+        step = _lyap_solve(lam, Q, G)
+        step = 0.5 * (step + step.mT)
+        slope = float(xp.sum(G * step))
+        if not slope > 0.0 or not math.isfinite(slope):
+            break
+        eta, accepted = 1.0, False
+        while eta > 1e-8:
+            P_new = P - eta * step
+            if is_spd(P_new):
+                J_new, m_new, dd_new, r_new = objective(P_new)
+                if bool(J_new <= J - 1e-4 * eta * slope):
+                    accepted = True
+                    break
+            eta *= 0.5
+        if not accepted:
+            break
+        P, J, m, dd, r = 0.5 * (P_new + P_new.mT), J_new, m_new, dd_new, r_new
+        if eta * slope <= 1e-13 * (1.0 + abs(float(J))):
+            break
+    return P, m
+
+
 class ScoreVI:
     """The ``"score_vi"`` algorithm (see the module docstring); ``beta >= 0``, ``on_invalid`` in {skip, raise}."""
 
-    def __init__(self, beta: float = 0.0, on_invalid: str = "skip"):
+    def __init__(self, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50):
         beta = float(beta)
+        self.n_inner = check_positive_int(n_inner, "n_inner")
         if not (math.isfinite(beta) and beta >= 0.0):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}")
         self.beta = beta
         self.on_invalid = check_on_invalid(on_invalid)
 
     def init(self, q0):
-        if isinstance(q0, FullGaussian) and self.beta != 0.0:
-            raise NotImplementedError("score_vi with family='full_gaussian' supports beta=0 only "
-                                      "(use family='diag_gaussian' for beta > 0)")
         return q0
 
     def sample(self, state, random, M):
@@ -139,7 +199,10 @@ class ScoreVI:
 
     def update(self, state, theta, aux, logp, s, t):
         upd = diag_update if isinstance(state, DiagGaussian) else full_update
-        q, n_bad = upd(state, theta, s, self.beta, self.on_invalid)
+        if upd is full_update:
+            q, n_bad = full_update(state, theta, s, self.beta, self.on_invalid, self.n_inner)
+        else:
+            q, n_bad = diag_update(state, theta, s, self.beta, self.on_invalid)
         return q, score_matching_objective(q, theta, s, self.beta), n_bad
 
     def family(self, state):
