@@ -273,3 +273,10 @@ def test_score_vi_full_beta_population_fixed_point():
             assert n == 0
         np.testing.assert_allclose(q.precision, P, atol=1e-9)
         np.testing.assert_allclose(q.mean, mu, atol=1e-9)
+
+
+def test_fit_vi_callback_sees_every_iteration():
+    t, _ = _dense_target(2)
+    seen = []
+    fit_vi("gsm", t, "full_gaussian", n_iter=4, n_samples=3, seed=0, callback=lambda it, q: seen.append((it, q.dim)))
+    assert seen == [(0, 2), (1, 2), (2, 2), (3, 2)]

@@ -85,7 +85,7 @@ def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov):
 
 def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n_samples: int, seed,
            beta: float = 0.0, gradient=None, backend=None, dtype: str | None = None, device=None,
-           init_mean=None, init_cov=None, on_invalid: str = "skip", **options) -> VIResult:
+           init_mean=None, init_cov=None, on_invalid: str = "skip", callback=None, **options) -> VIResult:
     """Fit a Gaussian variational family to ``target`` with a registered VI method.
 
     Parameters
@@ -110,8 +110,11 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     on_invalid : {"skip", "raise"}
         Policy for non-finite scores and invalid updates: keep the previous iterate and count it
         in ``n_skipped``, or raise ``FloatingPointError``.  No iterate is ever NaN.
+    callback : callable, optional
+        ``callback(t, q)`` after every iteration with the current family member (e.g. to record an error
+        curve); its return value is ignored.
     **options
-        Method options: ``lr`` (advi), ``lam``, ``schedule`` (bam).
+        Method options: ``n_inner`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam).
 
     Returns
     -------
@@ -151,10 +154,12 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
                                          "(pass on_invalid='skip' to skip such iterations)")
             n_skipped += 1
             trace.append(xp.asarray(math.nan, dtype=bk.dtype, device=bk.device))
-            continue
-        state, objective, bad = algo.update(state, theta, aux, logp, s, t)
-        n_skipped += bad
-        trace.append(objective)
+        else:
+            state, objective, bad = algo.update(state, theta, aux, logp, s, t)
+            n_skipped += bad
+            trace.append(objective)
+        if callback is not None:
+            callback(t, algo.family(state))
     wall = time.perf_counter() - t0
     cost = float(getattr(gradient, "cost", 1.0))
     return VIResult(
