@@ -16,12 +16,13 @@ from .advi import ADVI
 from .bam import BaM
 from .families import DiagGaussian, FullGaussian
 from .gsm import GSM
+from .sinh_arcsinh import SinhArcsinh
 from .score_vi import ScoreVI
 
 __all__ = ["fit_vi", "VIResult", "METHODS", "FAMILIES"]
 
 METHODS = {"score_vi": ScoreVI, "advi": ADVI, "gsm": GSM, "bam": BaM}
-FAMILIES = ("diag_gaussian", "full_gaussian")
+FAMILIES = ("diag_gaussian", "full_gaussian", "sinh_arcsinh")
 
 
 @dataclass
@@ -54,11 +55,22 @@ class VIResult:
 
     @property
     def mean(self) -> np.ndarray:
-        return to_numpy(self.family.mean)
+        """Mean of the fitted family (exact for Gaussians; 200 000-draw Monte Carlo, seed 0, otherwise)."""
+        if hasattr(self.family, "mean"):
+            return to_numpy(self.family.mean)
+        return self._mc().mean(axis=0)
 
     @property
     def cov(self) -> np.ndarray:
-        return to_numpy(self.family.cov)
+        """Covariance of the fitted family (exact for Gaussians; Monte Carlo as :attr:`mean` otherwise)."""
+        if hasattr(self.family, "cov"):
+            return to_numpy(self.family.cov)
+        return np.atleast_2d(np.cov(self._mc().T))
+
+    def _mc(self) -> np.ndarray:
+        if "_mc_draws" not in self.meta:
+            self.meta["_mc_draws"] = self.sample(200_000, seed=0)
+        return self.meta["_mc_draws"]
 
     def sample(self, n: int, seed=0) -> np.ndarray:
         """``n`` draws from the fitted family as a host array ``(n, d)``."""
@@ -76,9 +88,11 @@ def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov):
         c = np.asarray(init_cov, dtype=np.float64)
         if c.shape != (d, d):
             raise ValueError(f"init_cov must have shape ({d}, {d}), got {c.shape}")
-    if family == "diag_gaussian":
+    if family in ("diag_gaussian", "sinh_arcsinh"):
         if not np.all(np.diag(c) > 0):
             raise ValueError("init_cov must have a positive diagonal")
+        if family == "sinh_arcsinh":
+            return SinhArcsinh(m, bk.asarray(0.5 * np.log(np.diag(c))), bk.zeros((d,)), bk.zeros((d,)))
         return DiagGaussian(m, bk.asarray(1.0 / np.diag(c)))
     return FullGaussian(m, bk.asarray(c))
 
@@ -93,8 +107,9 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     method : {"score_vi", "advi", "gsm", "bam"}
     target : Target
         Any ``smile_ref.targets`` object.
-    family : {"diag_gaussian", "full_gaussian"}
-        ``gsm`` and ``bam`` need ``"full_gaussian"``; ``advi`` is mean-field or full-rank accordingly.
+    family : {"diag_gaussian", "full_gaussian", "sinh_arcsinh"}
+        ``gsm`` and ``bam`` need ``"full_gaussian"``; ``advi`` is mean-field or full-rank accordingly;
+        ``"sinh_arcsinh"`` (mean-field, non-Gaussian; initial skew 0, tail 1) is fitted by ``score_vi`` only.
     n_iter, n_samples : int
         Iterations and samples ``M`` per iteration (``score_vi`` full family: ``M >= d + 1``).
     seed : int or numpy.random.SeedSequence
@@ -114,7 +129,7 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
         ``callback(t, q)`` after every iteration with the current family member (e.g. to record an error
         curve); its return value is ignored.
     **options
-        Method options: ``n_inner`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam).
+        Method options: ``n_inner``, ``inner_lr`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam).
 
     Returns
     -------
@@ -132,6 +147,8 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2 (sample covariances are needed), got {n_samples}")
     bk = backend if isinstance(backend, Backend) else get_backend(backend or "numpy", dtype or "float64", device)
+    if family == "sinh_arcsinh" and method != "score_vi":
+        raise ValueError(f"family='sinh_arcsinh' is fitted by method='score_vi' only, got method={method!r}")
     if method == "score_vi":
         algo = METHODS[method](beta=beta, on_invalid=on_invalid, **options)
     else:

@@ -31,6 +31,8 @@ variance of ``theta_j`` and covariance of ``(theta_j, s_j)``):
   solved in the eigenbasis of ``C``; ``m = theta_bar + P^{-1} s_bar``.  On a Gaussian target with
   exact scores ``B = -C P*`` so one step with ``M >= d + 1`` returns ``P = P*`` exactly.
   A non-SPD ``P`` is skipped or raised.
+* non-Gaussian families with hand-written parameter derivatives (:class:`~smile_ref.vi.sinh_arcsinh.SinhArcsinh`):
+  ``K = n_inner`` Adam steps (step ``inner_lr``) on ``J_t`` from ``q_t`` (:func:`inner_update`).
 * full covariance, ``beta > 0``: ``K = n_inner`` preconditioned, SPD-preserving descent steps on the
   jointly convex ``J`` (see :func:`full_update`).
 """
@@ -180,11 +182,47 @@ def _full_beta_inner(P, theta, s, tbar, sbar, beta: float, n_inner: int):
     return P, m
 
 
+def inner_update(q, theta, s, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50,
+                 inner_lr: float = 0.05):
+    """``n_inner`` Adam steps on ``J_t`` for a family with ``param_derivatives`` (e.g. :class:`SinhArcsinh`).
+
+    ``dJ/dlambda_j = mean_m [2 (g_mj - s_mj) dg_mj/dlambda_j] - beta mean_m dl_mj/dlambda_j`` (product family:
+    parameter ``lambda_j`` only enters coordinate ``j``).  A non-finite step keeps the previous iterate
+    (``on_invalid``).  Returns ``(q_new, n_guarded)``.
+    """
+    xp = array_namespace(theta)
+    cls = type(q)
+    params = q.params()
+    mom = {k: (xp.zeros_like(v), xp.zeros_like(v)) for k, v in params.items()}
+    b1, b2 = 0.9, 0.999
+    for k in range(1, n_inner + 1):
+        cur = cls(**params)
+        dg, dl = cur.param_derivatives(theta)
+        r = cur.score(theta) - s
+        new = {}
+        for name, v in params.items():
+            g = xp.mean(2.0 * r * dg[name], axis=0)
+            if beta > 0.0:
+                g = g - beta * xp.mean(dl[name], axis=0)
+            m1, m2 = mom[name]
+            m1 = b1 * m1 + (1.0 - b1) * g
+            m2 = b2 * m2 + (1.0 - b2) * g * g
+            mom[name] = (m1, m2)
+            new[name] = v - inner_lr * (m1 / (1.0 - b1**k)) / (xp.sqrt(m2 / (1.0 - b2**k)) + 1e-8)
+        if not all(bool(xp.all(xp.isfinite(v))) for v in new.values()):
+            return q, invalid(on_invalid, "score_vi inner step: non-finite family parameters")
+        params = new
+    return cls(**params), 0
+
+
 class ScoreVI:
     """The ``"score_vi"`` algorithm (see the module docstring); ``beta >= 0``, ``on_invalid`` in {skip, raise}."""
 
-    def __init__(self, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50):
+    def __init__(self, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50, inner_lr: float = 0.05):
         beta = float(beta)
+        self.inner_lr = float(inner_lr)
+        if not (math.isfinite(self.inner_lr) and self.inner_lr > 0.0):
+            raise ValueError(f"inner_lr must be a finite float > 0, got {inner_lr!r}")
         self.n_inner = check_positive_int(n_inner, "n_inner")
         if not (math.isfinite(beta) and beta >= 0.0):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}")
@@ -199,7 +237,9 @@ class ScoreVI:
 
     def update(self, state, theta, aux, logp, s, t):
         upd = diag_update if isinstance(state, DiagGaussian) else full_update
-        if upd is full_update:
+        if hasattr(state, "param_derivatives"):
+            q, n_bad = inner_update(state, theta, s, self.beta, self.on_invalid, self.n_inner, self.inner_lr)
+        elif upd is full_update:
             q, n_bad = full_update(state, theta, s, self.beta, self.on_invalid, self.n_inner)
         else:
             q, n_bad = diag_update(state, theta, s, self.beta, self.on_invalid)
