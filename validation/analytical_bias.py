@@ -61,17 +61,19 @@ def markdown_table(result: dict) -> str:
     lines = [f"b^2 = (1/d) sum_i (Ehat[x_i^2] - E[x_i^2])^2 / Var[x_i^2]: mean ± SE over "
              f"{cfg['n_replicates']} replicates of {cfg['chains_per_replicate']} chains, {cfg['n_steps']} steps "
              f"after {cfg['burn_in']} burn-in, thinning {cfg['thinning']}, init {cfg['init']!r}, "
+             f"ICG scales {cfg.get('icg_scales', [0.1, 10.0])} (paper: [0.1, 10]), "
              f"noise Cov = {cfg['noise_batch']:g} C_y. 'noise' = pure Monte-Carlo level E[b^2 | unbiased]; "
-             "'theory' = overdamped prediction (r = overdamped-regime ratio, needs r >> 1).", ""]
+             "'theory' = SMILE/pSMILE: overdamped prediction (r = overdamped-regime ratio, needs r >> 1); SGLD/SGHMC: exact stationary b^2 of the linear recursion (ICG).", ""]
     lines += ["| target | noise | sampler | scaling | eps: b^2 ± SE (noise) | theory | r | rejected / non-finite chains |",
               "|---|---|---|---|---|---|---|---|"]
     for (t, nz, s, sc), rs in rows.items():
         rs = sorted(rs, key=lambda r: r["step_size"])
         cells = "; ".join(f"{r['step_size']:.2g}: {_fmt(r['b2_mean'], r['b2_se'])} ({r['noise_mean']:.1g})" for r in rs)
-        th = rs[0]["theory_b2"]
+        ths = [r["theory_b2"] for r in rs]
+        th = ", ".join(_fmt(v) for v in ths) if any(v is not None for v in ths) and len(set(ths)) > 1 else ths[0]
         rr = ", ".join(f"{r['overdamped_ratio']:.1g}" for r in rs) if rs[0]["overdamped_ratio"] is not None else "—"
         rej = ", ".join(f"{r['n_rejected']}/{r['n_nonfinite_chains']}" for r in rs)
-        lines.append(f"| {t} | {nz} | {LABEL[s]} | {sc} | {cells} | {_fmt(th) if th is not None else '—'} | {rr} | {rej} |")
+        lines.append(f"| {t} | {nz} | {LABEL[s]} | {sc} | {cells} | {th if isinstance(th, str) else (_fmt(th) if th is not None else '—')} | {rr} | {rej} |")
     lines.append("")
     lines.append(f"Runtime {result['runtime_s']:.0f} s.")
     return "\n".join(lines) + "\n"
@@ -106,10 +108,14 @@ def plot(result: dict, out: str) -> list[str]:
                 line = ax.errorbar(eps, b2, yerr=se, marker="o", ms=3, capsize=2, label=lab)
                 ax.plot(eps, [max(r["noise_mean"], 1e-12) for r in rs], ":", color=line[0].get_color(), lw=0.8)
                 th = [r["theory_b2"] for r in rs]
-                if all(v is not None for v in th) and all(v > 1e-12 for v in th):
+                if all(v is not None for v in th) and all(v > 1e-12 for v in th) and s in ("smile", "psmile"):
                     ax.plot(eps, th, "--", color=line[0].get_color(), lw=1.2, label=f"{LABEL[s]} overdamped th.")
+                elif any(v is not None and v > 1e-12 for v in th):
+                    e2, t2 = zip(*[(e, v) for e, v in zip(eps, th) if v is not None and v > 1e-12])
+                    kind = "exact stationary" if s in ("sgld", "sghmc") else "overdamped th."
+                    ax.plot(e2, t2, "--", color=line[0].get_color(), lw=1.2, label=f"{LABEL[s]} {kind}")
                 elif all(v is not None for v in th):
-                    line[0].set_label(lab + " (theory: 0)")
+                    line.set_label(lab + " (theory: 0)")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{t}: {nz} noise")
@@ -132,6 +138,8 @@ def plot(result: dict, out: str) -> list[str]:
 
 def build_config(args) -> dict:
     cfg = dict(QUICK_CONFIG if args.quick else FULL_CONFIG)
+    if args.icg_scales is not None:
+        cfg["icg_scales"] = list(args.icg_scales)
     for key in ("targets", "noises", "samplers", "n_replicates", "chains_per_replicate", "n_steps", "burn_in",
                 "thinning", "init", "seed", "workers", "scaling", "noise_batch"):
         val = getattr(args, key)
@@ -169,6 +177,8 @@ def main(argv=None) -> int:
     p.add_argument("--init", choices=["zero", "exact"], help="zero (paper) or exact target draws")
     p.add_argument("--scaling", choices=["fixed_sigma", "fixed_eps_sigma"])
     p.add_argument("--noise-batch", dest="noise_batch", type=float, help="Cov[xi] = noise_batch * C_y (paper 256)")
+    p.add_argument("--icg-scales", dest="icg_scales", nargs=2, type=float, metavar=("C_MIN", "C_MAX"),
+                   help="ICG standard deviations logspace(C_MIN, C_MAX) (paper 0.1 10; --quick uses 1 1)")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int)
     p.add_argument("--no-theory", action="store_true", help="omit the overdamped theory curve")
@@ -183,7 +193,7 @@ def main(argv=None) -> int:
         cfg = result["config"]
         for r in result["records"]:
             if r["theory_b2"] is None and r["scaling"] == "fixed_sigma":
-                cov = noise_covariance(r["noise"], cfg["noise_batch"], cfg.get("icg_scales", (0.1, 10.0)))
+                cov = noise_covariance(r["noise"], cfg["noise_batch"])
                 r["theory_b2"], r["overdamped_ratio"] = theory_b2(r["target"], r["noise"], r["sampler"],
                                                                   r["step_size"], cov,
                                                                   icg_scales=cfg.get("icg_scales", (0.1, 10.0)))
