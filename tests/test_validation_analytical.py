@@ -97,7 +97,16 @@ def test_theory_b2_isotropic_and_regime_ratio():
     assert b2 == 0.0
     assert r == pytest.approx(0.01 * 256.0 * 0.1 / 9.0, rel=1e-9)
     assert theory_b2("funnel", "iso", "smile", 0.01, cov) == (None, None)
-    assert theory_b2("icg", "aniso", "sgld", 0.01, cov) == (None, None)
+    assert theory_b2("icg", "spatial", "sgld", 0.01, cov) == (None, None)
+
+
+def test_theory_b2_sgld_closed_form():
+    """SGLD on N(0, I) with noise s2 I: S = (1-h)^2 S + h^2 s2 + 2h, i.e. S = (2 + h s2) / (2 - h) per coordinate."""
+    h, s2 = 1e-3, 256.0
+    S = (2 + h * s2) / (2 - h)
+    b2, r = theory_b2("icg", "iso", "sgld", h, noise_covariance("iso"), icg_scales=(1.0, 1.0))
+    assert r is None
+    assert b2 == pytest.approx((S - 1) ** 2 / 2, rel=1e-9)
 
 
 def test_bad_config_messages():
