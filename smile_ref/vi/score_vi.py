@@ -111,7 +111,8 @@ def full_update(q: FullGaussian, theta, s, beta: float = 0.0, on_invalid: str = 
     the natural parameters ``(h, P)`` (the score term is affine in them, ``h^T P^{-1} h`` and ``-log det P`` are
     convex), so after the exact ``m``-step ``m(P) = theta_bar + 2 (2P + beta I)^{-1} s_bar`` the reduced
     objective in ``P`` is convex.  We take up to ``n_inner`` preconditioned gradient steps from ``P_t``:
-    direction ``Delta`` solving ``D Delta + Delta D = G`` with ``D = mean(d d^T)``, ``d = m - theta``, and
+    direction ``Delta`` solving ``C Delta + Delta C = G`` (``C`` the sample covariance of ``theta``), and with
+    ``D = mean(d d^T)``, ``d = m - theta``, gradient
     ``G = sym(2 mean((P d - s) d^T)) + (beta/2)(D - P^{-1})``, with Armijo backtracking that keeps ``P`` SPD.
     """
     xp = array_namespace(theta)
@@ -129,14 +130,18 @@ def full_update(q: FullGaussian, theta, s, beta: float = 0.0, on_invalid: str = 
             return q, invalid(on_invalid, "score_vi full update: the fitted precision is not positive definite")
         m = tbar + sbar @ xp.linalg.inv(P)
     else:
-        P, m = _full_beta_inner(q.precision, theta, s, tbar, sbar, beta, n_inner)
+        P, m = _full_beta_inner(q.precision, theta, s, tbar, sbar, beta, n_inner, lam, Q)
     if not bool(xp.all(xp.isfinite(m))):
         return q, invalid(on_invalid, "score_vi full update: non-finite mean")
     return FullGaussian(m, precision=P), 0
 
 
-def _full_beta_inner(P, theta, s, tbar, sbar, beta: float, n_inner: int):
-    """Inner solver for ``beta > 0`` (see :func:`full_update`); returns ``(P, m)``."""
+def _full_beta_inner(P, theta, s, tbar, sbar, beta: float, n_inner: int, lam, Q):
+    """Inner solver for ``beta > 0`` (see :func:`full_update`); returns ``(P, m)``.
+
+    The preconditioner uses the sample covariance ``C = Q diag(lam) Q^T`` of ``theta`` (``D = C + dbar dbar^T``
+    at any ``m``; one eigendecomposition per outer iteration).
+    """
     xp = array_namespace(theta)
     d = int(theta.shape[1])
     eye = xp.eye(d, dtype=theta.dtype, device=theta.device)
@@ -157,9 +162,6 @@ def _full_beta_inner(P, theta, s, tbar, sbar, beta: float, n_inner: int):
         D = outer_mean(dd, dd)
         X = 2.0 * outer_mean(r, dd)
         G = 0.5 * (X + X.mT) + 0.5 * beta * (D - xp.linalg.inv(P))
-        lam, Q = xp.linalg.eigh(0.5 * (D + D.mT))
-        if not bool(xp.min(lam) > 0.0):
-            break
         step = _lyap_solve(lam, Q, G)
         step = 0.5 * (step + step.mT)
         slope = float(xp.sum(G * step))
