@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from smile_ref import fit_vi
-from smile_ref.backend import HostRandom, get_backend, to_numpy
+from smile_ref.backend import HostRandom, to_numpy
 from smile_ref.targets import Gaussian
 from smile_ref.targets.base import Target
 from smile_ref.vi import DiagGaussian, FullGaussian
