@@ -90,25 +90,68 @@ def _column(xp, v, like, name):
 def _safe_log(xp, x):
     """``log(x)`` for ``x >= 0`` with ``log(0) = -inf`` and no warning."""
     pos = x > 0
-    return xp.where(pos, xp.log(xp.where(pos, x, xp.ones_like(x))), xp.full_like(x, -math.inf))
+    return xp.where(pos, xp.log(xp.where(pos, x, 1.0)), -math.inf)
 
 
-def _scaled_norm(xp, g):
-    """``(|g|, g/|g|, ok)`` without overflow/underflow for ``max_i |g_i|`` in ``[smallest_normal, max]``.
+_TINY: dict = {}
 
-    ``ok`` is ``False`` where ``max_i |g_i| < finfo.smallest_normal`` (zero or subnormal
-    gradient): the direction ``e`` is then undefined and set to 0.
+
+def _tiny(xp, dtype) -> float:
+    """``finfo(dtype).smallest_normal`` as a Python float (cached per dtype)."""
+    key = (id(xp), dtype)
+    t = _TINY.get(key)
+    if t is None:
+        t = _TINY[key] = float(xp.finfo(dtype).smallest_normal)
+    return t
+
+
+def _norm_col(xp, a):
+    """Row norms of ``a`` (n, d) as an (n, 1) column: ``sqrt(a . a)`` (one fused reduction, no temporary)."""
+    return xp.sqrt(xp.vecdot(a, a))[:, None]
+
+
+def _esh_core(xp, u, g, tau, d):
+    """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
+
+    Same operations as the formulas of the module docstring; full-size temporaries are
+    reused in place and every ``where`` with a per-row condition is applied once.
     """
-    tiny = float(xp.finfo(g.dtype).smallest_normal)
+    # |g|, e = g/|g| without overflow/underflow: scale by max_i |g_i| first.  Rows with
+    # max|g| < smallest_normal (zero, subnormal or NaN gradient) are "not ok": their
+    # intermediate values are discarded by the final where(ok, ...).
     m = xp.max(xp.abs(g), axis=-1, keepdims=True)
-    ok = m >= tiny
-    m_safe = xp.where(ok, m, xp.ones_like(m))
-    gs = g / m_safe
-    ns = xp.linalg.vector_norm(gs, axis=-1, keepdims=True)
-    ns_safe = xp.where(ok, ns, xp.ones_like(ns))
-    e = xp.where(ok, gs / ns_safe, xp.zeros_like(g))
-    gnorm = xp.where(ok, m_safe * ns_safe, xp.zeros_like(m))
-    return gnorm, e, ok
+    ok = m >= _tiny(xp, g.dtype)
+    m_safe = xp.where(ok, m, 1.0)
+    e = g / m_safe  # fresh array: normalised in place below
+    ns_safe = xp.where(ok, _norm_col(xp, e), 1.0)
+    e /= ns_safe
+    gnorm = xp.where(ok, m_safe * ns_safe, 0.0)
+    delta = tau * (gnorm / (d - 1))  # (n, 1)
+    c = xp.minimum(xp.maximum(xp.vecdot(u, e)[:, None], -1.0), 1.0)  # clip to [-1, 1] against rounding
+    zeta = xp.exp(-delta)
+    om = -xp.expm1(-delta)  # 1 - zeta, accurate for small delta
+    raw = e * (om * (1.0 + zeta + c * om))
+    raw += (2.0 * zeta) * u
+    rn = _norm_col(xp, raw)
+    good = rn > 0
+    raw /= xp.where(good, rn, 1.0)
+    # fallbacks where raw = 0 (c = -1 with zeta^2 underflow, or u = 0 with delta = 0):
+    # u if u != 0 else e; and u unchanged where not ok
+    u_nonzero = xp.vecdot(u, u)[:, None] > 0
+    bad = ~good
+    u_new = xp.where(ok & bad & ~u_nonzero, e, raw)
+    u_new = xp.where((~ok) | (bad & u_nonzero), u, u_new)
+
+    # kinetic change / (d - 1) = log(cosh delta + c sinh delta)
+    q = (1.0 - c) * (om * (1.0 + zeta)) * 0.5  # (1 - c)(1 - zeta^2)/2 in [0, 1]
+    small_q = q < 0.5
+    k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
+    lse = xp.logaddexp(_safe_log(xp, 1.0 + c), _safe_log(xp, 1.0 - c) - 2.0 * delta)
+    anti = (1.0 + c) > 0
+    k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), -delta)
+    k = xp.where(small_q, k_small, k_large)
+    k = xp.where(ok, k, 0.0)
+    return u_new, (d - 1) * k[:, 0]
 
 
 def esh_velocity_update(u, g, tau, sqrt_diag=None):
@@ -142,47 +185,30 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None):
     ``u_new = u``, ``dK = -(d-1) delta``; ``delta = inf`` -> ``u_new = e``
     (unless ``c = -1``); ``u = 0`` -> ``u_new = e`` and
     ``dK = (d-1) log cosh delta``.  ``c`` is clipped to ``[-1, 1]`` against
-    rounding.
+    rounding.  Row norms and ``c`` are computed with ``vecdot`` (one fused
+    reduction per row).
     """
     _check_pair(u, g)
     xp = array_namespace(u, g)
-    d = u.shape[1]
     if sqrt_diag is not None:
         _check_pair(u, sqrt_diag, "u", "sqrt_diag")
         g = sqrt_diag * g
-    tau = _column(xp, tau, u, "tau")
-    gnorm, e, ok = _scaled_norm(xp, g)
-    delta = tau * (gnorm / (d - 1))  # (n, 1)
-    c = xp.clip(xp.sum(u * e, axis=-1, keepdims=True), -1.0, 1.0)
-    zeta = xp.exp(-delta)
-    om = -xp.expm1(-delta)  # 1 - zeta, accurate for small delta
-    raw = e * (om * (1.0 + zeta + c * om)) + (2.0 * zeta) * u
-    rn = xp.linalg.vector_norm(raw, axis=-1, keepdims=True)
-    good = rn > 0
-    un = xp.linalg.vector_norm(u, axis=-1, keepdims=True)
-    fallback = xp.where(un > 0, u, e)  # c = -1 with zeta^2 underflow, or u = 0 with delta = 0
-    u_new = xp.where(good, raw / xp.where(good, rn, xp.ones_like(rn)), fallback)
-    u_new = xp.where(ok, u_new, u)
+    return _esh_core(xp, u, g, _column(xp, tau, u, "tau"), u.shape[1])
 
-    # kinetic change / (d - 1) = log(cosh delta + c sinh delta)
-    q = (1.0 - c) * (om * (1.0 + zeta)) * 0.5  # (1 - c)(1 - zeta^2)/2 in [0, 1]
-    small_q = q < 0.5
-    k_small = delta + xp.log1p(-xp.where(small_q, q, xp.zeros_like(q)))
-    lse = xp.logaddexp(_safe_log(xp, 1.0 + c), _safe_log(xp, 1.0 - c) - 2.0 * delta)
-    anti = (1.0 + c) > 0
-    k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, xp.zeros_like(lse)), -delta)
-    k = xp.where(small_q, k_small, k_large)
-    k = xp.where(ok, k, xp.zeros_like(k))
-    return u_new, (d - 1) * k[:, 0]
+
+def _position_core(x, u, tau, sqrt_diag):
+    v = u * tau if sqrt_diag is None else sqrt_diag * u
+    if sqrt_diag is not None:
+        v *= tau
+    v += x
+    return v
 
 
 def position_update(x, u, tau, sqrt_diag=None):
     """A flow: ``x + tau * S u`` (``S = diag(sqrt_diag)``; ``tau`` float or array (n,))."""
     _check_pair(x, u, "x", "u")
     xp = array_namespace(x, u)
-    tau = _column(xp, tau, x, "tau")
-    v = u if sqrt_diag is None else sqrt_diag * u
-    return x + tau * v
+    return _position_core(x, u, _column(xp, tau, x, "tau"), sqrt_diag)
 
 
 def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
@@ -212,19 +238,37 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
     """
     if not isinstance(coefficients, IntegratorCoefficients):
         coefficients = get_integrator(coefficients)
+    x, u, logp, g = state
+    _check_pair(u, g)
+    if tuple(x.shape) != tuple(u.shape):
+        raise ValueError(f"x and u must have the same shape (n, d), got {tuple(x.shape)} and {tuple(u.shape)}")
+    if sqrt_diag is not None:
+        _check_pair(u, sqrt_diag, "u", "sqrt_diag")
+    xp = array_namespace(x, u, g)
+    n, d = x.shape
     if isinstance(step_size, numbers.Real) and not hasattr(step_size, "shape"):
         if not math.isfinite(float(step_size)) or float(step_size) <= 0:
             raise ValueError(f"step_size must be finite and > 0, got {step_size}")
-    x, u, logp, g = state
+        eps = float(step_size)
+    else:
+        shape = tuple(getattr(step_size, "shape", ()))
+        if shape not in ((), (n,)):
+            raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
+        eps = xp.reshape(step_size, (n, 1) if shape else (1, 1))
     dK = None
     for i, coef in enumerate(coefficients.coefficients):
-        tau = step_size * coef
+        tau = eps * coef
+        if not isinstance(tau, float) and tau.dtype != x.dtype:
+            tau = xp.astype(tau, x.dtype)
         if i % 2 == 0:
-            u, k = esh_velocity_update(u, g, tau, sqrt_diag)
+            u, k = _esh_core(xp, u, g if sqrt_diag is None else sqrt_diag * g, tau, d)
             dK = k if dK is None else dK + k
         else:
-            x = position_update(x, u, tau, sqrt_diag)
+            x = _position_core(x, u, tau, sqrt_diag)
             logp, g = logdensity_and_grad(x)
+            if tuple(getattr(g, "shape", ())) != (n, d):
+                raise ValueError(f"logdensity_and_grad must return a gradient of shape ({n}, {d}), "
+                                 f"got {getattr(g, 'shape', None)}")
     return IntegratorState(x, u, logp, g), dK
 
 

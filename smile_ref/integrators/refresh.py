@@ -103,16 +103,28 @@ def partial_refresh(u, tau, L, z):
         nu = refresh_nu(tau, L, d)
         if nu == 0.0:
             return u
-        w = u + nu * z
-        return w / xp.linalg.vector_norm(w, axis=-1, keepdims=True)
+        return _refresh_with_nu(xp, u, nu, z)
     tau_c = float(tau) if _is_py_real(tau) else _column(xp, tau, u, "tau")
     L_c = float(L) if _is_py_real(L) else _column(xp, L, u, "L")
-    nu = refresh_nu(tau_c, L_c, d)
-    w = u + nu * z
-    wn = xp.linalg.vector_norm(w, axis=-1, keepdims=True)
-    pos = wn > 0
-    out = w / xp.where(pos, wn, xp.ones_like(wn))
-    return xp.where(nu == 0.0, u, out)
+    return _refresh_with_nu(xp, u, refresh_nu(tau_c, L_c, d), z)
+
+
+def _refresh_with_nu(xp, u, nu, z):
+    """``(u + nu z)/|u + nu z|`` for a float or (n, 1) column ``nu``; rows with ``nu = 0`` return ``u``.
+
+    Rows with ``nu = 0`` are divided by 1 (``u + 0 z = u``), rows with ``|u + nu z| = 0`` too.
+    ``u = 0`` with ``nu = 1`` gives ``z/|z|`` (the full refresh).  Used by
+    :func:`partial_refresh` and by the MCLMC kernel (which merges the second half refresh
+    and the rejected chains' full refresh into one pass).
+    """
+    w = z * nu  # fresh array: shifted and normalised in place
+    w += u
+    wn = xp.sqrt(xp.vecdot(w, w))[:, None]
+    if isinstance(nu, float):
+        w /= wn
+        return w
+    w /= xp.where((wn > 0) & (nu != 0.0), wn, 1.0)
+    return w
 
 
 def full_refresh(z):
@@ -124,6 +136,6 @@ def full_refresh(z):
     if shape is None or len(shape) != 2:
         raise ValueError(f"z must be an array of shape (n, d), got {shape}")
     xp = array_namespace(z)
-    zn = xp.linalg.vector_norm(z, axis=-1, keepdims=True)
+    zn = xp.sqrt(xp.vecdot(z, z))[:, None]
     pos = zn > 0
-    return xp.where(pos, z / xp.where(pos, zn, xp.ones_like(zn)), xp.zeros_like(z))
+    return xp.where(pos, z / xp.where(pos, zn, 1.0), 0.0)

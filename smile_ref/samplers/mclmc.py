@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from ..backend.validate import check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..integrators.isokinetic import IntegratorState, isokinetic_step
-from ..integrators.refresh import full_refresh, partial_refresh
+from ..integrators.refresh import _refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
@@ -132,9 +132,17 @@ class MCLMC:
         p = state.params
         old = state.integrator
         n, d = old.position.shape
-        half = 0.5 * p.step_size
         z2 = rng.normal((n, d))
-        u = partial_refresh(old.momentum, half, p.L, rng.normal((n, d))) if self.refresh else old.momentum
+        if self.refresh:
+            # nu = sqrt((e^{2 (eps/2)/L} - 1)/d), shared by both half refreshes (as a (n, 1) column)
+            dt = old.momentum.dtype
+            half, L = xp.reshape(0.5 * p.step_size, (n, 1)), xp.reshape(p.L, (n, 1))
+            if half.dtype != dt or L.dtype != dt:
+                half, L = xp.astype(half, dt), xp.astype(L, dt)
+            nu = xp.sqrt(xp.expm1(2.0 * half / L) / d)
+            u = _refresh_with_nu(xp, old.momentum, nu, rng.normal((n, d)))
+        else:
+            u = old.momentum
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
         new, dK = isokinetic_step(
             old._replace(momentum=u), p.step_size, lambda x: self.gradient.evaluate(x, batch),
@@ -142,8 +150,12 @@ class MCLMC:
         )
         dE = dK - (new.logdensity - old.logdensity)
         bad = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, self.max_energy_error)
-        u_new = partial_refresh(new.momentum, half, p.L, z2) if self.refresh else new.momentum
-        u_new = select_chains(xp, bad, full_refresh(z2), u_new)
+        if self.refresh:
+            # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
+            bad_c = bad[:, None]
+            u_new = _refresh_with_nu(xp, xp.where(bad_c, 0.0, new.momentum), xp.where(bad_c, 1.0, nu), z2)
+        else:
+            u_new = select_chains(xp, bad, full_refresh(z2), new.momentum)
         integ = IntegratorState(
             select_chains(xp, bad, old.position, new.position),
             u_new,
