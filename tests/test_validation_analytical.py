@@ -1,4 +1,4 @@
-"""Tests of the analytical bias benchmark (``validation/_analytical.py``, ``validation/analytical_bias.py``).
+"""Tests of the analytical bias benchmark (``smile_ref/verification/analytical.py``, ``validation/analytical_bias.py``).
 
 One tiny run of :func:`run_benchmark` (module fixture, ~10 s): target ``N(0, I)``
 in d = 10 (the ICG family with ``icg_scales = (1, 1)``, so that chains mix in
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from validation._analytical import noise_covariance, run_benchmark, theory_b2
+from smile_ref.verification.analytical import noise_covariance, run_benchmark, theory_b2
 
 R = 8
 TINY = dict(targets=["icg"], noises=["iso", "aniso"], samplers=["smile", "psmile"],

@@ -1,6 +1,6 @@
 """Command line: the SMILE paper's analytical bias benchmark (Sommer et al. 2026, Sec. 6.1).
 
-Runs :func:`validation._analytical.run_benchmark` (see its module docstring for the
+Runs :func:`smile_ref.verification.analytical.run_benchmark` (see its module docstring for the
 exact setting: targets, noise structures with ``Cov[xi] = 256 C_y``, samplers,
 metric, theory curve) and writes into ``--out``:
 
@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from validation._analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,  # noqa: E402
+from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,  # noqa: E402
                                    theory_b2)
 
 LABEL = {"smile": "SMILE-naive", "psmile": "pSMILE-naive", "sgld": "SGLD", "sghmc": "SGHMC"}

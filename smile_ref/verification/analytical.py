@@ -58,7 +58,7 @@ limit needs ``r = eps lam_min(Sigma) sigma_min(Sigma_t) / (d-1) >> 1``; ``r`` is
 recorded with each cell (for the paper's setting ``r < 0.01``: the regime does not
 apply and the curve is shown for reference only).  The overdamped prediction does
 not depend on ``eps`` (checked: identical at eps = 0.01 and 0.1); it is slow
-(~1-2 min per covariance), so values are cached in ``_analytical_theory.json``.
+(~1-2 min per covariance), so values are cached in ``analytical_theory.json``.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ SPATIAL_LENGTH = {"icg": 6.5, "funnel": 9.0, "rosenbrock": 1.414}
 SAMPLER_OPTIONS = {"smile": {"tuner": None}, "psmile": {"tuner": None}, "sgld": {},
                    "sghmc": {"alpha": 0.01, "beta_hat": 0.0}}
 DIM = 10
-THEORY_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_analytical_theory.json")
+THEORY_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analytical_theory.json")
 
 _DEFAULTS = dict(targets=["icg"], noises=["iso", "aniso"], samplers=["smile", "psmile"],
                  step_sizes={"smile": [1e-2], "psmile": [1e-2], "sgld": [1e-4], "sghmc": [1e-2]},
