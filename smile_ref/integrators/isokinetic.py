@@ -128,8 +128,9 @@ def _esh_core(xp, u, g, tau, d):
     gnorm = xp.where(ok, m_safe * ns_safe, 0.0)
     delta = tau * (gnorm / (d - 1))  # (n, 1)
     c = xp.minimum(xp.maximum(xp.vecdot(u, e)[:, None], -1.0), 1.0)  # clip to [-1, 1] against rounding
-    zeta = xp.exp(-delta)
-    om = -xp.expm1(-delta)  # 1 - zeta, accurate for small delta
+    neg_delta = -delta
+    zeta = xp.exp(neg_delta)
+    om = -xp.expm1(neg_delta)  # 1 - zeta, accurate for small delta
     raw = e * (om * (1.0 + zeta + c * om))
     raw += (2.0 * zeta) * u
     rn = _norm_col(xp, raw)
@@ -143,12 +144,13 @@ def _esh_core(xp, u, g, tau, d):
     u_new = xp.where((~ok) | (bad & u_nonzero), u, u_new)
 
     # kinetic change / (d - 1) = log(cosh delta + c sinh delta)
-    q = (1.0 - c) * (om * (1.0 + zeta)) * 0.5  # (1 - c)(1 - zeta^2)/2 in [0, 1]
+    one_plus_c, one_minus_c = 1.0 + c, 1.0 - c
+    q = one_minus_c * (om * (1.0 + zeta)) * 0.5  # (1 - c)(1 - zeta^2)/2 in [0, 1]
     small_q = q < 0.5
     k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
-    lse = xp.logaddexp(_safe_log(xp, 1.0 + c), _safe_log(xp, 1.0 - c) - 2.0 * delta)
-    anti = (1.0 + c) > 0
-    k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), -delta)
+    lse = xp.logaddexp(_safe_log(xp, one_plus_c), _safe_log(xp, one_minus_c) - 2.0 * delta)
+    anti = one_plus_c > 0
+    k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), neg_delta)
     k = xp.where(small_q, k_small, k_large)
     k = xp.where(ok, k, 0.0)
     return u_new, (d - 1) * k[:, 0]
