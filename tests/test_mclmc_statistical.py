@@ -14,15 +14,17 @@ from smile_ref.diagnostics import mean_and_se
 from smile_ref.targets import Gaussian, diagonal_gaussian_condition, ill_conditioned_gaussian
 
 
-def _check_moments(target, n_steps, n_chains, seed, alpha=1e-4):
+def _check_moments(target, n_steps, n_chains, seed, alpha=1e-4, desired=1e-8):
+    """SEs from the spread of independent chain means (one batch per chain): short batches underestimate
+    the SE when the slowest direction decorrelates slowly (docs/mclmc-discretisation-bias.md)."""
     res = smile_ref.run_chains("mclmc", target, n_chains=n_chains, n_steps=n_steps, burn_in=3000, seed=seed,
-                               thinning=2, desired_energy_var=1e-8, progress=False)
+                               thinning=2, desired_energy_var=desired, progress=False)
     x = res.samples
     d = x.shape[-1]
     z = stats.norm.isf(alpha / (2 * 2 * d))
-    m, se_m = mean_and_se(x)
+    m, se_m = mean_and_se(x, n_batches=1)
     np.testing.assert_array_less(np.abs(m - target.mean), z * se_m)
-    m2, se_m2 = mean_and_se(x**2)
+    m2, se_m2 = mean_and_se(x**2, n_batches=1)
     np.testing.assert_array_less(np.abs(m2 - target.second_moment), z * se_m2)
     assert res.n_rejected == 0
     return res
@@ -39,8 +41,9 @@ def test_isotropic_gaussian_moments():
 
 @pytest.mark.slow
 def test_icg_moments():
-    """ICG d=10 (condition number 1e4): same test as above, failure probability < 1e-4."""
-    _check_moments(ill_conditioned_gaussian(10, seed=0), 40000, 64, 1)
+    """ICG d=10 (condition number 1e4) at Var[dE]/d = 1e-6 (its sd-10 direction mixes too slowly at 1e-8;
+    the 0.25 % bias at 1e-6 is far below the ~1 % SE): same test, failure probability < 1e-4."""
+    _check_moments(ill_conditioned_gaussian(10, seed=0), 40000, 64, 1, desired=1e-6)
 
 
 @pytest.mark.slow
