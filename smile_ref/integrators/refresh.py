@@ -38,22 +38,13 @@ import math
 import numbers
 
 from ..backend import array_namespace
+from .isokinetic import _column  # (n,) parameter -> (n, 1) column, shared with the ESH update
 
 __all__ = ["partial_refresh", "full_refresh", "refresh_nu"]
 
 
 def _is_py_real(v) -> bool:
     return isinstance(v, numbers.Real) and not hasattr(v, "shape")
-
-
-def _column(xp, v, like, name):
-    shape = tuple(getattr(v, "shape", ()))
-    n = like.shape[0]
-    if shape == ():
-        return xp.astype(xp.reshape(v, (1, 1)), like.dtype)
-    if shape != (n,):
-        raise ValueError(f"{name} must be a Python float or an array of shape ({n},), got shape {shape}")
-    return xp.astype(xp.reshape(v, (n, 1)), like.dtype)
 
 
 def refresh_nu(tau, L, d: int):
