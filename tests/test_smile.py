@@ -167,3 +167,40 @@ def test_bad_options(opts, exc, msg):
     kw.update(opts)
     with pytest.raises(exc, match=msg):
         smile_ref.run_chains("smile", _target(), n_chains=1, n_steps=1, seed=0, progress=False, **kw)
+
+
+def test_dense_preconditioner_whitens_and_reduces_to_diagonal(backend):
+    """S C S = c^2 I with c^2 = mean eigenvalue of C; S S^-1 = I; for diagonal C, S = diag(rms(sigma)/sigma)."""
+    from smile_ref.preconditioners.noise_scale import (DenseNoiseScaleState, NoiseScaleState,
+                                                       dense_noise_scale_preconditioner, noise_scale_preconditioner)
+
+    rs = np.random.default_rng(0)
+    A = rs.standard_normal((3, 3))
+    C = A @ A.T + 0.5 * np.eye(3)
+    dense = dense_noise_scale_preconditioner()
+    S, S_inv = dense.matrices(DenseNoiseScaleState(backend.zeros((2, 3)), backend.asarray(np.stack([C, np.diag(np.diag(C))]))))
+    assert_backend(S, backend, (2, 3, 3))
+    tol = 1e-4 if backend.dtype == backend.xp.float32 else 1e-10
+    S, S_inv = to_numpy(S), to_numpy(S_inv)
+    c2 = np.mean(np.linalg.eigvalsh(C))
+    np.testing.assert_allclose(S[0] @ C @ S[0], c2 * np.eye(3), atol=tol * c2)
+    np.testing.assert_allclose(S[0] @ S_inv[0], np.eye(3), atol=tol)
+    diag = noise_scale_preconditioner().sqrt_diag(NoiseScaleState(backend.zeros((1, 3)), backend.asarray(np.diag(C)[None])))
+    np.testing.assert_allclose(S[1], np.diag(to_numpy(diag)[0]), atol=tol)
+
+
+def test_dense_psmile_runs_and_resumes_bit_identically(tmp_path):
+    t = _target(3)
+    g = gradients.AdditiveNoise(t, np.array([[4.0, 3.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]))
+    kw = dict(gradient=g, n_chains=2, n_steps=20, burn_in=10, step_size=0.02, seed=0, progress=False,
+              preconditioner="dense")
+    ref = smile_ref.run_chains("psmile", t, **kw)
+    assert np.all(np.isfinite(ref.samples))
+    from .sgmcmc_helpers import Crash, CrashAfter
+
+    ck = tmp_path / "c.npz"
+    kw.pop("gradient")
+    with pytest.raises(Crash):  # interrupted at step 22, after the checkpoint at step 15
+        smile_ref.run_chains("psmile", t, gradient=CrashAfter(g, 1 + 3 * 22), checkpoint=ck, checkpoint_every=15, **kw)
+    res = smile_ref.run_chains("psmile", t, gradient=g, checkpoint=ck, checkpoint_every=15, resume=True, **kw)
+    np.testing.assert_array_equal(res.samples, ref.samples)

@@ -38,7 +38,9 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    :func:`~smile_ref.preconditioners.noise_scale.noise_scale_preconditioner`,
    held fixed within a step and updated after it with the raw final gradient;
    keeps adapting through warm-up and sampling unless
-   ``freeze_preconditioner=True`` (frozen after warm-up).
+   ``freeze_preconditioner=True`` (frozen after warm-up); ``preconditioner="dense"`` (an smile_ref
+   extension for correlated noise) uses ``S = c C^{-1/2}`` from the EMA gradient covariance ``C``
+   (:func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`).
 
 No partial refresh by default (the gradient noise is the only randomness);
 ``refresh=True`` with ``L`` adds MCLMC's partial refresh.  The initial
@@ -53,7 +55,7 @@ from ..backend.validate import check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..integrators.isokinetic import IntegratorState, isokinetic_step
 from ..integrators.refresh import partial_refresh
-from ..preconditioners.noise_scale import noise_scale_preconditioner
+from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
@@ -79,7 +81,7 @@ class SMILE:
                  integrator="mclachlan", tuner="energy_error", adapt_during_sampling=True,
                  refresh=False, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
                  gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
-                 preconditioner_options=None, tuner_options=None):
+                 preconditioner="diag", preconditioner_options=None, tuner_options=None):
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -109,7 +111,10 @@ class SMILE:
         self.max_energy_error = (
             check_positive_float(max_energy_error, "max_energy_error") if max_energy_error is not None else math.inf
         )
-        self.precond = noise_scale_preconditioner(**(preconditioner_options or {})) if preconditioned else None
+        check_choice(preconditioner, "preconditioner", ("diag", "dense"))
+        self.dense = preconditioned and preconditioner == "dense"
+        make = dense_noise_scale_preconditioner if self.dense else noise_scale_preconditioner
+        self.precond = make(**(preconditioner_options or {})) if preconditioned else None
         self.freeze_preconditioner = bool(freeze_preconditioner)
         self.extra_eval = self.energy_error == "same_batch" and bool(getattr(gradient, "stochastic", False))
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
@@ -120,6 +125,23 @@ class SMILE:
         lp, g = self.gradient.evaluate(x, batch)
         g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
         return lp, g
+
+    def _dense_step(self, old, step_size, batch, pstate):
+        """Isokinetic step in ``z = S^{-1} x`` (S symmetric, fixed within the step): MCLMC on
+        ``p_z(z) ∝ p(S z)`` with score ``S g``; positions and gradients are mapped back to ``x``."""
+        S, S_inv = self.precond.matrices(pstate)
+
+        def mv(v, M):  # rows of v times the symmetric M, per chain
+            return (v[:, None, :] @ M)[:, 0, :]
+
+        def f_z(z):
+            lp, g = self._evaluate(mv(z, S), batch)
+            return lp, mv(g, S)
+
+        zs = IntegratorState(mv(old.position, S_inv), old.momentum, old.logdensity, mv(old.logdensity_grad, S))
+        new, dK = isokinetic_step(zs, step_size, f_z, self.coefficients, None)
+        return IntegratorState(mv(new.position, S), new.momentum, new.logdensity,
+                               mv(new.logdensity_grad, S_inv)), dK
 
     def init(self, position, rng) -> SMILEState:
         b = self.backend
@@ -136,13 +158,16 @@ class SMILE:
         xp = self.xp
         p, old = state.params, state.integrator
         n, d = old.position.shape
-        sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
         u = old.momentum
         if self.refresh:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
-        new, dK = isokinetic_step(old._replace(momentum=u), p.step_size,
-                                  lambda x: self._evaluate(x, batch), self.coefficients, sqrt_diag)
+        if self.dense:
+            new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state)
+        else:
+            sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
+            new, dK = isokinetic_step(old._replace(momentum=u), p.step_size,
+                                      lambda x: self._evaluate(x, batch), self.coefficients, sqrt_diag)
         lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
         dE = dK - (new.logdensity - lp_old)
         nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
