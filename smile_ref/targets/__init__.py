@@ -10,6 +10,7 @@ from .base import DataTarget, Target
 from .funnel import Funnel
 from .gaussian import Gaussian, diagonal_gaussian_condition, ill_conditioned_gaussian
 from .glm import LinearRegression, LogisticRegression
+from .mlp import MLP
 from .rosenbrock import Rosenbrock
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "Rosenbrock",
     "LinearRegression",
     "LogisticRegression",
+    "MLP",
 ]
