@@ -199,3 +199,42 @@ def test_bad_input():
         t.logdensity(np.zeros((2, t.dim + 1)))
     with pytest.raises(ValueError, match=r"X must have shape \(n, 3\)"):
         t.predict(np.zeros((1, t.dim)), np.zeros((4, 2)))
+
+
+def test_bnp_layers_indices_and_inputs(backend):
+    """Weight/bias indices address the right parameters; layer inputs are X[idx] then the hidden
+    activations (checked against a direct NumPy forward pass)."""
+    X, y = _data(8, N=6, p=3)
+    t = MLP(X, y, hidden=(4, 2), activation="tanh")
+    layers = t.bnp_layers()
+    assert [L.weight.shape for L in layers] == [(4, 3), (2, 4), (1, 2)]
+    x64 = np.random.default_rng(0).standard_normal((2, t.dim))
+    Wb = t.unflatten(np, x64)
+    for L, (W, b) in zip(layers, Wb):
+        np.testing.assert_array_equal(x64[:, L.weight], W.transpose(0, 2, 1))
+        np.testing.assert_array_equal(x64[:, L.bias], b)
+    np.testing.assert_array_equal(layers[0].host_inputs, X)
+    x = backend.asarray(x64)
+    idx = backend.asarray(np.array([[0, 5, 2], [1, 1, 3]]), dtype=backend.xp.int64)
+    xr = to_numpy(x).astype(np.float64)
+    h1 = np.tanh(X[None] @ t.unflatten(np, xr)[0][0] + t.unflatten(np, xr)[0][1][:, None, :])
+    for k, expect in [(0, np.broadcast_to(X[None], (2, 6, 3))), (1, h1)]:
+        full = layers[k].inputs(x, None)
+        sel = layers[k].inputs(x, idx)
+        assert_backend(sel, backend, (2, 3, expect.shape[-1]))
+        rows = np.array([[0, 5, 2], [1, 1, 3]])
+        np.testing.assert_allclose(to_numpy(sel).astype(float), np.stack([expect[i, rows[i]] for i in range(2)]),
+                                   rtol=tol_for(backend), atol=tol_for(backend))
+        assert full.shape[1:] == (6, expect.shape[-1])
+
+
+def test_bnp_sgld_runs_on_mlp():
+    """Smoke test: BNP-SGLD accepts the MLP's layers with mini-batches (finite samples, right shape)."""
+    import smile_ref
+    from smile_ref.gradients import MiniBatch
+
+    X, y = _data(9, N=40, p=2)
+    t = MLP(X, y, hidden=(3,), activation="relu")
+    res = smile_ref.run_chains("bnp_sgld", t, n_chains=3, n_steps=50, burn_in=10, seed=1, step_size=1e-3,
+                               gradient=MiniBatch(t, 8), initial_position=t.init_params(0, 3), progress=False)
+    assert res.samples.shape[-1] == t.dim and np.all(np.isfinite(res.samples))

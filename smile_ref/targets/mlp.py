@@ -28,13 +28,16 @@ evaluated in one batched matmul with activations of shape ``(n, b, width)``;
 :meth:`_loglik_terms` returns per-example gradients ``(n, b, dim)`` (noise estimation),
 :meth:`_loglik_sums` the batch sums without forming them.
 
-``bnp_layers()`` is not provided: the BNP-SGLD protocol (:class:`smile_ref.samplers.bnp_sgld.BNPLayer`)
-accepts callable inputs, but its divergence term assumes the layer inputs do not depend on the
-parameters (see the module notes there); for hidden layers they do, so the MLP does not claim support.
+:meth:`bnp_layers` describes the dense layers for BNP-SGLD (the fields of
+:class:`smile_ref.samplers.bnp_sgld.BNPLayer`, duck-typed: targets do not import samplers).  The
+inputs of layer ``l > 1`` are the activations ``h_{l-1}(theta)``, so the BNP preconditioner depends
+on ``theta`` there and the sampler's ``Gamma = 0`` (no divergence term) is an approximation for
+hidden layers, as in Algorithm 2 of the BNP-SGLD paper; it is exact only for the first layer.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -43,7 +46,7 @@ from ..backend.validate import check_positions, check_choice, check_host_matrix,
 from ._digest import array_digest
 from .base import DataTarget
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "DenseLayer"]
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_A = 0.044715
@@ -60,6 +63,15 @@ def _act(xp, name, a):
     t = xp.tanh(_GELU_C * (a + _GELU_A * a * a * a))
     d = 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * a * a)
     return 0.5 * a * (1.0 + t), d
+
+
+class DenseLayer(NamedTuple):
+    """Same fields as ``samplers.bnp_sgld.BNPLayer``: index arrays into the parameter vector and inputs."""
+
+    weight: np.ndarray  # (n_out, n_in) parameter indices
+    bias: np.ndarray | None  # (n_out,)
+    inputs: Callable  # (x (n, d), idx (n, b) or None) -> (n or 1, b, n_in)
+    host_inputs: np.ndarray | None = None  # (N, n_in) for the first layer (fixed data)
 
 
 class MLP(DataTarget):
@@ -229,6 +241,31 @@ class MLP(DataTarget):
         lp, gp = self._prior(xp, x)
         ll, gl = self._loglik_sums(xp, x, X[None, ...], y[None, :])
         return lp + ll, gp + gl
+
+    # --- BNP-SGLD layers --------------------------------------------------------------------
+    def layer_inputs(self, x, idx, layer: int):
+        """Inputs of dense layer ``layer`` (0-based): ``X[idx]`` for layer 0, else ``h_layer(theta)``;
+        shape ``(n or 1, b, n_in)``, all ``N`` examples for ``idx=None``."""
+        xp = array_namespace(x)
+        if idx is None:
+            Xb = self.data_on(xp, x)[0][None, ...]
+        else:
+            Xb = self.gather(xp, x, idx)[0]
+        h = Xb
+        for W, b in self.unflatten(xp, x)[:layer]:
+            h = _act(xp, self.activation, h @ W + b[:, None, :])[0]
+        return h
+
+    def bnp_layers(self) -> list[DenseLayer]:
+        """One :class:`DenseLayer` per dense layer (weight index ``W_l[i_in, j_out]`` at
+        ``w_start + i_in * n_out + j_out``, transposed to the protocol's ``(n_out, n_in)``)."""
+        out = []
+        for k, (w0, b0, n_in, n_o) in enumerate(self._layers):
+            W = w0 + np.arange(n_in, dtype=np.int64)[None, :] * n_o + np.arange(n_o, dtype=np.int64)[:, None]
+            bias = b0 + np.arange(n_o, dtype=np.int64)
+            out.append(DenseLayer(W, bias, (lambda x, idx, k=k: self.layer_inputs(x, idx, k)),
+                                  self.X if k == 0 else None))
+        return out
 
     # --- prediction ------------------------------------------------------------------------
     def predict(self, params, X):
