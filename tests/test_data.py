@@ -102,6 +102,8 @@ def test_bad_data(tmp_path):
 
 
 def test_sklearn_missing_gives_clear_error():
+    with pytest.raises(ValueError, match=r"unknown scikit-learn data set"):
+        load_sklearn("mnist")
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -109,8 +111,6 @@ def test_sklearn_missing_gives_clear_error():
             load_sklearn("wine")
     else:
         pytest.skip("scikit-learn is installed")
-    with pytest.raises(ValueError, match=r"unknown scikit-learn data set"):
-        load_sklearn("mnist")
 
 
 @pytest.mark.parametrize("name,task,shape", [("diabetes", "regression", (442, 10)), ("breast_cancer", "classification", (569, 30)),
