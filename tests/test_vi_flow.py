@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from smile_ref import fit_vi
 from smile_ref.backend import HostRandom, get_backend, to_numpy
-from smile_ref.vi.flow import SinhArcsinhFlow, haar_rotations
+from smile_ref.targets.base import Target
+from smile_ref.vi import SinhArcsinhFlow
+from smile_ref.vi.flow import haar_rotations
 from smile_ref.vi.sinh_arcsinh import SinhArcsinh
 from tests.conftest import assert_backend, tol_for
 
@@ -35,12 +38,12 @@ def test_one_layer_is_the_mean_field_family():
 
 
 def test_density_normalised_on_grid_d2():
-    """Trapezoid integral of exp(log q) on [-30, 30]^2 (2001^2 nodes); 0 of 400 000 draws fall outside (mass < 1e-4)."""
+    """Trapezoid integral of exp(log q) on [-30, 30]^2 (1001^2 nodes); 0 of 400 000 draws fall outside (mass < 1e-4; observed |integral - 1| = 5e-9)."""
     f = _flow(d=2, L=3, seed=3, spread=0.15)
-    g = np.linspace(-30.0, 30.0, 2001)
+    g = np.linspace(-30.0, 30.0, 1001)
     X, Y = np.meshgrid(g, g, indexing="ij")
     p = np.exp(f.log_prob(np.stack([X.ravel(), Y.ravel()], axis=1))).reshape(X.shape)
-    assert np.trapezoid(np.trapezoid(p, g, axis=1), g) == pytest.approx(1.0, abs=1e-4)
+    assert np.trapezoid(np.trapezoid(p, g, axis=1), g) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_score_and_parameter_gradients_vs_finite_differences():
@@ -99,3 +102,66 @@ def test_on_backends(backend):
     np.testing.assert_allclose(to_numpy(f.score(x)), fn.score(x_np), rtol=tol, atol=tol)
     assert_backend(f.log_prob_param_grads(x)[1]["skew"], backend, (4, 3))
     assert_backend(f.sample(HostRandom(0, backend), 5), backend, (5, 3))
+
+
+def test_objective_gradient_vs_finite_differences():
+    """``objective_grads`` (tangent + reverse pass) vs central differences of ``score_matching_objective``."""
+    from smile_ref.vi.score_vi import score_matching_objective
+
+    d, h = 3, 1e-6
+    f = _flow(d, 3)
+    rng = np.random.default_rng(4)
+    th, s = rng.normal(0, 1.5, (6, d)), rng.normal(size=(6, d))
+    for beta in (0.0, 0.7):
+        G, P = f.objective_grads(th, s, beta), f.params()
+        for k in P:
+            for j in range(d):
+                def J(sign):
+                    pp = {kk: v.copy() for kk, v in P.items()}
+                    pp[k][j] += sign * h
+                    return score_matching_objective(f.replace(pp), th, s, beta)
+                fd = (J(1) - J(-1)) / (2 * h)
+                assert abs(G[k][j] - fd) <= 1e-6 * (1 + abs(fd)), (beta, k, j)
+
+
+class _FlowTarget(Target):
+    name = "flow_target"
+
+    def __init__(self, q):
+        self.q = q
+        self.dim = q.dim
+
+    def _logdensity_and_grad(self, xp, x):
+        return self.q.log_prob(x), self.q.score(x)
+
+
+def _kl(q, p, n=20_000):
+    """Monte Carlo ``KL(q || p) = E_q[log q - log p]`` and its standard error."""
+    x = q.sample(HostRandom(11, get_backend()), n)
+    w = q.log_prob(x) - p.log_prob(x)
+    return float(np.mean(w)), float(np.std(w) / math.sqrt(n))
+
+
+def test_score_vi_flow_beats_gaussians_on_rotated_sinh_arcsinh_target():
+    """Target: affine layer, Haar rotation (seed 0), skew/tail layer (in the 2-layer family).  score_vi, beta = 0,
+    M = 128, 60 iterations, K = 50 Adam steps at inner_lr = 0.01.  Observed KL(q||p): flow 1.7e-5; diagonal
+    Gaussian 0.35, full Gaussian 0.30 (beta = 1), mean-field sinh-arcsinh 0.14.  Asserted with 4.5-sigma Monte Carlo
+    margins (failure probability < 1e-5 given the fits): KL_flow < 1e-3 and every other KL > 0.05."""
+    A = np.array
+    true = SinhArcsinhFlow([SinhArcsinh(A([0.3, -0.5]), A([0.3, -0.2]), A([0.0, 0.0]), A([0.0, 0.0])),
+                            SinhArcsinh(A([0.0, 0.0]), A([0.0, 0.0]), A([0.8, -0.5]), A([-0.3, 0.2]))],
+                           haar_rotations(2, 2, 0))
+    tg = _FlowTarget(true)
+    r = fit_vi("score_vi", tg, "sinh_arcsinh_flow", n_iter=60, n_samples=128, seed=0, n_layers=2, inner_lr=0.01)
+    assert r.n_skipped == 0 and isinstance(r.family, SinhArcsinhFlow)
+    kl, se = _kl(r.family, true)
+    assert kl + 4.5 * se < 1e-3
+    for fam, opt in (("diag_gaussian", {}), ("full_gaussian", {"beta": 1.0}), ("sinh_arcsinh", {})):
+        other = fit_vi("score_vi", tg, fam, n_iter=60, n_samples=128, seed=0, **opt)
+        k2, se2 = _kl(other.family, true)
+        assert k2 - 4.5 * se2 > 0.05, fam
+
+
+def test_flow_only_with_score_vi():
+    with pytest.raises(ValueError, match="fitted by method='score_vi' only"):
+        fit_vi("advi", _FlowTarget(_flow(2, 1)), "sinh_arcsinh_flow", n_iter=1, n_samples=2, seed=0)

@@ -16,13 +16,14 @@ from .advi import ADVI
 from .bam import BaM
 from .families import DiagGaussian, FullGaussian
 from .gsm import GSM
+from .flow import SinhArcsinhFlow
 from .sinh_arcsinh import SinhArcsinh
 from .score_vi import ScoreVI
 
 __all__ = ["fit_vi", "VIResult", "METHODS", "FAMILIES"]
 
 METHODS = {"score_vi": ScoreVI, "advi": ADVI, "gsm": GSM, "bam": BaM}
-FAMILIES = ("diag_gaussian", "full_gaussian", "sinh_arcsinh")
+FAMILIES = ("diag_gaussian", "full_gaussian", "sinh_arcsinh", "sinh_arcsinh_flow")
 
 
 @dataclass
@@ -78,7 +79,7 @@ class VIResult:
         return to_numpy(self.family.sample(make_random(seed, backend_of(self.family.loc)), n))
 
 
-def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov):
+def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov, n_layers: int = 2, flow_seed: int = 0):
     m = bk.zeros((d,)) if init_mean is None else bk.asarray(np.asarray(init_mean, dtype=np.float64))
     if tuple(m.shape) != (d,):
         raise ValueError(f"init_mean must have shape ({d},), got {tuple(m.shape)}")
@@ -88,9 +89,11 @@ def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov):
         c = np.asarray(init_cov, dtype=np.float64)
         if c.shape != (d, d):
             raise ValueError(f"init_cov must have shape ({d}, {d}), got {c.shape}")
-    if family in ("diag_gaussian", "sinh_arcsinh"):
+    if family in ("diag_gaussian", "sinh_arcsinh", "sinh_arcsinh_flow"):
         if not np.all(np.diag(c) > 0):
             raise ValueError("init_cov must have a positive diagonal")
+        if family == "sinh_arcsinh_flow":
+            return SinhArcsinhFlow.init(m, bk.asarray(0.5 * np.log(np.diag(c))), n_layers, flow_seed)
         if family == "sinh_arcsinh":
             return SinhArcsinh(m, bk.asarray(0.5 * np.log(np.diag(c))), bk.zeros((d,)), bk.zeros((d,)))
         return DiagGaussian(m, bk.asarray(1.0 / np.diag(c)))
@@ -107,7 +110,7 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     method : {"score_vi", "advi", "gsm", "bam"}
     target : Target
         Any ``smile_ref.targets`` object.
-    family : {"diag_gaussian", "full_gaussian", "sinh_arcsinh"}
+    family : {"diag_gaussian", "full_gaussian", "sinh_arcsinh", "sinh_arcsinh_flow"}
         ``gsm`` and ``bam`` need ``"full_gaussian"``; ``advi`` is mean-field or full-rank accordingly;
         ``"sinh_arcsinh"`` (mean-field, non-Gaussian; initial skew 0, tail 1) is fitted by ``score_vi`` only.
     n_iter, n_samples : int
@@ -129,7 +132,9 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
         ``callback(t, q)`` after every iteration with the current family member (e.g. to record an error
         curve); its return value is ignored.
     **options
-        Method options: ``n_inner``, ``inner_lr`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam).
+        Method options: ``n_inner``, ``inner_lr`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam);
+        ``n_layers`` (default 2) and ``flow_seed`` (seed of the fixed Haar rotations, default 0) for
+        ``family="sinh_arcsinh_flow"`` (:class:`~smile_ref.vi.flow.SinhArcsinhFlow`, Gaussian-initialised).
 
     Returns
     -------
@@ -147,8 +152,10 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     if n_samples < 2:
         raise ValueError(f"n_samples must be >= 2 (sample covariances are needed), got {n_samples}")
     bk = backend if isinstance(backend, Backend) else get_backend(backend or "numpy", dtype or "float64", device)
-    if family == "sinh_arcsinh" and method != "score_vi":
-        raise ValueError(f"family='sinh_arcsinh' is fitted by method='score_vi' only, got method={method!r}")
+    if family in ("sinh_arcsinh", "sinh_arcsinh_flow") and method != "score_vi":
+        raise ValueError(f"family={family!r} is fitted by method='score_vi' only, got method={method!r}")
+    n_layers = check_positive_int(options.pop("n_layers", 2), "n_layers")
+    flow_seed = int(options.pop("flow_seed", 0))
     if method == "score_vi":
         algo = METHODS[method](beta=beta, on_invalid=on_invalid, **options)
     else:
@@ -156,7 +163,7 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     gradient = Exact(target) if gradient is None else gradient
     random = make_random(seed, bk)
     d = int(target.dim)
-    state = algo.init(_initial_family(family, bk, d, init_mean, init_cov))
+    state = algo.init(_initial_family(family, bk, d, init_mean, init_cov, n_layers, flow_seed))
     gstate = gradient.init(n_samples, random)
     xp = bk.xp
     trace, n_skipped = [], 0

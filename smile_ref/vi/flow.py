@@ -26,8 +26,10 @@ Parameter derivatives of ``log q`` (layer ``l``, coordinate ``j``): with ``dl`` 
 (``dw/dm = -delta/(r sigma)``, ``dw/dlog sigma = -delta x / r``, ``dw/d epsilon = -1``,
 ``dw/dlog delta = delta asinh x``), ``d log q / d lambda_lj = dl_lj + (a_lj + z_lj) dz_lj/dlambda``.
 
-Not implemented: the parameter derivatives of the *score* (mixed second derivatives through the layers),
-which ``score_vi``'s score-matching term needs; the flow is therefore not yet registered in ``fit_vi``.
+The gradient of the score-matching objective (:meth:`SinhArcsinhFlow.objective_grads`) is the parameter
+gradient of the directional derivative ``D_r log q`` (``r = g - s`` fixed), by a hand-written tangent pass
+followed by reverse accumulation (docs/derivations/score-vi.md).  Registered in ``fit_vi`` as
+``family="sinh_arcsinh_flow"`` (options ``n_layers``, ``flow_seed``), fitted by ``score_vi``'s Adam inner loop.
 """
 from __future__ import annotations
 
@@ -150,6 +152,59 @@ class SinhArcsinhFlow:
                   "log_tail": delta * asx}
             out.append({k: dl[k] + (a + sh) * ch * dw[k] for k in SinhArcsinh.PARAMS})
         return out
+
+    def params(self) -> dict:
+        """Flat dict ``"<name><l>" -> (d,)`` over layers ``l`` and ``SinhArcsinh.PARAMS``."""
+        return {f"{k}{l}": getattr(lay, k) for l, lay in enumerate(self.layers) for k in SinhArcsinh.PARAMS}
+
+    def replace(self, params: dict) -> "SinhArcsinhFlow":
+        """Same rotations, layer parameters from a dict as returned by :meth:`params`."""
+        return SinhArcsinhFlow([SinhArcsinh(**{k: params[f"{k}{l}"] for k in SinhArcsinh.PARAMS})
+                                for l in range(len(self.layers))], self.rotations)
+
+    def objective_grads(self, theta, s, beta: float = 0.0):
+        """Gradient of ``J = mean_m ||g_m - s_m||^2 - beta mean_m log q(theta_m)`` over :meth:`params`.
+
+        ``dJ/dlambda = (2/M) d/dlambda [sum_m r_m . g(theta_m)]`` with ``r = g - s`` held fixed, i.e. the
+        parameter gradient of the directional derivative ``Phi = D_r log q``, by forward (tangent ``t``)
+        then reverse accumulation; see docs/derivations/score-vi.md (flow section).
+        """
+        xp = self.xp
+        M = int(theta.shape[0])
+        r = self.score(theta) - s
+        fw, z = self._forward(theta)
+        # forward tangents: tv_l = t_{l-1} Q_l^T, t_l = f'(v_l) tv_l
+        t, tvs = r, []
+        for (v, parts), Q in zip(fw, self.rotations):
+            tv = t @ Q.mT
+            tvs.append(tv)
+            t = self._fprime(parts) * tv
+        ybar, tbar = -t, -z
+        grads = {}
+        dl_all = self.log_prob_param_grads(theta) if beta > 0.0 else None
+        for l in range(len(self.layers) - 1, -1, -1):
+            lay, (v, parts), tv = self.layers[l], fw[l], tvs[l]
+            sigma, delta, x, asx, rr, r2, w, sh, ch, h, u = parts
+            f, fp = sh, self._fprime(parts)
+            fpp = (sh * delta * delta / r2 - ch * delta * x / (r2 * rr)) / (sigma * sigma)
+            dg, _ = lay.param_derivatives(v)
+            phip = u / sigma + f * fp
+            phipp = -dg["loc"] + fp * fp + f * fpp
+            df = {"loc": -ch * delta / (rr * sigma), "log_scale": -ch * delta * x / rr, "skew": -ch,
+                  "log_tail": ch * delta * asx}
+            dfp = {"loc": -fpp, "log_scale": -x * sigma * fpp - fp, "skew": -sh * delta / (rr * sigma),
+                   "log_tail": delta * (sh * delta * asx + ch) / (rr * sigma)}
+            c1 = ybar + tv * fp
+            c2 = tbar * tv + tv * f
+            for k in SinhArcsinh.PARAMS:
+                gk = xp.sum(c1 * df[k] + c2 * dfp[k] + tv * dg[k], axis=0) * (2.0 / M)
+                if beta > 0.0:
+                    gk = gk - beta * xp.mean(dl_all[l][k], axis=0)
+                grads[f"{k}{l}"] = gk
+            vbar = ybar * fp + tbar * tv * fpp + tv * phipp
+            tvbar = tbar * fp + phip
+            ybar, tbar = vbar @ self.rotations[l], tvbar @ self.rotations[l]
+        return grads
 
     def sample(self, random, n: int):
         """``n`` draws: ``z ~ N(0, I)`` from ``random``, inverted layer by layer ``v = m + sigma sinh((asinh y + eps)/delta)``."""

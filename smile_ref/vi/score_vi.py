@@ -197,15 +197,22 @@ def inner_update(q, theta, s, beta: float = 0.0, on_invalid: str = "skip", n_inn
     params = q.params()
     mom = {k: (xp.zeros_like(v), xp.zeros_like(v)) for k, v in params.items()}
     b1, b2 = 0.9, 0.999
+    build = q.replace if hasattr(q, "replace") else (lambda p: cls(**p))
     for k in range(1, n_inner + 1):
-        cur = cls(**params)
-        dg, dl = cur.param_derivatives(theta)
-        r = cur.score(theta) - s
+        cur = build(params)
+        if hasattr(cur, "objective_grads"):  # non-product family (flow): full gradient of J_t by hand
+            grads = cur.objective_grads(theta, s, beta)
+        else:
+            dg, dl = cur.param_derivatives(theta)
+            r = cur.score(theta) - s
         new = {}
         for name, v in params.items():
-            g = xp.mean(2.0 * r * dg[name], axis=0)
-            if beta > 0.0:
-                g = g - beta * xp.mean(dl[name], axis=0)
+            if hasattr(cur, "objective_grads"):
+                g = grads[name]
+            else:
+                g = xp.mean(2.0 * r * dg[name], axis=0)
+                if beta > 0.0:
+                    g = g - beta * xp.mean(dl[name], axis=0)
             m1, m2 = mom[name]
             m1 = b1 * m1 + (1.0 - b1) * g
             m2 = b2 * m2 + (1.0 - b2) * g * g
@@ -214,7 +221,7 @@ def inner_update(q, theta, s, beta: float = 0.0, on_invalid: str = "skip", n_inn
         if not all(bool(xp.all(xp.isfinite(v))) for v in new.values()):
             return q, invalid(on_invalid, "score_vi inner step: non-finite family parameters")
         params = new
-    return cls(**params), 0
+    return build(params), 0
 
 
 class ScoreVI:
@@ -239,7 +246,7 @@ class ScoreVI:
 
     def update(self, state, theta, aux, logp, s, t):
         upd = diag_update if isinstance(state, DiagGaussian) else full_update
-        if hasattr(state, "param_derivatives"):
+        if hasattr(state, "param_derivatives") or hasattr(state, "objective_grads"):
             q, n_bad = inner_update(state, theta, s, self.beta, self.on_invalid, self.n_inner, self.inner_lr)
         elif upd is full_update:
             q, n_bad = full_update(state, theta, s, self.beta, self.on_invalid, self.n_inner)
