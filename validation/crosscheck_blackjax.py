@@ -22,7 +22,8 @@ Parts
     the relative second-moment error averaged over coordinates, and ESS (smile_ref.diagnostics.ess,
     bulk, minimum over coordinates) per gradient evaluation, gradient evaluations counting the
     sampling phase only.
-Not done yet: (c) SGLD/SGHMC vs ``blackjax.sgmcmc``.
+(c) SGLD and SGHMC vs ``blackjax.sgmcmc.diffusions`` on a Gaussian with additive gradient noise:
+    see ``validation/_crosscheck_sgmcmc.py`` (step-size mapping and exact stationary variances).
 """
 from __future__ import annotations
 
@@ -196,6 +197,11 @@ def main(argv=None):
     if not a.skip_stochastic:
         res["stochastic"] = stochastic(n_chains=a.chains, burn_in=a.burn_in, n_steps=a.sample_steps)
         print(_md(res["stochastic"]))
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _crosscheck_sgmcmc import sgmcmc
+
+        res["sgmcmc"] = sgmcmc()
+        print(_md(res["sgmcmc"]))
     res["runtime_s"] = time.time() - t0
     print(f"runtime {res['runtime_s']:.1f} s")
     if a.out:
@@ -203,7 +209,7 @@ def main(argv=None):
         with open(os.path.join(a.out, "blackjax_crosscheck.json"), "w") as fh:
             json.dump(res, fh, indent=1)
         with open(os.path.join(a.out, "blackjax_crosscheck.md"), "w") as fh:
-            fh.write(_md(res["deterministic"]) + "\n\n" + (_md(res["stochastic"]) if "stochastic" in res else ""))
+            fh.write("\n\n".join(_md(res[k]) for k in ("deterministic", "stochastic", "sgmcmc") if k in res) + "\n")
     return 0
 
 
