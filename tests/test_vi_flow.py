@@ -38,7 +38,8 @@ def test_one_layer_is_the_mean_field_family():
 
 
 def test_density_normalised_on_grid_d2():
-    """Trapezoid integral of exp(log q) on [-30, 30]^2 (1001^2 nodes); 0 of 400 000 draws fall outside (mass < 1e-4; observed |integral - 1| = 5e-9)."""
+    """Trapezoid integral of exp(log q) on [-30, 30]^2 (1001^2 nodes); 0 of 400 000 draws fall outside
+    (mass < 1e-4); observed |integral - 1| = 5e-9."""
     f = _flow(d=2, L=3, seed=3, spread=0.15)
     g = np.linspace(-30.0, 30.0, 1001)
     X, Y = np.meshgrid(g, g, indexing="ij")
@@ -66,7 +67,8 @@ def test_score_and_parameter_gradients_vs_finite_differences():
 def test_sample_matches_log_prob():
     """Fraction of n = 40 000 draws in the box [-1, 1] x [0, 2] vs the grid integral of exp(log q) over it.
 
-    Binomial z-test at 4.5 sigma: failure probability < 1e-5 (grid error of the integral is negligible next to the 1/sqrt(n) error)."""
+    Binomial z-test at 4.5 sigma: failure probability < 1e-5 (grid error of the integral is negligible next to
+    the 1/sqrt(n) error)."""
     f = _flow(d=2, L=3, seed=3, spread=0.15)
     n = 40_000
     s = to_numpy(f.sample(HostRandom(7, get_backend()), n))
@@ -181,3 +183,16 @@ def test_sympy_two_layers_d2():
     from theory import sinh_arcsinh_flow as F
 
     assert F.max_discrepancy(2) < 1e-12
+
+
+def test_init_and_objective_grads_on_backends(backend):
+    x = backend.asarray(np.random.default_rng(6).normal(0, 1, (4, 3)))
+    f = SinhArcsinhFlow.init(backend.asarray(np.array([0.1, -0.2, 0.3])), backend.asarray(np.zeros(3)), 3, 1)
+    assert_backend(f.rotations[2], backend, (3, 3))
+    G = f.objective_grads(x, x, 0.5)
+    assert_backend(G["log_tail2"], backend, (3,))
+    ref = SinhArcsinhFlow.init(np.array([0.1, -0.2, 0.3]), np.zeros(3), 3, 1)
+    ref = ref.objective_grads(to_numpy(x), to_numpy(x), 0.5)
+    tol = tol_for(backend, 1e-10, 1e-3)
+    for k, v in ref.items():
+        np.testing.assert_allclose(to_numpy(G[k]), v, rtol=tol, atol=tol, err_msg=k)

@@ -46,7 +46,9 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def haar_rotations(d: int, n_layers: int, seed: int = 0) -> list:
-    """``n_layers`` host ``(d, d)`` orthogonal matrices: ``I`` first, then Haar-random (QR of a Gaussian, sign-fixed)."""
+    """``n_layers`` host ``(d, d)`` orthogonal matrices: ``I`` first, then Haar-random.
+
+    (QR of a standard Gaussian matrix with the signs of ``diag R`` moved into ``Q``.)"""
     rng = np.random.default_rng(seed)
     out = [np.eye(d)]
     for _ in range(n_layers - 1):
@@ -207,7 +209,9 @@ class SinhArcsinhFlow:
         return grads
 
     def sample(self, random, n: int):
-        """``n`` draws: ``z ~ N(0, I)`` from ``random``, inverted layer by layer ``v = m + sigma sinh((asinh y + eps)/delta)``."""
+        """``n`` draws: ``z ~ N(0, I)`` from ``random``, inverted layer by layer.
+
+        ``v = m + sigma sinh((asinh y + eps)/delta)``, ``y_{l-1} = v Q_l`` (row vectors)."""
         xp = self.xp
         y = random.normal((n, self.dim), dtype=self.loc.dtype)
         for lay, Q in zip(reversed(self.layers), reversed(self.rotations)):
