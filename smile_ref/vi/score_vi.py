@@ -31,7 +31,8 @@ variance of ``theta_j`` and covariance of ``(theta_j, s_j)``):
   solved in the eigenbasis of ``C``; ``m = theta_bar + P^{-1} s_bar``.  On a Gaussian target with
   exact scores ``B = -C P*`` so one step with ``M >= d + 1`` returns ``P = P*`` exactly.
   A non-SPD ``P`` is skipped or raised.
-* non-Gaussian families with hand-written parameter derivatives (:class:`~smile_ref.vi.sinh_arcsinh.SinhArcsinh`):
+* non-Gaussian families with hand-written parameter derivatives (:class:`~smile_ref.vi.sinh_arcsinh.SinhArcsinh`,
+  and :class:`~smile_ref.vi.flow.SinhArcsinhFlow` through its ``objective_grads``):
   ``K = n_inner`` Adam steps (step ``inner_lr``) on ``J_t`` from ``q_t`` (:func:`inner_update`).
 * full covariance, ``beta > 0``: ``K = n_inner`` preconditioned, SPD-preserving descent steps on the
   jointly convex ``J`` (see :func:`full_update`).
