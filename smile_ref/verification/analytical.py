@@ -91,7 +91,8 @@ _DEFAULTS = dict(targets=["icg"], noises=["iso", "aniso"], samplers=["smile", "p
                  step_sizes={"smile": [1e-2], "psmile": [1e-2], "sgld": [1e-4], "sghmc": [1e-2]},
                  step_sizes_by_target={}, scaling="fixed_sigma", eps_ref=1e-2, noise_batch=256,
                  n_replicates=2, chains_per_replicate=32, n_steps=2000, burn_in=1000, thinning=10,
-                 init="zero", icg_scales=[0.1, 10.0], seed=0, workers=1, df=5.0, lognormal_sigma=0.5, theory=True, progress=True)
+                 init="zero", icg_scales=[0.1, 10.0], seed=0, workers=1, df=5.0, lognormal_sigma=0.5, theory=True, progress=True,
+                 backend="numpy", dtype="float64", device=None)  # backend/dtype/device: passed to run_chains
 
 # quick: the ICG family with scales (1, 1) (= N(0, I) in d = 10), which mixes in ~10^3 steps; the
 # paper's ICG (scales 0.1..10) needs >~10^5 SMILE steps at this noise level (one relaxation time of its
@@ -245,7 +246,8 @@ def run_cell(config, target_name, noise, sampler, eps) -> dict:
     res = smile_ref.run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
                                burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
                                gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
-                               **SAMPLER_OPTIONS[sampler])
+                               backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
+                               device=config.get("device"), **SAMPLER_OPTIONS[sampler])
     s = res.samples
     finite = np.all(np.isfinite(s), axis=(1, 2))
     reps = []
