@@ -88,7 +88,12 @@ def _resolve_backend(backend, dtype, device, initial_position) -> Backend:
     if isinstance(backend, Backend):
         return backend
     if initial_position is not None and backend is None and hasattr(initial_position, "shape"):
-        return backend_of(initial_position)
+        b = backend_of(initial_position)
+        if dtype is not None:  # an explicit dtype wins over the dtype of the starting points
+            if dtype not in ("float64", "float32"):
+                raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+            b = Backend(b.xp, b.device, getattr(b.xp, dtype))
+        return b
     return get_backend(backend or "numpy", dtype or "float64", device)
 
 
@@ -191,6 +196,8 @@ def run_chains(
         if isinstance(x0, (list, tuple)) or (isinstance(x0, np.ndarray) and not bk.is_numpy):
             x0 = bk.asarray(np.asarray(x0, dtype=np.float64))
         x0 = check_positions(x0, d, "initial_position")
+        if x0.dtype != bk.dtype:
+            x0 = bk.xp.astype(x0, bk.dtype)
         if x0.shape[0] != n_chains:
             raise ValueError(f"initial_position must have shape ({n_chains}, {d}), got {tuple(x0.shape)}")
         if not bool(bk.xp.all(bk.xp.isfinite(x0))):
