@@ -136,6 +136,9 @@ def _esh_core(xp, u, g, tau, d):
     rn = _norm_col(xp, raw)
     good = rn > 0
     raw /= xp.where(good, rn, 1.0)
+    # second pass: when raw is subnormal (c = -1 with zeta^2 near underflow, float32) its norm is
+    # inaccurate; renormalising the O(1) result restores |u'| = 1 to rounding
+    raw /= xp.where(good, _norm_col(xp, raw), 1.0)
     # fallbacks where raw = 0 (c = -1 with zeta^2 underflow, or u = 0 with delta = 0):
     # u if u != 0 else e; and u unchanged where not ok
     u_nonzero = xp.vecdot(u, u)[:, None] > 0
