@@ -145,6 +145,9 @@ def _esh_core(xp, u, g, tau, d):
     bad = ~good
     u_new = xp.where(ok & bad & ~u_nonzero, e, raw)
     u_new = xp.where((~ok) | (bad & u_nonzero), u, u_new)
+    # u exactly antiparallel to g (c = -1) is a fixed point of the flow; the formula's cancellation
+    # (-2 zeta^2 e from two O(zeta) terms) can lose it in float32, so keep u there explicitly
+    u_new = xp.where(ok & (c <= -1.0) & u_nonzero, u, u_new)
 
     # kinetic change / (d - 1) = log(cosh delta + c sinh delta)
     one_plus_c, one_minus_c = 1.0 + c, 1.0 - c
