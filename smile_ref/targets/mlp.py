@@ -242,6 +242,44 @@ class MLP(DataTarget):
         ll, gl = self._loglik_sums(xp, x, X[None, ...], y[None, :])
         return lp + ll, gp + gl
 
+    # --- public batch log-likelihood (deep-ensemble training, validation) --------------------
+    def _check_batch(self, x, Xb, yb):
+        check_positions(x, self.dim)
+        xp = array_namespace(x)
+        n, p = x.shape[0], self.widths[0]
+        if Xb.ndim != 3 or Xb.shape[0] not in (1, n) or Xb.shape[2] != p:
+            raise ValueError(f"Xb must have shape ({n} or 1, b, {p}), got {tuple(Xb.shape)}")
+        if yb.ndim != 2 or yb.shape[0] not in (1, n) or yb.shape[1] != Xb.shape[1]:
+            raise ValueError(f"yb must have shape ({n} or 1, {Xb.shape[1]}) to match Xb, got {tuple(yb.shape)}")
+        return xp
+
+    def loglik(self, x, Xb, yb):
+        """Batch sums ``sum_i l_i(theta)`` of the per-example log-likelihood (no prior, no ``N/b``).
+
+        Parameters
+        ----------
+        x : array (n, dim)
+        Xb : array (n or 1, b, p)
+            Inputs per chain (a leading 1 shares one batch, e.g. validation data, between chains).
+        yb : array (n or 1, b)
+
+        Returns
+        -------
+        array (n,), in the namespace/dtype/device of ``x`` (``Xb``, ``yb`` must match them).
+        """
+        xp = self._check_batch(x, Xb, yb)
+        f = self._forward(xp, x, Xb)[3]
+        return xp.sum(self._head(xp, x, f, yb)[0], axis=1)
+
+    def loglik_and_grad(self, x, Xb, yb):
+        """``(sum_i l_i, sum_i grad l_i)`` over the batch: shapes ``(n,)`` and ``(n, dim)``.
+
+        Same arguments as :meth:`loglik`; the gradient is the hand-written backpropagation of the
+        module docstring (no prior term, no ``N/b`` scaling).
+        """
+        xp = self._check_batch(x, Xb, yb)
+        return self._loglik_sums(xp, x, Xb, yb)
+
     # --- BNP-SGLD layers --------------------------------------------------------------------
     def layer_inputs(self, x, idx, layer: int):
         """Inputs of dense layer ``layer`` (0-based): ``X[idx]`` for layer 0, else ``h_layer(theta)``;
