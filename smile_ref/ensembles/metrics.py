@@ -21,6 +21,7 @@ no more than a few (S, chunk) temporaries exist at once.
 from __future__ import annotations
 
 import math
+import numbers
 from statistics import NormalDist
 
 from ..backend import array_namespace, device_of
@@ -141,7 +142,8 @@ def _check_log_probs(log_probs):
     xp = array_namespace(log_probs)
     _check_float(xp, log_probs, "log_probs")
     if log_probs.ndim != 3 or min(log_probs.shape) < 1:
-        raise ValueError(f"log_probs must have shape (S, N, K) with S, N, K >= 1, got {tuple(log_probs.shape)}")
+        raise ValueError(
+            f"log_probs must have shape (S, N, K) with S, N, K >= 1, got {tuple(log_probs.shape)}")
     return xp
 
 
@@ -334,7 +336,7 @@ def mixture_quantile(mean, log_sigma, q, chunk=None):
     array (N,) for a float ``q``, (len(q), N) for a sequence.
     """
     xp, S, N, ls, _ = _check_regression(mean, log_sigma)
-    scalar = isinstance(q, (int, float))
+    scalar = isinstance(q, numbers.Real)
     qs = [_check_level(v, "q") for v in ([q] if scalar else list(q))]
     if not qs:
         raise ValueError("q must be a float or a non-empty sequence of floats in (0, 1)")
