@@ -26,7 +26,7 @@ import numpy as np
 
 from ..backend import array_namespace, device_of, to_numpy
 
-__all__ = ["flatten_state", "unflatten_state", "atomic_save_npz", "save_checkpoint", "load_checkpoint"]
+__all__ = ["flatten_state", "unflatten_state", "atomic_write", "atomic_save_npz", "save_checkpoint", "load_checkpoint"]
 
 
 def _is_array(x) -> bool:
@@ -95,15 +95,15 @@ def unflatten_state(template: Any, flat: dict, prefix: str = "state") -> Any:
     return build(template, prefix)
 
 
-def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file + ``os.replace``)."""
+def atomic_write(path: str | os.PathLike, write, binary: bool = True) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it and move it into place (``os.replace``)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -111,6 +111,11 @@ def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> N
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def save_checkpoint(path, state, meta: dict, buffers: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,144 @@
+"""Budgets and per-sampler defaults of the BNN ensemble pipeline (Sommer et al. 2026, Sec. 5 / App.).
+
+:class:`EnsembleConfig` collects every knob of :func:`smile_ref.ensembles.run_ensemble`.  Three
+budgets are provided:
+
+``EnsembleConfig.paper()``
+    The paper's UCI settings (authors' configuration files): 10 members; deep-ensemble
+    pre-training with AdamW (lr 1e-2, weight decay 5e-3, batch 64, <= 200 epochs, early stopping
+    with patience 10 on validation NLL); then per member 50,000 warm-up and 10,000 sampling steps
+    with mini-batches of 256, thinning 10 (1,000 draws per member, 10,000 in all).
+``EnsembleConfig.quick()``
+    A reduced budget that runs a UCI set in about a minute per method on 2 CPU cores (used by
+    ``validation/uci_benchmark.py --quick`` and ``smile-ref verify --quick``): 4 members,
+    <= 60 pre-training epochs, 2,000 warm-up and 1,000 sampling steps, thinning 10.
+``EnsembleConfig.tiny()``
+    Seconds; for tests only.
+
+Step sizes follow each sampler's own convention (``docs/conventions.md``,
+``docs/conventions-sgmcmc.md``): for the microcanonical samplers (``"smile"``, ``"psmile"``,
+``"mclmc"``) it is the *initial* step size of the tuner (the paper searches {1e-2, 1e-3, 1e-4});
+for the SG-MCMC baselines it is the fixed step ``h`` (SGLD, pSGLD, BNP-SGLD) or learning rate
+``eta`` (SGHMC) applied to the gradient of the *whole-data* log posterior, so a value comparable to
+the paper's per-example learning rate is that value divided by ``N_train``; the defaults below
+were chosen that way and are searched over by the benchmark script's ``--grid``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from ..backend.validate import check_positive_float, check_positive_int
+
+__all__ = ["EnsembleConfig", "SAMPLER_DEFAULTS", "STEP_SIZE_GRIDS", "sampler_setup"]
+
+#: Default options and initial/fixed step size per registered sampler.  ``full_batch`` means the
+#: sampler uses the exact gradient (MILE = full-batch MCLMC with MILE's tuning schedule).
+SAMPLER_DEFAULTS: dict[str, dict] = {
+    "smile": {"step_size": 1e-3, "options": {}},
+    "psmile": {"step_size": 1e-3, "options": {}},
+    "mclmc": {"step_size": 1e-2, "options": {"tuner": "mile"}, "full_batch": True},
+    "sgld": {"step_size": 1e-6, "options": {}, "per_example_scale": True},
+    "psgld": {"step_size": 1e-6, "options": {}, "per_example_scale": True},
+    "bnp_sgld": {"step_size": 1e-6, "options": {}, "per_example_scale": True},
+    "sghmc": {"step_size": 1e-6, "options": {"alpha": 0.05}, "per_example_scale": True},
+}
+
+#: The grids searched by the benchmark for each sampler (validation LPPD picks the value).
+STEP_SIZE_GRIDS: dict[str, tuple] = {
+    "smile": (1e-2, 1e-3, 1e-4),
+    "psmile": (1e-2, 1e-3, 1e-4),
+    "mclmc": (1e-2, 1e-3, 1e-4),
+    "sgld": (1e-5, 1e-6, 1e-7),
+    "psgld": (1e-5, 1e-6, 1e-7),
+    "bnp_sgld": (1e-5, 1e-6, 1e-7),
+    "sghmc": (1e-5, 1e-6, 1e-7),
+}
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """All budgets of one ensemble run (see the module docstring for the presets).
+
+    Attributes
+    ----------
+    n_members : int
+        Ensemble members = deep-ensemble networks = chains (one chain per member).
+    pretrain_lr, pretrain_weight_decay, pretrain_batch_size, pretrain_max_epochs, pretrain_patience
+        AdamW deep-ensemble training (:func:`smile_ref.ensembles.pretrain_ensemble`).
+    batch_size : int
+        Mini-batch size of the stochastic-gradient samplers (ignored by full-batch ``"mclmc"``).
+    n_warmup, n_samples, thinning : int
+        Warm-up steps (tuners adapt, nothing recorded), sampling steps, and recording interval:
+        each member keeps ``n_samples // thinning`` draws.
+    step_size : float or None
+        Overrides :data:`SAMPLER_DEFAULTS` for the sampler run.
+    sampler_options : dict
+        Extra options passed to the sampler builder (merged over the defaults).
+    checkpoint_every : int or None
+        Steps between sampling checkpoints (atomic ``.npz``; ``None``: only at the end).
+    """
+
+    n_members: int = 10
+    pretrain_lr: float = 1e-2
+    pretrain_weight_decay: float = 5e-3
+    pretrain_batch_size: int = 64
+    pretrain_max_epochs: int = 200
+    pretrain_patience: int = 10
+    batch_size: int = 256
+    n_warmup: int = 50_000
+    n_samples: int = 10_000
+    thinning: int = 10
+    step_size: float | None = None
+    sampler_options: dict = field(default_factory=dict)
+    checkpoint_every: int | None = 5_000
+
+    def __post_init__(self):
+        for name in ("n_members", "pretrain_batch_size", "pretrain_max_epochs", "pretrain_patience",
+                     "batch_size", "n_samples", "thinning"):
+            check_positive_int(getattr(self, name), name)
+        if not isinstance(self.n_warmup, int) or self.n_warmup < 0:
+            raise ValueError(f"n_warmup must be a non-negative int, got {self.n_warmup!r}")
+        check_positive_float(self.pretrain_lr, "pretrain_lr")
+        if not float(self.pretrain_weight_decay) >= 0.0:
+            raise ValueError(f"pretrain_weight_decay must be >= 0, got {self.pretrain_weight_decay!r}")
+        if self.step_size is not None:
+            check_positive_float(self.step_size, "step_size")
+        if self.thinning > self.n_samples:
+            raise ValueError(f"thinning ({self.thinning}) must be <= n_samples ({self.n_samples}) "
+                             "or no draw would be kept")
+        if self.checkpoint_every is not None:
+            check_positive_int(self.checkpoint_every, "checkpoint_every")
+
+    @classmethod
+    def paper(cls, **overrides) -> "EnsembleConfig":
+        """The paper's UCI budget (10 members, 50k + 10k steps, batch 256, thinning 10)."""
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def quick(cls, **overrides) -> "EnsembleConfig":
+        """About a minute per method and data set on 2 CPU cores."""
+        base = cls(n_members=4, pretrain_max_epochs=60, n_warmup=2_000, n_samples=1_000, thinning=10,
+                   checkpoint_every=None)
+        return replace(base, **overrides)
+
+    @classmethod
+    def tiny(cls, **overrides) -> "EnsembleConfig":
+        """Seconds; for tests."""
+        base = cls(n_members=2, pretrain_max_epochs=5, pretrain_patience=2, batch_size=32, n_warmup=20,
+                   n_samples=20, thinning=5, checkpoint_every=None)
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sampler_setup(sampler: str, config: EnsembleConfig) -> tuple[float, dict, bool]:
+    """``(step_size, options, full_batch)`` for ``sampler`` under ``config``."""
+    if sampler not in SAMPLER_DEFAULTS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLER_DEFAULTS)} (or 'de' for the deep "
+                         f"ensemble alone), got {sampler!r}")
+    d = SAMPLER_DEFAULTS[sampler]
+    step = float(config.step_size) if config.step_size is not None else float(d["step_size"])
+    opts = dict(d["options"])
+    opts.update(config.sampler_options)
+    return step, opts, bool(d.get("full_batch", False))
