@@ -20,6 +20,14 @@ does not change with ``eps`` gives a drift that does not depend on ``eps``:
 the step size performs a geometric random walk with that drift instead of
 converging to a fixed value.  Checked against the tuner itself in
 ``tests/test_energy_error_tuner.py``.
+
+Winsorised statistics (smile_ref's default, ``winsorize_rejected=True``): a
+rejected step enters the EMAs as ``min(a, R)``, so the EMAs estimate the
+moments of the winsorised law, a fixed point
+``m = E[min(a, R)] = int_0^R (1 - F(x)) dx``,
+``m2 = E[min(a, R)^2] = int_0^R 2 x (1 - F(x)) dx``, ``sd^2 = m2 - m^2``,
+``R = Q_{m, sd}(reset_prob)``, solved by iteration from the raw moments; the
+decisions still compare the raw ``a`` with the quantiles of that fit.
 """
 from __future__ import annotations
 
@@ -28,7 +36,8 @@ import math
 import numpy as np
 from scipy import integrate, stats
 
-__all__ = ["abs_energy_error_law", "wilson_hilferty_quantile", "tuner_probabilities", "log_step_drift"]
+__all__ = ["abs_energy_error_law", "wilson_hilferty_quantile", "winsorized_moments", "tuner_probabilities",
+           "log_step_drift"]
 
 
 def abs_energy_error_law(name: str, **kw):
@@ -77,9 +86,30 @@ def wilson_hilferty_quantile(mean: float, sd: float, p: float) -> float:
     return theta * k * base**3
 
 
-def tuner_probabilities(law, alpha: float = 0.1, reset_prob: float = 0.98, scale: float = 1.0) -> dict:
-    """``p_up``, ``p_down``, ``p_reset`` of the rule for ``|dE| ~ scale * law`` (mean-field)."""
+def winsorized_moments(law, reset_prob: float = 0.98, scale: float = 1.0, tol: float = 1e-13) -> tuple[float, float]:
+    """Fixed point ``(m, sd)`` of the winsorised statistics (see the module docstring)."""
     m, sd = scale * float(law.mean()), scale * math.sqrt(float(law.var()))
+    sf = lambda x: float(law.sf(x / scale))  # noqa: E731
+    for _ in range(200):
+        R = wilson_hilferty_quantile(m, sd, reset_prob)
+        m_new = integrate.quad(sf, 0.0, R, limit=200, epsabs=1e-14)[0]
+        m2 = integrate.quad(lambda x: 2.0 * x * sf(x), 0.0, R, limit=200, epsabs=1e-14)[0]
+        sd_new = math.sqrt(max(m2 - m_new * m_new, 0.0))
+        done = abs(m_new - m) <= tol * m and abs(sd_new - sd) <= tol * sd
+        m, sd = m_new, sd_new
+        if done:
+            break
+    return m, sd
+
+
+def tuner_probabilities(law, alpha: float = 0.1, reset_prob: float = 0.98, scale: float = 1.0,
+                        winsorize: bool = False) -> dict:
+    """``p_up``, ``p_down``, ``p_reset`` of the rule for ``|dE| ~ scale * law`` (mean-field); ``winsorize``:
+    statistics at the fixed point of :func:`winsorized_moments`."""
+    if winsorize:
+        m, sd = winsorized_moments(law, reset_prob, scale)
+    else:
+        m, sd = scale * float(law.mean()), scale * math.sqrt(float(law.var()))
     U = wilson_hilferty_quantile(m, sd, 1 - 2 * alpha / 3)
     D = wilson_hilferty_quantile(m, sd, alpha / 3)
     R = wilson_hilferty_quantile(m, sd, reset_prob)
@@ -87,7 +117,8 @@ def tuner_probabilities(law, alpha: float = 0.1, reset_prob: float = 0.98, scale
     return {"p_up": cdf(D), "p_down": 1.0 - cdf(U), "p_reset": 1.0 - cdf(R), "upper": U, "lower": D, "reset": R}
 
 
-def log_step_drift(law, alpha: float = 0.1, strength: float = 0.02, reset_prob: float = 0.98) -> float:
+def log_step_drift(law, alpha: float = 0.1, strength: float = 0.02, reset_prob: float = 0.98,
+                   winsorize: bool = False) -> float:
     """Mean change of ``log eps`` per step, mean-field."""
-    p = tuner_probabilities(law, alpha, reset_prob)
+    p = tuner_probabilities(law, alpha, reset_prob, winsorize=winsorize)
     return p["p_up"] * math.log1p(strength) + p["p_down"] * math.log1p(-strength)

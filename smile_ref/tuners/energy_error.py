@@ -15,7 +15,8 @@ per chain, with ``a = |dE|`` the absolute energy error of the step:
    ``eps <- eps (1 + strength)`` if ``a < Q(alpha/3)``, ``alpha = 0.1``,
    ``strength = 0.02``; clipped to ``[1e-8, 10]``; frozen while ``t < 10``.
 5. EMA update with ``beta = 0.01`` (also on reset steps, thresholds computed
-   from the *old* statistics): ``mu <- a`` for ``t < 3`` else
+   from the *old* statistics; on a reset step smile_ref feeds ``min(a, R)``
+   instead of ``a``, see below): ``mu <- a`` for ``t < 3`` else
    ``(1 - beta) mu + beta a`` (clipped to ``[1e-6, 1e6]``);
    ``v <- [t != 1] (1 - beta) s^2 + beta (a - mu)^2``; ``s = sqrt(v / c)`` with
    ``c = 1`` for ``t < 5`` and ``c = 1 - 0.5^{t-4}`` otherwise (the authors' bias
@@ -31,6 +32,22 @@ negative drift, so the step size shrinks until integration error no longer
 dominates the shape (see ``docs/derivations/smile-tuner.md`` and
 ``tests/test_energy_error_tuner.py``).  The Wilson-Hilferty lower quantile is
 ``<= 0`` when ``k <~ 0.9``; then the step size can only decrease.
+
+Death spiral and the winsorised update (``winsorize_rejected``)
+----------------------------------------------------------------
+In the authors' code the EMAs take the raw ``|dE|`` of a rejected step.  One
+outlier (measured on the UCI bikesharing BNN with pSMILE: ``|dE| ~ 4.8e3``
+against ``mu ~ 0.8``) then sets ``mu <- mu + beta a`` (~48) and
+``s ~ sqrt(beta) a`` (~470), so the fitted shape ``k = mu^2/s^2`` drops to
+~0.01.  There the Wilson-Hilferty cube root is negative for *every* quantile
+(``1 - 1/(9k) + z/(3 sqrt k) < 0``), so ``R < 0`` and ``U < 0``: every later
+step is rejected and shrinks ``eps``, and since ``s`` decays like
+``(1 - beta)^{t/2}`` but ``mu`` like ``(1 - beta)^t``, ``k`` keeps falling: the
+chain never recovers (``eps`` reached its floor 1e-8 with 2,462 of 3,000 steps
+rejected).  A rejected step is by definition an outlier of the fitted law, so
+smile_ref's default (``winsorize_rejected=True``) updates the statistics with
+``min(a, R)``, the largest value the law accepts; ``False`` reproduces the
+authors' code.  Non-rejected steps are unaffected.
 """
 from __future__ import annotations
 
@@ -70,7 +87,8 @@ class EnergyErrorTuner(NamedTuple):
 
 def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: float = 0.02,
                        smoothing: float = 0.01, freeze_steps: int = 10,
-                       step_size_bounds: tuple[float, float] = (1e-8, 10.0)) -> EnergyErrorTuner:
+                       step_size_bounds: tuple[float, float] = (1e-8, 10.0),
+                       winsorize_rejected: bool = True) -> EnergyErrorTuner:
     """Build the SMILE energy-error tuner (defaults: the values of all the paper's configs).
 
     Parameters
@@ -86,7 +104,13 @@ def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: f
         EMA weight ``beta`` (0.01).
     freeze_steps : int
         No resets and no step-size changes while ``t < freeze_steps`` (10).
+    winsorize_rejected : bool
+        Update the statistics with ``min(|dE|, R)`` on rejected steps (default;
+        prevents the death spiral described in the module docstring) or with
+        the raw ``|dE|`` as in the authors' code (``False``).
     """
+    if not isinstance(winsorize_rejected, bool):
+        raise TypeError(f"winsorize_rejected must be a bool, got {winsorize_rejected!r}")
     reset_prob = check_float_in(reset_prob, "reset_prob", 0.0, 1.0, True, True)
     alpha = check_float_in(alpha, "alpha", 0.0, 1.0, True, True)
     strength = check_float_in(strength, "strength", 0.0, 1.0, False, True)
@@ -121,6 +145,9 @@ def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: f
         a = xp.where(finite, raw, state.mu)
         eps = params.step_size
         if t >= freeze:
+            if winsorize_rejected:  # a rejected step (a > R) enters the statistics as R
+                R = gamma_wilson_hilferty_quantile(xp, state.mu, state.s, z_reset)
+                a = xp.where(a > R, xp.where(R > 0.0, R, state.mu), a)
             U = gamma_wilson_hilferty_quantile(xp, state.mu, state.s, z_up)
             D = gamma_wilson_hilferty_quantile(xp, state.mu, state.s, z_down)
             one = xp.ones_like(a)
