@@ -1,0 +1,56 @@
+"""The UCI benchmark core (smile_ref.verification.uci) and its command-line script, on a tiny budget."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from smile_ref.ensembles import EnsembleConfig
+from smile_ref.verification.uci import PAPER_BEST_LPPD, markdown_table, run_uci, summarise
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_run_uci_tiny_two_seeds(tmp_path):
+    cfg = EnsembleConfig.tiny()
+    rows = run_uci(["energy"], [0, 1], ["de", "sgld"], config=cfg, out_dir=tmp_path, log=lambda *a: None)
+    assert [(r["seed"], r["method"]) for r in rows] == [(0, "de"), (0, "sgld"), (1, "de"), (1, "sgld")]
+    for r in rows:
+        assert all(math.isfinite(r[k]) for k in ("lppd", "rmse", "coverage_90", "val_lppd", "grad_evals"))
+    # one pre-training per (data set, seed), shared by the methods
+    assert sorted(p.name for p in (tmp_path / "energy").iterdir()) == ["seed0", "seed1"]
+    assert (tmp_path / "energy" / "seed0" / "pretrain.npz").exists()
+    de0 = [r for r in rows if r["seed"] == 0 and r["method"] == "de"][0]
+    sg0 = [r for r in rows if r["seed"] == 0 and r["method"] == "sgld"][0]
+    assert sg0["grad_evals"] > de0["grad_evals"]  # sampling cost adds to the shared pre-training cost
+    summ = summarise(rows)
+    assert [(s["dataset"], s["method"], s["n_seeds"]) for s in summ] == [("energy", "de", 2), ("energy", "sgld", 2)]
+    s_de = summ[0]
+    lp = [r["lppd"] for r in rows if r["method"] == "de"]
+    assert s_de["lppd"] == pytest.approx(sum(lp) / 2)
+    assert s_de["lppd_se"] == pytest.approx(abs(lp[0] - lp[1]) / 2)  # SE of the mean of two values
+    table = markdown_table(summ)
+    assert table.count("\n") == 3 and f"| {PAPER_BEST_LPPD['energy']} |" in table
+
+
+def test_skip_pairs(tmp_path):
+    rows = run_uci(["energy"], [0], ["de", "sgld"], config=EnsembleConfig.tiny(), out_dir=tmp_path,
+                   skip=(("energy", "sgld"),), log=lambda *a: None)
+    assert [r["method"] for r in rows] == ["de"]
+
+
+def test_script_writes_outputs(tmp_path):
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "validation", "uci_benchmark.py"), "--budget", "tiny",
+                        "--datasets", "energy", "--seeds", "0", "--methods", "de", "smile", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert [rec["method"] for rec in res["records"]] == ["de", "smile"]
+    assert "| energy | smile |" in (out / "table.md").read_text()
+    pytest.importorskip("matplotlib")
+    assert (out / "intervals_energy.png").exists() and (out / "lppd_vs_cost.png").exists()
