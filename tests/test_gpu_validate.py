@@ -28,6 +28,7 @@ def test_standin_tiny(tmp_path, monkeypatch):
     assert {r["sampler"] for r in res["agreement"]} == {"mclmc", "smile", "psmile", "sgld"}
     assert all(r["max_abs_dev"] < 1e-8 for r in res["agreement"])  # float64: same host draws
     assert res["throughput"][0]["steps_per_s"] > 0
+    assert [r["method"] for r in res["uci"]] == ["de", "smile"]
 
 
 def test_no_gpu_without_standin_exits_zero(monkeypatch, capsys):

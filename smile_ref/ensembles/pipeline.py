@@ -110,6 +110,7 @@ class MemberTask:
     dtype: str
     out_dir: str | None
     progress: bool | None = False
+    device: str | None = None
 
 
 def _group_seed(seed: int, members) -> np.random.SeedSequence:
@@ -130,7 +131,7 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
     gradient = Exact(target) if full else MiniBatch(target, min(cfg.batch_size, target.n_data))
     store = RunStore(task.out_dir) if task.out_dir is not None else None
     ckpt = store.checkpoint_path(members) if store is not None else None
-    bk = get_backend(task.backend, task.dtype)
+    bk = get_backend(task.backend, task.dtype, task.device)
     res = run_chains(task.sampler, target, n_chains=len(members), n_steps=cfg.n_samples, burn_in=cfg.n_warmup,
                      thinning=cfg.thinning, seed=_group_seed(task.seed, members), gradient=gradient,
                      step_size=step, backend=bk, initial_position=bk.asarray(np.asarray(init, dtype=np.float64)),
@@ -172,7 +173,7 @@ def _pretrain_description(config, seed, model, data, backend, dtype) -> dict:
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 
-def _pretrain(path, description, target, data, config, seed, backend, dtype, progress):
+def _pretrain(path, description, target, data, config, seed, backend, dtype, device, progress):
     """Deep-ensemble weights (M, dim) host float64 and their metadata; loaded from ``path`` when it
     holds a pre-training of the same description, trained (and saved atomically) otherwise."""
     if path is not None and Path(path).exists():
@@ -187,7 +188,7 @@ def _pretrain(path, description, target, data, config, seed, backend, dtype, pro
                             learning_rate=config.pretrain_lr, weight_decay=config.pretrain_weight_decay,
                             batch_size=min(config.pretrain_batch_size, target.n_data),
                             max_epochs=config.pretrain_max_epochs, patience=config.pretrain_patience,
-                            backend=backend, dtype=dtype, progress=progress)
+                            backend=backend, dtype=dtype, device=device, progress=progress)
     params = np.asarray(to_numpy(pre.params), dtype=np.float64)
     meta = {"n_gradient_evals": float(np.mean(pre.n_gradient_evals)), "wall_time": float(pre.wall_time),
             "n_epochs": [int(e) for e in pre.n_epochs], "best_epoch": [int(e) for e in pre.best_epoch],
@@ -216,7 +217,7 @@ def _interval_predictions(target, params_list, data, max_points: int = 150):
 
 def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None = None, seed: int = 0,
                  hidden=(16, 16, 16), activation: str = "relu", prior_scale: float = 1.0,
-                 backend: str = "numpy", dtype: str = "float64", out_dir=None, executor=None,
+                 backend: str = "numpy", dtype: str = "float64", device=None, out_dir=None, executor=None,
                  n_workers: int | None = None, scheduler_address: str | None = None,
                  pretrain_path=None, progress: bool | None = None) -> EnsembleResult:
     """Deep ensemble + one chain per member + predictive metrics (Sommer et al. 2026, Sec. 5).
@@ -237,6 +238,8 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
         The :class:`~smile_ref.targets.MLP` (paper: 16-16-16, ReLU, N(0, 1) prior).
     backend, dtype : str
         Array library and precision (names, so that worker processes can rebuild them).
+    device : optional
+        Device of the backend (e.g. a CuPy device id, or ``"device1"`` of array_api_strict).
     out_dir : path, optional
         Write pre-training, per-member draws, checkpoints and metrics there; resume from it.
     executor : None, "process", "dask" or concurrent.futures.Executor
@@ -272,13 +275,13 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
     store = RunStore(out_dir) if out_dir is not None else None
     if store is not None:
         store.claim(_describe(sampler, config, seed, model, data, backend, dtype))
-    bk = get_backend(backend, dtype)
+    bk = get_backend(backend, dtype, device)
 
     t0 = time.perf_counter()
     if pretrain_path is None and store is not None:
         pretrain_path = store.pretrain_path()
     init, pre_meta = _pretrain(pretrain_path, _pretrain_description(config, seed, model, data, backend, dtype),
-                               target, data, config, seed, backend, dtype, progress)
+                               target, data, config, seed, backend, dtype, device, progress)
     t_pre = time.perf_counter() - t0
     t_pre = pre_meta.get("wall_time", t_pre)
 
@@ -292,7 +295,7 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
     n_sampling = 0.0
     if sampler != "de":
         task = MemberTask(sampler, data.X_train, data.y_train, model, config, int(seed), backend, dtype,
-                          None if out_dir is None else str(out_dir), progress if executor is None else False)
+                          None if out_dir is None else str(out_dir), progress if executor is None else False, device)
         done: dict[int, dict] = {}
         if store is not None:
             for m in range(config.n_members):

@@ -42,7 +42,7 @@ def predict_params(target, params_list, X, chunk: int = 2048):
         if P.ndim != 2 or P.shape[1] != target.dim:
             raise ValueError(f"each parameter array must have shape (S_m, {target.dim}), got {tuple(P.shape)}")
         for a in range(0, P.shape[0], chunk):
-            out = target.predict(P[a:a + chunk, :], X)
+            out = target.predict(P[a:min(a + chunk, P.shape[0]), :], X)
             if target.task == "regression":
                 means.append(out[0])
                 scales.append(out[1])

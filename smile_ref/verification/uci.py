@@ -29,7 +29,7 @@ _KEYS = ("lppd", "rmse", "coverage_80", "coverage_90", "coverage_95")
 
 def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), methods=METHODS,
             config: EnsembleConfig | None = None, out_dir="validation/results/uci", executor=None,
-            backend: str = "numpy", dtype: str = "float64", progress=None, step_sizes: dict | None = None,
+            backend: str = "numpy", dtype: str = "float64", device=None, progress=None, step_sizes: dict | None = None,
             skip=(), log=print) -> list[dict]:
     """Run every (data set, seed, method); one row per run (see the module docstring).
 
@@ -52,7 +52,7 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
 
                     cfg = replace(config, step_size=float(step_sizes[method]))
                 t0 = time.perf_counter()
-                res = run_ensemble(split, method, config=cfg, seed=int(seed), backend=backend, dtype=dtype,
+                res = run_ensemble(split, method, config=cfg, seed=int(seed), backend=backend, dtype=dtype, device=device,
                                    out_dir=base / method, pretrain_path=base / "pretrain.npz", executor=executor,
                                    progress=progress)
                 wall = time.perf_counter() - t0
