@@ -54,3 +54,13 @@ def test_script_writes_outputs(tmp_path):
     assert "| energy | smile |" in (out / "table.md").read_text()
     pytest.importorskip("matplotlib")
     assert (out / "intervals_energy.png").exists() and (out / "lppd_vs_cost.png").exists()
+
+
+def test_grid_keeps_best_validation_lppd(tmp_path):
+    rows = run_uci(["energy"], [0], ["sgld"], config=EnsembleConfig.tiny(), out_dir=tmp_path, grid=True,
+                   log=lambda *a: None)
+    (r,) = rows
+    assert len(r["grid"]) == 3
+    best = max(r["grid"], key=lambda c: c["val_lppd"])
+    assert r["step_size"] == best["step_size"] and r["lppd"] == best["lppd"]
+    assert r["grid_grad_evals"] == pytest.approx(sum(c["grad_evals"] for c in r["grid"]))

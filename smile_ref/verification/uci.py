@@ -27,17 +27,42 @@ METHODS = ("de", "smile", "psmile", "sgld", "sghmc", "mclmc")
 _KEYS = ("lppd", "rmse", "coverage_80", "coverage_90", "coverage_95")
 
 
+def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
+    t0 = time.perf_counter()
+    res = run_ensemble(split, method, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
+    wall = time.perf_counter() - t0
+    m = res.metrics["sampled" if method != "de" else "de"]
+    mv = res.metrics["sampled_val" if method != "de" else "de_val"]
+    row = {"dataset": name, "seed": int(seed), "method": method, "val_lppd": mv["lppd"],
+           "grad_evals": res.n_gradient_evals["total"], "wall_time": wall,
+           "n_samples": m["n_samples"], "rmse_original": m.get("rmse_original"),
+           "n_rejected": int(sum(x["n_rejected"] for x in res.members)),
+           "step_size": (res.members[0]["initial_step_size"] if res.members else None),
+           "final_step_size": ([x["final_step_size"] for x in res.members] if res.members else None)}
+    row.update({k: m[k] for k in _KEYS})
+    row["predictions"] = res.predictions
+    return row
+
+
 def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), methods=METHODS,
             config: EnsembleConfig | None = None, out_dir="validation/results/uci", executor=None,
             backend: str = "numpy", dtype: str = "float64", device=None, progress=None, step_sizes: dict | None = None,
-            skip=(), log=print) -> list[dict]:
+            grid: bool = False, skip=(), log=print) -> list[dict]:
     """Run every (data set, seed, method); one row per run (see the module docstring).
 
-    ``step_sizes`` maps a method to a step size overriding the config default.  Results live under
-    ``out_dir/<data set>/seed<k>/<method>/`` (resumable: finished members are skipped).  ``skip`` lists
-    ``(data set, method)`` pairs not to run.
+    ``step_sizes`` maps a method to a step size overriding the config default.  ``grid=True`` runs every
+    value of :data:`~smile_ref.ensembles.config.STEP_SIZE_GRIDS` for each sampler and keeps the run with the
+    best *validation* LPPD (as the paper's search over {1e-2, 1e-3, 1e-4}); the row then lists every
+    candidate under ``"grid"`` and its ``grad_evals`` counts the chosen run only (``grid_grad_evals``: all).
+    Results live under ``out_dir/<data set>/seed<k>/<method>/`` (resumable: finished members are skipped).
+    ``skip`` lists ``(data set, method)`` pairs not to run.
     """
+    from dataclasses import replace
+
+    from ..ensembles.config import STEP_SIZE_GRIDS
+
     config = EnsembleConfig.quick() if config is None else config
+    kw = dict(backend=backend, dtype=dtype, device=device, executor=executor, progress=progress)
     rows = []
     for name in datasets:
         for seed in seeds:
@@ -46,28 +71,22 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
             for method in methods:
                 if (name, method) in set(skip):
                     continue
-                cfg = config
-                if step_sizes and method in step_sizes:
-                    from dataclasses import replace
-
-                    cfg = replace(config, step_size=float(step_sizes[method]))
-                t0 = time.perf_counter()
-                res = run_ensemble(split, method, config=cfg, seed=int(seed), backend=backend, dtype=dtype, device=device,
-                                   out_dir=base / method, pretrain_path=base / "pretrain.npz", executor=executor,
-                                   progress=progress)
-                wall = time.perf_counter() - t0
-                m = res.metrics["sampled" if method != "de" else "de"]
-                mv = res.metrics["sampled_val" if method != "de" else "de_val"]
-                row = {"dataset": name, "seed": int(seed), "method": method, "val_lppd": mv["lppd"],
-                       "grad_evals": res.n_gradient_evals["total"], "wall_time": wall,
-                       "n_samples": m["n_samples"], "rmse_original": m.get("rmse_original"),
-                       "n_rejected": int(sum(x["n_rejected"] for x in res.members)),
-                       "step_size": (res.members[0]["initial_step_size"] if res.members else None)}
-                row.update({k: m[k] for k in _KEYS})
-                row["predictions"] = res.predictions
+                if grid and method != "de":
+                    cands = [_run_one(split, name, seed, method, replace(config, step_size=float(e)),
+                                      base / method / f"eps{e:g}", base / "pretrain.npz", **kw)
+                             for e in STEP_SIZE_GRIDS[method]]
+                    row = dict(max(cands, key=lambda r: r["val_lppd"]))
+                    row["grid"] = [{k: c[k] for k in ("step_size", "val_lppd", "lppd", "grad_evals")} for c in cands]
+                    row["grid_grad_evals"] = float(sum(c["grad_evals"] for c in cands))
+                else:
+                    cfg = config
+                    if step_sizes and method in step_sizes:
+                        cfg = replace(config, step_size=float(step_sizes[method]))
+                    row = _run_one(split, name, seed, method, cfg, base / method, base / "pretrain.npz", **kw)
                 rows.append(row)
-                log(f"{name:12s} seed {seed} {method:7s} LPPD {m['lppd']:8.4f}  RMSE {m['rmse']:.4f}  "
-                    f"cov90 {m['coverage_90']:.3f}  grads {row['grad_evals']:9.1f}  {wall:7.1f} s")
+                log(f"{name:12s} seed {seed} {method:7s} LPPD {row['lppd']:8.4f}  RMSE {row['rmse']:.4f}  "
+                    f"cov90 {row['coverage_90']:.3f}  grads {row['grad_evals']:9.1f}  {row['wall_time']:7.1f} s"
+                    + (f"  eps {row['step_size']:g}" if row["step_size"] is not None else ""))
     return rows
 
 
