@@ -276,9 +276,18 @@ def compare_table(rows) -> str:
     return "\n".join(out)
 
 
+def _blas_name() -> str | None:
+    try:
+        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+
+
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__}
+            "numpy": np.__version__, "blas": _blas_name(),
+            "env": {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_",
+                                               "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_") if k in os.environ}}
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
@@ -290,6 +299,30 @@ def machine_info() -> dict:
 
         info.update(jax=jax.__version__, blackjax=blackjax.__version__)
     return info
+
+
+def write_results(res: dict, out: str, t_start: float) -> str:
+    """Write ``blackjax_compare.{json,md}`` to ``out`` (called after every part); returns the Markdown."""
+    import step_anatomy as anatomy
+
+    res["runtime_s"], res["loadavg_end"] = time.time() - t_start, os.getloadavg()
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "blackjax_compare.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    md = ["# smile_ref vs BlackJAX: time per step", "", f"Date (UTC): {res['date_utc']}  ",
+          f"Machine: {json.dumps(res['machine'])}  ", f"Command: `{res['command']}`  ",
+          f"Runtime: {res['runtime_s']:.0f} s; load average (1, 5, 15 min) at start {res['loadavg_start']}, "
+          f"at end {res['loadavg_end']}", "", "Seconds per step: minimum over calls (medians in the JSON).", "",
+          compare_table(res["compare"]), ""]
+    if res["skipped"]:
+        md += ["Skipped (state (x, u, g) above the memory limit): "
+               + ", ".join(f"n={s['n_chains']} d={s['d']:,} ({s['state_gb']:.0f} GB)" for s in res["skipped"]), ""]
+    if "anatomy" in res:
+        md += [anatomy.markdown(res["anatomy"]), ""]
+    text = "\n".join(md)
+    with open(os.path.join(out, "blackjax_compare.md"), "w") as f:
+        f.write(text)
+    return text
 
 
 def main(argv=None):
@@ -327,26 +360,15 @@ def main(argv=None):
            "settings": {"budget_s": budget, "max_calls": a.max_calls, "max_state_gb": a.max_state_gb,
                         "quick": a.quick}}
     res["compare"], res["skipped"] = compare(chains, dims, budget, a.max_calls, a.max_state_gb, with_jax)
+    write_results(res, a.out, t_start)
     if not a.skip_anatomy:
-        res["anatomy"] = anatomy.run_all(quick=a.quick, script=os.path.abspath(__file__),
-                                         compare_rows=res["compare"], memory_steps=a.memory_steps, log=print)
-    res["runtime_s"], res["loadavg_end"] = time.time() - t_start, os.getloadavg()
-    os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "blackjax_compare.json"), "w") as f:
-        json.dump(res, f, indent=1)
-    md = ["# smile_ref vs BlackJAX: time per step", "", f"Date (UTC): {res['date_utc']}  ",
-          f"Machine: {json.dumps(res['machine'])}  ", f"Command: `{res['command']}`  ",
-          f"Runtime: {res['runtime_s']:.0f} s; load average (1, 5, 15 min) at start {res['loadavg_start']}, "
-          f"at end {res['loadavg_end']}", "", "Seconds per step: minimum over calls (medians in the JSON).", "", compare_table(res["compare"]), ""]
-    if res["skipped"]:
-        md += ["Skipped (state (x, u, g) above the memory limit): "
-               + ", ".join(f"n={s['n_chains']} d={s['d']:,} ({s['state_gb']:.0f} GB)" for s in res["skipped"]), ""]
-    if "anatomy" in res:
-        md += [anatomy.markdown(res["anatomy"]), ""]
-    text = "\n".join(md)
-    with open(os.path.join(a.out, "blackjax_compare.md"), "w") as f:
-        f.write(text)
-    print(text)
+        def save(anat):
+            res["anatomy"] = anat
+            write_results(res, a.out, t_start)
+
+        anatomy.run_all(quick=a.quick, script=os.path.abspath(__file__), compare_rows=res["compare"],
+                        memory_steps=a.memory_steps, log=print, save=save)
+    print(write_results(res, a.out, t_start))
     return res
 
 

@@ -12,9 +12,12 @@ Parts (all NumPy float64, single process, fixed step size, exact gradients):
   guardrail, chain selection), and the cProfile top functions where the step is Python bound;
 * :func:`esh_proposal`: a bit-identical variant of the ESH update (prototype, not in smile_ref),
   checked for equality on random and edge-case inputs, and timed;
-* :func:`malloc_experiment`: the same step in subprocesses with and without glibc's
-  ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_`` (freed temporaries
-  stay in the heap: no page faults for new arrays; results bit-identical, only allocation changes);
+* :func:`env_experiment`: the same step in fresh subprocesses with the default environment, with
+  ``OPENBLAS_NUM_THREADS=1`` (``np.vecdot`` calls BLAS ``ddot`` per row, which OpenBLAS threads for
+  rows longer than ~10^4; on a busy machine the thread hand-offs cost up to 300x; the summation
+  order, hence the last bits, depends on the thread count) and additionally with glibc's
+  ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_`` (freed temporaries stay in
+  the heap: no page faults for new arrays; bit-identical);
 * :func:`memory`: peak RSS growth and tracemalloc peak (NumPy reports its buffers to tracemalloc)
   over the first ``s1`` and the next ``s2 - s1`` steps, in a subprocess;
 * :func:`bytes_floor`: bytes one step must move, time at the measured bandwidth, and the gap.
@@ -257,8 +260,8 @@ def esh_proposal(n: int, d: int, budget: float) -> dict:
 
 
 # ------------------------------------------------------------------------------- subprocesses
-def _worker(script, args, env_extra=None, timeout=900) -> dict:
-    env = dict(os.environ, **(env_extra or {}))
+def _worker(script, args, env_extra=None, timeout=900, replace_env=False) -> dict:
+    env = dict(env_extra or {}) if replace_env else dict(os.environ, **(env_extra or {}))
     out = subprocess.run([sys.executable, script] + args, capture_output=True, text=True, env=env, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -271,13 +274,29 @@ def step_worker(sampler: str, n: int, d: int, calls: int) -> dict:
     return {"sampler": sampler, "n_chains": n, "d": d, "median": t["median"], "min": t["min"], "calls": calls}
 
 
-def malloc_experiment(script, cases) -> list[dict]:
+ENV_VARIANTS = {
+    "default": {},
+    "openblas_1_thread": {"OPENBLAS_NUM_THREADS": "1"},
+    "openblas_1_thread+malloc": {"OPENBLAS_NUM_THREADS": "1", **_MALLOC_ENV},
+}
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS") + tuple(_MALLOC_ENV)
+
+
+def env_experiment(script, cases, variants=ENV_VARIANTS) -> list[dict]:
+    """Seconds per step (min over ``calls``) in fresh subprocesses per environment variant.
+
+    "default" removes the thread and malloc variables from the environment (OpenBLAS then uses
+    all cores for ``np.vecdot``, which calls BLAS ``ddot`` per row); the other variants set them.
+    """
     rows = []
+    base = {k: v for k, v in os.environ.items() if k not in _THREAD_VARS}
     for sampler, n, d, calls in cases:
-        a = _worker(script, ["--step-worker", sampler, str(n), str(d), str(calls)])
-        b = _worker(script, ["--step-worker", sampler, str(n), str(d), str(calls)], _MALLOC_ENV)
-        rows.append({"sampler": sampler, "n_chains": n, "d": d, "default": a["min"], "malloc_env": b["min"],
-                     "speedup": a["min"] / b["min"], "default_median": a["median"], "malloc_env_median": b["median"]})
+        row = {"sampler": sampler, "n_chains": n, "d": d, "calls": calls}
+        for name, extra in variants.items():
+            r = _worker(script, ["--step-worker", sampler, str(n), str(d), str(calls)], dict(base, **extra),
+                        replace_env=True)
+            row[name], row[name + "_median"] = r["min"], r["median"]
+        rows.append(row)
     return rows
 
 
@@ -366,35 +385,46 @@ def bytes_floor(n: int, d: int, bw: dict, measured: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------- driver
-def run_all(quick: bool, script: str, compare_rows=(), memory_steps=None, log=print) -> dict:
-    """All parts; ``quick`` shrinks sizes and step counts (memory: 20/200 steps at d = 10^4)."""
+def run_all(quick: bool, script: str, compare_rows=(), memory_steps=None, log=print, save=None) -> dict:
+    """All parts; ``quick`` shrinks sizes and step counts (memory: 20/200 steps at d = 10^4).
+
+    ``save(res)`` is called after every part (partial results survive an interrupted run);
+    ``memory_steps = (0, 0)`` skips the memory part.
+    """
     res = {}
+    save = save or (lambda r: None)
     budget = 0.5 if quick else 1.5
     res["bandwidth"] = [bandwidth(n) for n in ((64 * 10**4,) if quick else (64 * 10**4, 64 * 10**6))]
     log(f"bandwidth: {json.dumps(res['bandwidth'])}")
+    big = [r for r in compare_rows if r["n_chains"] == 64]
+    ref = max(big, key=lambda r: r["d"]) if big else None
+    res["floor"] = bytes_floor(64, ref["d"] if ref else 10**6, res["bandwidth"][-1], ref or {})
+    save(res)
     res["overhead"] = overhead(quick, budget)
     log("overhead: " + "; ".join(f"{r['target']} n={r['n_chains']} d={r['d']}: mclmc {r['overhead_mclmc']:.2f}, "
                                   f"smile {r['overhead_smile']:.2f} grad-eq" for r in res["overhead"]))
+    save(res)
     sizes = ((1, 100, 300), (64, 10_000, 30)) if quick else ((1, 100, 1000), (64, 10_000, 60), (64, 1_000_000, 2))
     res["breakdown"] = [breakdown(s, n, d, k) for n, d, k in sizes for s in ("mclmc", "smile")]
-    log("breakdown done")
     res["profile_small"] = profile_top("mclmc", 1, 100, 300 if quick else 1000)
+    log("breakdown done")
+    save(res)
     res["esh_proposal"] = [esh_proposal(n, d, budget) for n, d in (((1, 100), (64, 10_000)) if quick else
                                                                     ((1, 100), (64, 10_000), (64, 100_000)))]
     log(f"esh proposal: {json.dumps(res['esh_proposal'])}")
-    mcases = [("mclmc", 64, 10_000, 30), ("smile", 64, 10_000, 30)] if quick else \
-        [("mclmc", 64, 10_000, 40), ("mclmc", 64, 100_000, 10), ("smile", 64, 100_000, 10), ("mclmc", 64, 1_000_000, 3)]
-    res["malloc"] = malloc_experiment(script, mcases)
-    log(f"malloc: {json.dumps(res['malloc'])}")
+    save(res)
+    mcases = [("mclmc", 64, 10_000, 30), ("mclmc", 64, 100_000, 3)] if quick else \
+        [("mclmc", 64, 10_000, 40), ("mclmc", 64, 100_000, 4), ("smile", 64, 100_000, 4), ("mclmc", 64, 1_000_000, 2)]
+    res["env"] = env_experiment(script, mcases)
+    log(f"env: {json.dumps(res['env'])}")
+    save(res)
     n, d, s1, s2 = (64, 10_000, 20, 200) if quick else (64, 100_000, 100, 1000)
     if memory_steps:
         s1, s2 = memory_steps
-    res["memory"] = memory(script, n, d, s1, s2)
-    log(f"memory: {json.dumps(res['memory'])}")
-    big = [r for r in compare_rows if r["n_chains"] == 64]
-    ref = max(big, key=lambda r: r["d"]) if big else None
-    bw = res["bandwidth"][-1]
-    res["floor"] = bytes_floor(64, ref["d"] if ref else 10**6, bw, ref or {})
+    if s2 > 0:
+        res["memory"] = memory(script, n, d, s1, s2)
+        log(f"memory: {json.dumps(res['memory'])}")
+        save(res)
     return res
 
 
@@ -403,6 +433,8 @@ def _fmt(v, nd=2):
 
 
 def markdown(a: dict) -> str:
+    a = {"overhead": [], "breakdown": [], "profile_small": "", "esh_proposal": [], "env": [], "memory": None,
+         "floor": None, **a}
     L = ["## Bandwidth", "", "| array MB | copy GB/s | add(out=) GB/s | add fresh / add(out=) | ns per normal |",
          "|---|---|---|---|---|"]
     L += [f"| {b['array_mb']:.0f} | {b['copy_gbps']:.1f} | {b['add_out_gbps']:.1f} | "
@@ -419,10 +451,11 @@ def markdown(a: dict) -> str:
               f"{_fmt(b['calls_per_step'].get(k, '-'), 1)} |" for k, v in b["parts"].items()]
     L += ["", "## cProfile, MCLMC n=1 d=100 (top by internal time)", "", "```", a["profile_small"], "```", "",
           "## Bit-identical ESH-update variant (prototype, not in smile_ref)", "", "```",
-          json.dumps(a["esh_proposal"], indent=1), "```", "", "## glibc malloc settings (same results, fewer page faults)", "",
-          "| sampler | n | d | default ms | MALLOC_* env ms | speed-up |", "|---|---|---|---|---|---|"]
-    L += [f"| {r['sampler']} | {r['n_chains']} | {r['d']:,} | {r['default'] * 1e3:.1f} | {r['malloc_env'] * 1e3:.1f} | "
-          f"{r['speedup']:.2f} |" for r in a["malloc"]]
+          json.dumps(a["esh_proposal"], indent=1), "```", "",
+          "## Environment: OpenBLAS threads (np.vecdot -> BLAS ddot per row) and glibc malloc (ms per step, min)", "",
+          "| sampler | n | d | " + " | ".join(ENV_VARIANTS) + " |", "|---|---|---|" + "---|" * len(ENV_VARIANTS)]
+    L += [f"| {r['sampler']} | {r['n_chains']} | {r['d']:,} | " + " | ".join(f"{r[k] * 1e3:.1f}" for k in ENV_VARIANTS)
+          + " |" for r in a["env"]]
     L += ["", "## Memory", "", "```", json.dumps(a["memory"], indent=1), "```", "", "## Bytes floor", "", "```",
           json.dumps(a["floor"], indent=1), "```"]
     return "\n".join(L)

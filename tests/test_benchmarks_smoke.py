@@ -40,10 +40,11 @@ def test_anatomy_parts_tiny():
     assert not hasattr(iso._esh_core, "__wrapped__") and iso._esh_core.__name__ == "_esh_core"  # restored
     p = sa.esh_proposal(2, 10, budget=0.0)
     assert p["bit_identical"] and p["random_cases"] == 40
+    assert sa.step_worker("mclmc", 2, 10, 3)["min"] > 0
     m = sa.memory_worker(2, 10, 2, 4)
     assert m["first"]["steps"] == 2 and m["rest"]["steps"] == 2
     assert "B: ESH" in sa.markdown({"bandwidth": [sa.bandwidth(1000)], "overhead": [], "breakdown": [b],
-                                    "profile_small": "", "esh_proposal": [p], "malloc": [], "memory": m,
+                                    "profile_small": "", "esh_proposal": [p], "env": [], "memory": m,
                                     "floor": {}})
 
 
