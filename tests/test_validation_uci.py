@@ -64,3 +64,19 @@ def test_grid_keeps_best_validation_lppd(tmp_path):
     best = max(r["grid"], key=lambda c: c["val_lppd"])
     assert r["step_size"] == best["step_size"] and r["lppd"] == best["lppd"]
     assert r["grid_grad_evals"] == pytest.approx(sum(c["grad_evals"] for c in r["grid"]))
+
+
+def test_gamma_variant_runs_smile_with_the_energy_error_tuner(tmp_path):
+    """``smile_gamma`` = registered ``"smile"`` with the Gamma tuner; ``"smile"`` in the pipeline uses the
+    Var[dE]/d tuner.  Both are recorded in run.json, so a run made under other defaults is not resumed."""
+    rows = run_uci(["energy"], [0], ["smile", "smile_gamma"], config=EnsembleConfig.tiny(), out_dir=tmp_path,
+                   log=lambda *a: None)
+    assert [r["method"] for r in rows] == ["smile", "smile_gamma"]
+    setups = {m: json.loads((tmp_path / "energy" / "seed0" / m / "run.json").read_text())["sampler_setup"]
+              for m in ("smile", "smile_gamma")}
+    assert setups["smile"]["options"]["tuner"] == "mclmc"
+    assert setups["smile_gamma"]["options"]["tuner"] == "energy_error"
+    assert all(json.loads((tmp_path / "energy" / "seed0" / m / "run.json").read_text())["sampler"] == "smile"
+               for m in setups)
+    summ = summarise(rows)
+    assert [s["method"] for s in summ] == ["smile", "smile_gamma"]

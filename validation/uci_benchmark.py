@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from smile_ref.ensembles import EnsembleConfig  # noqa: E402
 from smile_ref.ensembles.store import atomic_write_json  # noqa: E402
-from smile_ref.verification.uci import METHODS, markdown_table, plot_cost, plot_intervals, run_uci, summarise  # noqa: E402
+from smile_ref.verification.uci import ALL_METHODS, METHODS, markdown_table, plot_cost, plot_intervals, run_uci, summarise  # noqa: E402
 
 
 def main(argv=None):
@@ -39,7 +39,9 @@ def main(argv=None):
     ap.add_argument("--budget", choices=("paper", "quick", "tiny"), default=None)
     ap.add_argument("--datasets", nargs="+", default=["airfoil", "energy", "bikesharing"])
     ap.add_argument("--seeds", nargs="+", type=int, default=None)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(ALL_METHODS),
+                    help="methods to run (default: %(default)s); smile_gamma/psmile_gamma use the Gamma "
+                         "energy-error tuner instead of the pipeline's Var[dE]/d tuner")
     ap.add_argument("--members", type=int, default=None, help="override the number of members")
     ap.add_argument("--executor", choices=("vectorised", "process", "dask"), default="vectorised")
     ap.add_argument("--workers", type=int, default=None)

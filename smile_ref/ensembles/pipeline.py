@@ -157,7 +157,11 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
 
 
 def _describe(sampler, config, seed, model, data, backend, dtype):
-    return {"sampler": sampler, "config": config.to_dict(), "seed": int(seed), "model": model,
+    setup = None
+    if sampler != "de":  # the resolved defaults too, so that a changed default is not resumed silently
+        step, opts, full = sampler_setup(sampler, config)
+        setup = {"step_size": step, "options": opts, "full_batch": full}
+    return {"sampler": sampler, "sampler_setup": setup, "config": config.to_dict(), "seed": int(seed), "model": model,
             "data": {"name": getattr(data, "name", ""), "task": data.task,
                      "train_sha256": array_digest(data.X_train, data.y_train),
                      "val_sha256": array_digest(data.X_val, data.y_val)},
@@ -169,7 +173,7 @@ def _pretrain_description(config, seed, model, data, backend, dtype) -> dict:
             "pretrain_patience")
     d = _describe("de", config, seed, model, data, backend, dtype)
     d["config"] = {k: d["config"][k] for k in keys}
-    del d["sampler"]
+    del d["sampler"], d["sampler_setup"]
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 

@@ -4,7 +4,7 @@
 For each data set (airfoil, energy, bikesharing) and seed (= split), one deep ensemble is
 pre-trained and shared by all methods: ``"de"`` (the deep ensemble alone), ``"smile"``,
 ``"psmile"``, ``"sgld"``, ``"sghmc"`` and ``"mclmc"`` (full-batch MCLMC with MILE's tuning:
-MILE).  Each method's LPPD, RMSE and 80/90/95 % coverage on the test split, its validation LPPD,
+MILE); ``"smile_gamma"``/``"psmile_gamma"`` on request (:data:`METHOD_VARIANTS`).  Each method's LPPD, RMSE and 80/90/95 % coverage on the test split, its validation LPPD,
 its cost in gradient evaluations (full-data equivalents per member, pre-training included) and its
 wall time are collected; :func:`summarise` gives mean and standard error over seeds.
 """
@@ -19,17 +19,29 @@ import numpy as np
 from ..data import load_uci
 from ..ensembles import EnsembleConfig, run_ensemble
 
-__all__ = ["PAPER_BEST_LPPD", "METHODS", "run_uci", "summarise", "markdown_table", "plot_intervals", "plot_cost"]
+__all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_uci", "summarise", "markdown_table", "plot_intervals", "plot_cost"]
 
 #: Best LPPD reported for the paper (10 members, full budget; issue 7's reference numbers).
 PAPER_BEST_LPPD = {"airfoil": 0.28, "energy": 2.02, "bikesharing": 0.13}
 METHODS = ("de", "smile", "psmile", "sgld", "sghmc", "mclmc")
+#: Extra benchmark methods: ``name -> (registered sampler, sampler options)``.  ``"smile_gamma"`` and
+#: ``"psmile_gamma"`` are SMILE/pSMILE with the samplers' own Gamma energy-error tuner instead of the
+#: pipeline's Var[dE]/d tuner (``smile_ref.ensembles.config``, "SMILE/pSMILE tuner on BNNs").
+METHOD_VARIANTS = {"smile_gamma": ("smile", {"tuner": "energy_error"}),
+                   "psmile_gamma": ("psmile", {"tuner": "energy_error"})}
+ALL_METHODS = METHODS[:3] + tuple(METHOD_VARIANTS) + METHODS[3:]
 _KEYS = ("lppd", "rmse", "coverage_80", "coverage_90", "coverage_95")
 
 
 def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
+    from dataclasses import replace
+
+    sampler = method
+    if method in METHOD_VARIANTS:
+        sampler, opts = METHOD_VARIANTS[method]
+        cfg = replace(cfg, sampler_options={**opts, **cfg.sampler_options})
     t0 = time.perf_counter()
-    res = run_ensemble(split, method, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
+    res = run_ensemble(split, sampler, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
     wall = time.perf_counter() - t0
     m = res.metrics["sampled" if method != "de" else "de"]
     mv = res.metrics["sampled_val" if method != "de" else "de_val"]
@@ -74,7 +86,7 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
                 if grid and method != "de":
                     cands = [_run_one(split, name, seed, method, replace(config, step_size=float(e)),
                                       base / method / f"eps{e:g}", base / "pretrain.npz", **kw)
-                             for e in STEP_SIZE_GRIDS[method]]
+                             for e in STEP_SIZE_GRIDS[METHOD_VARIANTS.get(method, (method,))[0]]]
                     row = dict(max(cands, key=lambda r: r["val_lppd"]))
                     row["grid"] = [{k: c[k] for k in ("step_size", "val_lppd", "lppd", "grad_evals")} for c in cands]
                     row["grid_grad_evals"] = float(sum(c["grad_evals"] for c in cands))
@@ -93,8 +105,8 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
 def summarise(rows) -> list[dict]:
     """Mean and standard error over seeds per (data set, method)."""
     out = []
-    keys = sorted({(r["dataset"], r["method"]) for r in rows}, key=lambda k: (k[0], METHODS.index(k[1])
-                                                                             if k[1] in METHODS else 99))
+    keys = sorted({(r["dataset"], r["method"]) for r in rows},
+                  key=lambda k: (k[0], ALL_METHODS.index(k[1]) if k[1] in ALL_METHODS else 99))
     for ds, meth in keys:
         rs = [r for r in rows if r["dataset"] == ds and r["method"] == meth]
         s = {"dataset": ds, "method": meth, "n_seeds": len(rs), "paper_best_lppd": PAPER_BEST_LPPD.get(ds)}
@@ -167,7 +179,7 @@ def plot_cost(rows, path):
     datasets = sorted({r["dataset"] for r in rows})
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.0 * len(datasets), 3.2), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        for i, m in enumerate(METHODS):
+        for i, m in enumerate(ALL_METHODS):
             rs = [r for r in rows if r["dataset"] == ds and r["method"] == m]
             if rs:
                 ax.scatter([r["grad_evals"] for r in rs], [r["lppd"] for r in rs], color=f"C{i}", label=m, s=18)
