@@ -1,7 +1,7 @@
 """Small run of validation/crosscheck_blackjax.py (issue 8).
 
-Skipped where jax/blackjax are not installed -- in CI they are not (no 'crosscheck' extra in
-.ci/run), so this test only runs in an environment with the extra (e.g. /tmp/bjx).
+Skipped where jax/blackjax are not installed; CI installs the 'crosscheck' extra (README's test
+command), so it runs there.
 """
 import importlib.util
 import pathlib
