@@ -42,6 +42,10 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    extension for correlated noise) uses ``S = c C^{-1/2}`` from the EMA gradient covariance ``C``
    (:func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`).
 
+On the UCI Bayesian neural networks the Gamma tuner's step size drifts to the 1e-8 floor
+(``docs/ensembles.md``, "Gamma-tuner collapse"); the ensemble pipeline therefore runs SMILE with
+``tuner="mclmc"`` (Var[dE]/d target).
+
 No partial refresh by default (the gradient noise is the only randomness);
 ``refresh=True`` with ``L`` adds MCLMC's partial refresh.  The initial
 velocity is zero.
