@@ -204,3 +204,23 @@ def test_dense_psmile_runs_and_resumes_bit_identically(tmp_path):
         smile_ref.run_chains("psmile", t, gradient=CrashAfter(g, 1 + 3 * 22), checkpoint=ck, checkpoint_every=15, **kw)
     res = smile_ref.run_chains("psmile", t, gradient=g, checkpoint=ck, checkpoint_every=15, resume=True, **kw)
     np.testing.assert_array_equal(res.samples, ref.samples)
+
+
+def test_mclmc_tuned_smile_has_the_mclmc_energy_guardrail():
+    """SMILE/pSMILE with ``tuner="mclmc"`` reject |dE| > 100 sqrt(d) by default, as ``"mclmc"`` does; without
+    it one gradient spike drove pSMILE's step size to the floor on a UCI network (docs/ensembles.md).
+    The Gamma tuner keeps its own guardrail and SMILE-naive has none unless asked."""
+    import math
+
+    from smile_ref.backend import get_backend
+    from smile_ref.gradients import Exact
+    from smile_ref.samplers.base import get
+    from smile_ref.targets import Gaussian
+
+    t = Gaussian.isotropic(16)
+    bk = get_backend("numpy", "float64")
+    make = lambda name, **kw: get(name)(t, Exact(t), bk, step_size=0.1, n_warmup=10, **kw)  # noqa: E731
+    assert make("smile", tuner="mclmc").max_energy_error == 100.0 * math.sqrt(16)
+    assert make("psmile", tuner="mclmc").max_energy_error == 100.0 * math.sqrt(16)
+    assert make("smile", tuner="mclmc", max_energy_error=3.0).max_energy_error == 3.0
+    assert make("smile").max_energy_error == math.inf and make("smile", tuner=None).max_energy_error == math.inf

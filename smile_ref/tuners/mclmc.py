@@ -314,10 +314,14 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
             new_eps = xp.minimum(new_eps, smax)
         floor = FLOOR_FACTOR * xp.where(xp.isfinite(st.L0), st.L0, math.sqrt(d))
         if bool(xp.any(~(new_eps >= floor))):
+            n_rej = _host_list(st.n_rejected)
+            why = ("non-finite values persist at every step size; the model, not the step size, produces them"
+                   if any(k > 0 for k in n_rej) else
+                   "no step was rejected, so the energy error did not shrink with the step size (an energy "
+                   "error dominated by something other than integration error, e.g. gradient noise)")
             raise RuntimeError(
-                f"MCLMC tuner: step size collapsed below {FLOOR_FACTOR:g} * L_init at warm-up step {t}: "
-                "non-finite values persist at every step size; the model, not the step size, produces them "
-                f"(rejected warm-up steps per chain: {_host_list(st.n_rejected)})"
+                f"MCLMC tuner: step size collapsed below {FLOOR_FACTOR:g} * L_init at warm-up step {t}: {why} "
+                f"(rejected warm-up steps per chain: {n_rej}; step sizes: {_host_list(new_eps)})"
             )
         return TuningParams(new_eps, L, sqrt_diag), st
 
