@@ -6,7 +6,8 @@ pre-trained and shared by all methods: ``"de"`` (the deep ensemble alone), ``"sm
 ``"psmile"``, ``"sgld"``, ``"sghmc"`` and ``"mclmc"`` (full-batch MCLMC with MILE's tuning:
 MILE); ``"smile_gamma"``/``"psmile_gamma"`` on request (:data:`METHOD_VARIANTS`).  Each method's LPPD, RMSE and 80/90/95 % coverage on the test split, its validation LPPD,
 its cost in gradient evaluations (full-data equivalents per member, pre-training included) and its
-wall time are collected; :func:`summarise` gives mean and standard error over seeds.
+wall time (pre-training + sampling + prediction as recorded in the run's files, so that resumed runs
+report the time their members took; ``call_time`` is the time of this call) are collected; :func:`summarise` gives mean and standard error over seeds.
 """
 from __future__ import annotations
 
@@ -42,11 +43,15 @@ def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
         cfg = replace(cfg, sampler_options={**opts, **cfg.sampler_options})
     t0 = time.perf_counter()
     res = run_ensemble(split, sampler, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
-    wall = time.perf_counter() - t0
+    call_time = time.perf_counter() - t0
+    # recorded compute time, so that a resumed run reports the time its members took: pre-training (stored with
+    # the deep ensemble) + sampling (each group's time, stored with its members) + prediction
+    sampling = sum({float(x["wall_time"]) for x in res.members}) if res.members else 0.0
+    wall = float(res.wall_time["pretrain"]) + sampling + float(res.wall_time["predict"])
     m = res.metrics["sampled" if method != "de" else "de"]
     mv = res.metrics["sampled_val" if method != "de" else "de_val"]
     row = {"dataset": name, "seed": int(seed), "method": method, "val_lppd": mv["lppd"],
-           "grad_evals": res.n_gradient_evals["total"], "wall_time": wall,
+           "grad_evals": res.n_gradient_evals["total"], "wall_time": wall, "call_time": call_time,
            "n_samples": m["n_samples"], "rmse_original": m.get("rmse_original"),
            "n_rejected": int(sum(x["n_rejected"] for x in res.members)),
            "step_size": (res.members[0]["initial_step_size"] if res.members else None),
