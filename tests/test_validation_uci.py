@@ -80,3 +80,20 @@ def test_gamma_variant_runs_smile_with_the_energy_error_tuner(tmp_path):
                for m in setups)
     summ = summarise(rows)
     assert [s["method"] for s in summ] == ["smile", "smile_gamma"]
+
+
+def test_collect_reads_finished_runs_only(tmp_path):
+    cfg = EnsembleConfig.tiny()
+    first = run_uci(["energy"], [0], ["de", "sgld"], config=cfg, out_dir=tmp_path, log=lambda *a: None)
+    rows = run_uci(["energy"], [0, 1], ["de", "sgld", "sghmc"], config=cfg, out_dir=tmp_path, collect=True,
+                   log=lambda *a: None)
+    assert [(r["seed"], r["method"]) for r in rows] == [(0, "de"), (0, "sgld")]
+    assert not (tmp_path / "energy" / "seed0" / "sghmc").exists() and not (tmp_path / "energy" / "seed1").exists()
+    for a, b in zip(first, rows):
+        assert a["lppd"] == b["lppd"] and a["grad_evals"] == b["grad_evals"]
+    # the collected sgld row reports the sampling time stored with its members, not the time of this call
+    import numpy as np
+
+    with np.load(tmp_path / "energy" / "seed0" / "sgld" / "members" / "member_000.npz") as z:
+        stored = json.loads(str(z["meta"]))["wall_time"]
+    assert rows[1]["wall_time"] >= stored > 0.0

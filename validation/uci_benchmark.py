@@ -51,6 +51,8 @@ def main(argv=None):
     ap.add_argument("--grid", action="store_true",
                     help="run each sampler at every step size of its grid and keep the best validation LPPD")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--collect", action="store_true",
+                    help="start nothing: tabulate and plot the finished runs under --out (several invocations)")
     args = ap.parse_args(argv)
     budget = args.budget or ("quick" if args.quick else "paper")
     config = getattr(EnsembleConfig, budget)()
@@ -64,7 +66,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     rows = run_uci(args.datasets, seeds, args.methods, config=config, out_dir=out,
                    executor=None if args.executor == "vectorised" else args.executor, backend=args.backend,
-                   dtype=args.dtype, progress=args.progress or None, grid=args.grid)
+                   dtype=args.dtype, progress=args.progress or None, grid=args.grid, collect=args.collect)
     summary = summarise(rows)
     runtime = time.perf_counter() - t0
     records = [{k: v for k, v in r.items() if k != "predictions"} for r in rows]

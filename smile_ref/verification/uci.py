@@ -64,7 +64,7 @@ def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
 def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), methods=METHODS,
             config: EnsembleConfig | None = None, out_dir="validation/results/uci", executor=None,
             backend: str = "numpy", dtype: str = "float64", device=None, progress=None, step_sizes: dict | None = None,
-            grid: bool = False, skip=(), log=print) -> list[dict]:
+            grid: bool = False, skip=(), collect: bool = False, log=print) -> list[dict]:
     """Run every (data set, seed, method); one row per run (see the module docstring).
 
     ``step_sizes`` maps a method to a step size overriding the config default.  ``grid=True`` runs every
@@ -72,7 +72,8 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
     best *validation* LPPD (as the paper's search over {1e-2, 1e-3, 1e-4}); the row then lists every
     candidate under ``"grid"`` and its ``grad_evals`` counts the chosen run only (``grid_grad_evals``: all).
     Results live under ``out_dir/<data set>/seed<k>/<method>/`` (resumable: finished members are skipped).
-    ``skip`` lists ``(data set, method)`` pairs not to run.
+    ``skip`` lists ``(data set, method)`` pairs not to run.  ``collect=True`` starts nothing: only runs whose
+    ``result.json`` exists are read back (e.g. to tabulate runs made by several invocations).
     """
     from dataclasses import replace
 
@@ -87,6 +88,8 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
             base = Path(out_dir) / name / f"seed{seed}"
             for method in methods:
                 if (name, method) in set(skip):
+                    continue
+                if collect and (grid or not (base / method / "result.json").exists()):
                     continue
                 if grid and method != "de":
                     cands = [_run_one(split, name, seed, method, replace(config, step_size=float(e)),
