@@ -29,8 +29,8 @@ In the pipeline ``"smile"`` and ``"psmile"`` tune their step size with the Var[d
 (``tuner="mclmc"``: :func:`smile_ref.tuners.mclmc.mclmc_tuner`, target 5e-4, held after warm-up)
 instead of the samplers' own default, the Gamma energy-error tuner (``tuner="energy_error"``).  On
 the UCI networks the Gamma tuner's step size drifts down for the whole run (airfoil, paper budget:
-1e-3 -> 1e-8 in every member, 15k-40k rejected steps; same with the authors' cross-batch energy
-error, ``docs/results/uci-benchmark.md``), so the chains barely move and the ensemble stays at the
+1e-3 -> 1e-8 in every member, 15k-40k rejected steps; the authors' cross-batch energy error only
+slows the drift; ``docs/ensembles.md``), so the chains barely move and the ensemble stays at the
 deep-ensemble's LPPD.  Pass ``sampler_options={"tuner": "energy_error"}`` for the Gamma tuner
 (the UCI benchmark's methods ``"smile_gamma"``/``"psmile_gamma"``).
 """
