@@ -207,7 +207,8 @@ def test_dense_psmile_runs_and_resumes_bit_identically(tmp_path):
 
 
 def test_mclmc_tuned_smile_has_the_mclmc_energy_guardrail():
-    """SMILE/pSMILE with ``tuner="mclmc"`` reject |dE| > 100 sqrt(d) by default, as ``"mclmc"`` does; without
+    """SMILE/pSMILE with a tuner lacking its own reset rule (``tuner="mclmc"`` or a Tuner object) reject
+    |dE| > 100 sqrt(d) by default, as ``"mclmc"`` does; without
     it one gradient spike drove pSMILE's step size to the floor on a UCI network (docs/ensembles.md).
     The Gamma tuner keeps its own guardrail and SMILE-naive has none unless asked."""
     import math
@@ -224,3 +225,6 @@ def test_mclmc_tuned_smile_has_the_mclmc_energy_guardrail():
     assert make("psmile", tuner="mclmc").max_energy_error == 100.0 * math.sqrt(16)
     assert make("smile", tuner="mclmc", max_energy_error=3.0).max_energy_error == 3.0
     assert make("smile").max_energy_error == math.inf and make("smile", tuner=None).max_energy_error == math.inf
+    from smile_ref.tuners.mclmc import mclmc_tuner
+
+    assert make("smile", tuner=mclmc_tuner()).max_energy_error == 100.0 * math.sqrt(16)  # a Tuner object too

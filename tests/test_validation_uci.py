@@ -64,6 +64,12 @@ def test_grid_keeps_best_validation_lppd(tmp_path):
     best = max(r["grid"], key=lambda c: c["val_lppd"])
     assert r["step_size"] == best["step_size"] and r["lppd"] == best["lppd"]
     assert r["grid_grad_evals"] == pytest.approx(sum(c["grad_evals"] for c in r["grid"]))
+    # --collect --grid reads the finished candidates back and picks the same run
+    (c,) = run_uci(["energy"], [0], ["sgld"], config=EnsembleConfig.tiny(), out_dir=tmp_path, grid=True,
+                   collect=True, log=lambda *a: None)
+    assert c["step_size"] == r["step_size"] and c["lppd"] == r["lppd"]
+    assert run_uci(["energy"], [0], ["sgld"], config=EnsembleConfig.tiny(), out_dir=tmp_path / "none", grid=True,
+                   collect=True, log=lambda *a: None) == []
 
 
 def test_gamma_variant_runs_smile_with_the_energy_error_tuner(tmp_path):

@@ -27,8 +27,8 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    ``l_old`` from ``B_{t-1}`` (``energy_error="cross_batch"``), which adds an
    ``eps``-independent batch-noise term to ``dE``;
 5. reset guardrail: a chain whose ``|dE|`` exceeds the tuner's Gamma quantile
-   (after step 10; with ``tuner="mclmc"``: ``max_energy_error``, default
-   ``100 max(1, sqrt(d))`` as in ``"mclmc"``; with ``tuner=None``: only
+   (after step 10; with any other tuner, e.g. ``tuner="mclmc"``: ``max_energy_error``,
+   default ``100 max(1, sqrt(d))`` as in ``"mclmc"``; with ``tuner=None``: only
    ``max_energy_error`` if given), or whose step produced a non-finite value, is rejected:
    position restored, **velocity set to zero** (the next ``B`` then points
    along the next gradient); by default the stored log-density and gradient are
@@ -116,8 +116,9 @@ class SMILE:
         self.gamma_reset = hasattr(self.tuner, "reset_mask")
         if max_energy_error is not None:
             self.max_energy_error = check_positive_float(max_energy_error, "max_energy_error")
-        elif tuner == "mclmc":  # the "mclmc" sampler's default guardrail: without it one gradient spike
-            # (|dE| up to 3e7 on bikesharing) drives the Var[dE]/d tuner to its floor (docs/ensembles.md)
+        elif tuner is not None and not self.gamma_reset:  # an adaptive tuner without its own reset rule: the
+            # "mclmc" sampler's default guardrail; without it one gradient spike (|dE| up to 3e7 on bikesharing)
+            # drives the Var[dE]/d tuner to its floor (docs/ensembles.md)
             self.max_energy_error = 100.0 * max(1.0, math.sqrt(self.dim))
         else:
             self.max_energy_error = math.inf

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..data import load_uci
 from ..ensembles import EnsembleConfig, run_ensemble
+from ..ensembles.config import STEP_SIZE_GRIDS
 
-__all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_uci", "summarise", "markdown_table", "plot_intervals", "plot_cost"]
+__all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_uci", "summarise",
+           "markdown_table", "plot_intervals", "plot_cost"]
 
 #: Best LPPD reported for the paper (10 members, full budget; issue 7's reference numbers).
 PAPER_BEST_LPPD = {"airfoil": 0.28, "energy": 2.02, "bikesharing": 0.13}
@@ -35,8 +38,6 @@ _KEYS = ("lppd", "rmse", "coverage_80", "coverage_90", "coverage_95")
 
 
 def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
-    from dataclasses import replace
-
     sampler = method
     if method in METHOD_VARIANTS:
         sampler, opts = METHOD_VARIANTS[method]
@@ -75,26 +76,24 @@ def run_uci(datasets=("airfoil", "energy", "bikesharing"), seeds=(0, 1, 2), meth
     ``skip`` lists ``(data set, method)`` pairs not to run.  ``collect=True`` starts nothing: only runs whose
     ``result.json`` exists are read back (e.g. to tabulate runs made by several invocations).
     """
-    from dataclasses import replace
-
-    from ..ensembles.config import STEP_SIZE_GRIDS
-
     config = EnsembleConfig.quick() if config is None else config
     kw = dict(backend=backend, dtype=dtype, device=device, executor=executor, progress=progress)
+    skip = set(skip)
     rows = []
     for name in datasets:
         for seed in seeds:
             split = load_uci(name, seed=int(seed))
             base = Path(out_dir) / name / f"seed{seed}"
             for method in methods:
-                if (name, method) in set(skip):
+                if (name, method) in skip:
                     continue
-                if collect and (grid or not (base / method / "result.json").exists()):
+                grid_eps = STEP_SIZE_GRIDS[METHOD_VARIANTS.get(method, (method,))[0]] if grid and method != "de" else ()
+                run_dirs = [base / method / f"eps{e:g}" for e in grid_eps] or [base / method]
+                if collect and not all((d / "result.json").exists() for d in run_dirs):
                     continue
-                if grid and method != "de":
-                    cands = [_run_one(split, name, seed, method, replace(config, step_size=float(e)),
-                                      base / method / f"eps{e:g}", base / "pretrain.npz", **kw)
-                             for e in STEP_SIZE_GRIDS[METHOD_VARIANTS.get(method, (method,))[0]]]
+                if grid_eps:
+                    cands = [_run_one(split, name, seed, method, replace(config, step_size=float(e)), d,
+                                      base / "pretrain.npz", **kw) for e, d in zip(grid_eps, run_dirs)]
                     row = dict(max(cands, key=lambda r: r["val_lppd"]))
                     row["grid"] = [{k: c[k] for k in ("step_size", "val_lppd", "lppd", "grad_evals")} for c in cands]
                     row["grid_grad_evals"] = float(sum(c["grad_evals"] for c in cands))
