@@ -1,0 +1,264 @@
+"""Kernel speed of smile_ref against a minimal NumPy loop and BlackJAX, as ratios from one run.
+
+Run by hand (not a test), from the repository root::
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/kernel_speed.py [--quick] [--out benchmarks/results] \
+        [--minimal ../shared/bench/minimal_sgmclmc.py]
+
+Writes ``kernel_speed.json`` and ``kernel_speed.md`` to ``--out`` (git-ignored); the numbers quoted in
+``docs/performance.md`` come from it.  Three measurements:
+
+1. **SMILE-naive vs the minimal loop.**  The reference is the 30-line NumPy SG-MCLMC loop of
+   ``shared/bench/minimal_sgmclmc.py`` (McLachlan ESH steps, one additive-noise draw per step shared by
+   the step's two gradient evaluations, thinning 10).  smile_ref runs the same dynamics through its
+   public entry point, ``run_chains("smile", Gaussian.diagonal(1/prec), gradient=AdditiveNoise(target,
+   cov), tuner=None, step_size=eps, thinning=10)``, on the same target, noise covariance and step size.
+   Process CPU time (``time.process_time``) of whole runs, repetitions interleaved (ours, minimal,
+   ours, ...) so that a change in machine load hits both; the ratio is min(ours)/min(minimal).  Cases
+   ``(n_chains, d)`` = (256, 6) (the theory-validation workload), (1, 100), (64, 100).
+2. **MCLMC vs BlackJAX.**  smile_ref's ``"mclmc"`` (``tuner=None``, fixed ``eps = 0.25 sqrt(d)``,
+   ``L = sqrt(d)``, exact gradient of ``N(0, I_d)``) against ``blackjax.mclmc`` with
+   ``isokinetic_mclachlan`` in one jitted ``lax.scan`` (float64), time per step at 1 x 100.  Skipped
+   without jax/blackjax (the ``crosscheck`` extra).
+3. **Full-array passes per SMILE step** at 64 x 10^4: the run is made with an ``ndarray`` subclass
+   whose ``__array_ufunc__`` / ``__array_function__`` count every NumPy call that reads or writes an
+   array of ``n_chains * d`` or more elements (an elementwise operation, a reduction over rows, a
+   ``where``, a copy).  The count per step is the difference between two run lengths divided by the
+   difference in steps, so initialisation and recording drop out.  A pass that NumPy performs inside one
+   call (``vecdot`` reads two arrays) counts once: the number is a lower bound on memory traffic in units
+   of one array, not bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import smile_ref
+from smile_ref import gradients, targets
+from smile_ref.run.checkpoint import atomic_write
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_MINIMAL = os.path.join(os.path.dirname(_ROOT), "shared", "bench", "minimal_sgmclmc.py")
+
+
+def load_minimal(path: str):
+    """Import the reference loop from its file (it is an external reference, not part of smile_ref)."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"minimal loop not found at {path!r}; pass --minimal PATH")
+    spec = importlib.util.spec_from_file_location("minimal_sgmclmc", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def workload(d: int):
+    """Target precisions and the noise Cholesky factor of a case: anisotropic diagonal target and noise."""
+    prec = 1.0 / np.logspace(-0.5, 0.5, d)
+    noise_sd = np.logspace(-0.5, 0.5, d)[::-1]
+    return prec, np.diag(noise_sd)
+
+
+def ours_run(prec, chol, eps, n_steps, n_chains, seed):
+    target = targets.Gaussian.diagonal(1.0 / prec)
+    grad = gradients.AdditiveNoise(target, cov=chol @ chol.T)
+    return smile_ref.run_chains("smile", target, gradient=grad, n_chains=n_chains, n_steps=n_steps, seed=seed,
+                                step_size=eps, tuner=None, thinning=10, progress=False)
+
+
+def cpu_time(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def compare_minimal(minimal, cases, reps: int, log=print) -> list[dict]:
+    rows = []
+    for n, d, n_steps in cases:
+        prec, chol = workload(d)
+        eps = 0.1 * math.sqrt(d)
+        ours_t, ref_t = [], []
+        ours_run(prec, chol, eps, 20, n, 0)  # warm caches (imports, cached target parameters)
+        minimal.run(prec, chol, eps, 20, n, 0)
+        for r in range(reps):
+            ours_t.append(cpu_time(lambda: ours_run(prec, chol, eps, n_steps, n, r)))
+            ref_t.append(cpu_time(lambda: minimal.run(prec, chol, eps, n_steps, n, r)))
+        row = {"n_chains": n, "d": d, "n_steps": n_steps, "eps": eps,
+               "ours_us_per_step": 1e6 * min(ours_t) / n_steps, "minimal_us_per_step": 1e6 * min(ref_t) / n_steps,
+               "ratio": min(ours_t) / min(ref_t), "ratio_median": float(np.median(ours_t) / np.median(ref_t))}
+        rows.append(row)
+        log(f"smile vs minimal  {n:5d} x {d:<6d} ours {row['ours_us_per_step']:9.1f} us/step  "
+            f"minimal {row['minimal_us_per_step']:9.1f} us/step  ratio {row['ratio']:.2f}")
+    return rows
+
+
+def have_blackjax() -> bool:
+    return importlib.util.find_spec("jax") is not None and importlib.util.find_spec("blackjax") is not None
+
+
+def blackjax_mclmc_scan(n: int, d: int, n_steps: int, reps: int) -> float:
+    """Seconds per step of BlackJAX MCLMC (McLachlan) on ``N(0, I_d)`` in one jitted ``lax.scan``."""
+    import jax
+    import jax.numpy as jnp
+    import blackjax
+    from blackjax.mcmc.integrators import isokinetic_mclachlan
+
+    jax.config.update("jax_enable_x64", True)
+    eps, L = 0.25 * math.sqrt(d), math.sqrt(d)
+    alg = blackjax.mclmc(lambda x: -0.5 * jnp.sum(x * x), L=L, step_size=eps, integrator=isokinetic_mclachlan)
+    k0, k1, key = jax.random.split(jax.random.key(0), 3)
+    state = jax.vmap(alg.init)(jax.random.normal(k0, (n, d), dtype=jnp.float64), jax.random.split(k1, n))
+
+    def body(carry, _):
+        key, st = carry
+        key, sub = jax.random.split(key)
+        st, info = jax.vmap(alg.step)(jax.random.split(sub, n), st)
+        return (key, st), info.energy_change
+
+    run = jax.jit(lambda c: jax.lax.scan(body, c, None, length=n_steps))
+    carry = (key, state)
+    jax.block_until_ready(run(carry))  # compile
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        carry, out = run(carry)
+        jax.block_until_ready((carry, out))
+        best = min(best, time.perf_counter() - t0)
+    return best / n_steps
+
+
+def ours_mclmc(n: int, d: int, n_steps: int, reps: int) -> float:
+    target = targets.Gaussian.isotropic(d)
+    eps, L = 0.25 * math.sqrt(d), math.sqrt(d)
+    best = math.inf
+    for r in range(reps + 1):
+        t0 = time.perf_counter()
+        smile_ref.run_chains("mclmc", target, n_chains=n, n_steps=n_steps, seed=r, step_size=eps, L=L, tuner=None,
+                             thinning=10, progress=False)
+        if r:  # the first run warms caches
+            best = min(best, time.perf_counter() - t0)
+    return best / n_steps
+
+
+class CountingArray(np.ndarray):
+    """``ndarray`` subclass that counts NumPy calls touching an array of at least ``threshold`` elements."""
+
+    threshold = 0
+    count = 0
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out", ())
+        arrays = [a for a in (*inputs, *out) if isinstance(a, np.ndarray)]
+        if any(a.size >= CountingArray.threshold for a in arrays):
+            CountingArray.count += 1
+        inputs = tuple(a.view(np.ndarray) if isinstance(a, CountingArray) else a for a in inputs)
+        if out:
+            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, CountingArray) else a for a in out)
+        res = getattr(ufunc, method)(*inputs, **kwargs)
+        if isinstance(res, tuple):
+            return tuple(_wrap(r) for r in res)
+        return _wrap(res)
+
+    def __array_function__(self, func, types, args, kwargs):
+        flat = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+        flat += [b for a in args if isinstance(a, (list, tuple)) for b in a if isinstance(b, np.ndarray)]
+        if any(a.size >= CountingArray.threshold for a in flat):
+            CountingArray.count += 1
+        args = tuple(_unwrap(a) for a in args)
+        kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
+        res = func(*args, **kwargs)
+        return tuple(_wrap(r) for r in res) if isinstance(res, tuple) else _wrap(res)
+
+
+def _unwrap(a):
+    if isinstance(a, CountingArray):
+        return a.view(np.ndarray)
+    if isinstance(a, (list, tuple)):
+        return type(a)(_unwrap(b) for b in a)
+    return a
+
+
+def _wrap(r):
+    return r.view(CountingArray) if isinstance(r, np.ndarray) and not isinstance(r, CountingArray) else r
+
+
+def passes_per_step(n: int, d: int, steps=(4, 12)) -> dict:
+    """Full-array NumPy calls per SMILE-naive step (additive noise, no recording in between)."""
+    prec, chol = workload(d)
+    target = targets.Gaussian.diagonal(1.0 / prec)
+    grad = gradients.AdditiveNoise(target, cov=np.diag(np.diag(chol) ** 2))
+    x0 = np.random.default_rng(0).normal(size=(n, d)).view(CountingArray)
+    counts = []
+    for k in steps:
+        CountingArray.threshold, CountingArray.count = n * d, 0
+        smile_ref.run_chains("smile", target, gradient=grad, n_chains=n, n_steps=k, seed=0, step_size=0.1,
+                             tuner=None, thinning=k, initial_position=x0, progress=False, block_size=10**6)
+        counts.append(CountingArray.count)
+    per_step = (counts[1] - counts[0]) / (steps[1] - steps[0])
+    return {"n_chains": n, "d": d, "passes_per_step": per_step, "counts": dict(zip(map(str, steps), counts))}
+
+
+def render(result: dict) -> str:
+    lines = ["# Kernel speed", "", f"Machine: {result['machine']}; {result['date']}", "",
+             "## SMILE-naive (`run_chains`) vs the minimal NumPy loop (process CPU time, min over repetitions)", "",
+             "| chains x d | steps | ours (us/step) | minimal (us/step) | ratio | ratio of medians |",
+             "|---|---|---|---|---|---|"]
+    for r in result["minimal"]:
+        lines.append(f"| {r['n_chains']} x {r['d']} | {r['n_steps']} | {r['ours_us_per_step']:.1f} | "
+                     f"{r['minimal_us_per_step']:.1f} | {r['ratio']:.2f} | {r['ratio_median']:.2f} |")
+    bj = result.get("blackjax")
+    lines += ["", "## MCLMC at 1 x 100 vs BlackJAX (jit, `lax.scan`, wall time per step)", ""]
+    if bj:
+        lines.append(f"ours {1e6 * bj['ours_s_per_step']:.1f} us/step, BlackJAX {1e6 * bj['blackjax_s_per_step']:.1f} "
+                     f"us/step, ratio {bj['ratio']:.2f}")
+    else:
+        lines.append("not measured (jax/blackjax not installed)")
+    p = result["passes"]
+    lines += ["", f"## Full-array passes per SMILE step at {p['n_chains']} x {p['d']}", "",
+              f"{p['passes_per_step']:.1f} NumPy calls per step touch an array of n x d elements "
+              f"(counts {p['counts']})."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (smoke test; ratios are noisy)")
+    ap.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results"))
+    ap.add_argument("--minimal", default=DEFAULT_MINIMAL, help="path of minimal_sgmclmc.py")
+    ap.add_argument("--reps", type=int, default=None)
+    args = ap.parse_args(argv)
+    minimal = load_minimal(args.minimal)
+    reps = args.reps or (2 if args.quick else 7)
+    scale = 0.05 if args.quick else 1.0
+    cases = [(256, 6, int(4000 * scale)), (1, 100, int(20000 * scale)), (64, 100, int(4000 * scale))]
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": f"{platform.machine()} {platform.python_version()} numpy {np.__version__}",
+              "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "smile_ref": smile_ref.__version__}
+    result["minimal"] = compare_minimal(minimal, cases, reps)
+    if have_blackjax():
+        n_bj = int(5000 * scale) or 50
+        ours = ours_mclmc(1, 100, n_bj, reps)
+        theirs = blackjax_mclmc_scan(1, 100, n_bj, reps)
+        result["blackjax"] = {"ours_s_per_step": ours, "blackjax_s_per_step": theirs, "ratio": ours / theirs}
+        print(f"mclmc 1 x 100: ours {1e6 * ours:.1f} us/step, BlackJAX scan {1e6 * theirs:.1f} us/step, "
+              f"ratio {ours / theirs:.2f}")
+    result["passes"] = passes_per_step(64, 10_000 if not args.quick else 1000)
+    print(f"passes per SMILE step at {result['passes']['n_chains']} x {result['passes']['d']}: "
+          f"{result['passes']['passes_per_step']:.1f}")
+    os.makedirs(args.out, exist_ok=True)
+    text = json.dumps(result, indent=2, allow_nan=False)
+    atomic_write(os.path.join(args.out, "kernel_speed.json"), lambda fh: fh.write(text), binary=False)
+    atomic_write(os.path.join(args.out, "kernel_speed.md"), lambda fh: fh.write(render(result)), binary=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
