@@ -553,7 +553,11 @@ def from_jax(logdensity_fn: Callable, dim: int, *, per_example: Callable | None 
     x64 : bool
         Compute in float64: sets ``jax.config.update("jax_enable_x64", True)`` (a process-wide
         JAX switch; it is not turned back off).  With ``False`` JAX computes in its default
-        float32 and the results are cast to the positions' dtype.
+        float32 and the results are cast to the positions' dtype.  Enable x64 *before* creating
+        the JAX arrays the function closes over (``jax.config.update("jax_enable_x64", True)``
+        at the top of the script): an array made while x64 is off is float32, and its rounded
+        values stay in the model even after the switch (a relative error ~1e-8 that no check
+        here can detect).
     jit : bool
         ``jax.jit`` the vectorised functions.
     check, check_grad, probe, fd_max_coords, names, name, data, bnp_layers
@@ -571,6 +575,7 @@ def from_jax(logdensity_fn: Callable, dim: int, *, per_example: Callable | None 
 
     Examples
     --------
+    >>> import numpy as np
     >>> import jax.numpy as jnp
     >>> from smile_ref.targets import from_jax
     >>> t = from_jax(lambda th: -0.5 * jnp.sum(th**2), dim=2)
