@@ -10,7 +10,7 @@
     ``param_names``) one scalar variable per coordinate instead.
 ``sample_stats``
     smile_ref's per-step ``info`` at the steps that produced the recorded draws, under ArviZ's
-    conventional names where one exists (table below), plus per-draw counts of the guardrail
+    conventional names where one exists (list below), plus per-draw counts of the guardrail
     events over the ``thinning`` steps that end at each draw.
 ``warmup_sample_stats``
     The same statistics for every warm-up step (``draw`` = warm-up step ``0..n_warmup-1``; warm-up
@@ -22,20 +22,18 @@ draw ``s`` (0-based) is the position after step ``t_s = W + (s + 1) k - 1``, so
 ``sample_stats[key][c, s] = info[key][t_s, c]``.  Steps after the last recorded draw (the
 ``n_steps mod k`` trailing ones) appear in no group.
 
-=================  ==================  =====================================================
-smile_ref ``info``  ArviZ name          meaning
-=================  ==================  =====================================================
-``step_size``       ``step_size``       step size used by the step
-``energy_error``    ``energy_error``    energy error of the step (MCLMC / SMILE)
-``logdensity``      ``lp``              log-density (estimate, for mini-batch gradients) at
-                                        the position after the step
-``rejected``        ``diverging``       the guardrail rejected the step (non-finite values,
-                                        or an energy error above the threshold)
-``nonfinite``       ``nonfinite``       the step produced non-finite values (SMILE)
-(counts)            ``n_rejected``,     number of rejected / non-finite steps among the
-                    ``n_nonfinite``     ``thinning`` steps ending at the draw (int64)
-other keys          unchanged           e.g. ``kinetic_change``, ``L``, ``loss``
-=================  ==================  =====================================================
+Names (smile_ref ``info`` key -> ``sample_stats`` variable):
+
+* ``step_size`` -> ``step_size``: the step size used by the step;
+* ``energy_error`` -> ``energy_error``: energy error of the step (MCLMC, SMILE);
+* ``logdensity`` -> ``lp``: log-density at the position after the step (the mini-batch
+  estimate when the gradient is a mini-batch one);
+* ``rejected`` -> ``diverging``: the guardrail rejected the step (non-finite values, or an
+  energy error above the sampler's threshold);
+* ``nonfinite`` -> ``nonfinite``: the step produced non-finite values (SMILE);
+* counts ``n_rejected`` and ``n_nonfinite`` (int64): rejected / non-finite steps among the
+  ``thinning`` steps that end at the draw (sampling groups only);
+* any other key keeps its name (``kinetic_change``, ``L``, ``loss``, ``window_end``).
 """
 from __future__ import annotations
 
