@@ -182,6 +182,12 @@ def test_shape_and_finiteness_errors():
         from_callable(lambda x: -0.5 * np.sum(x**2) * np.ones(x.shape[0]), lambda x: -x, 3)
     with pytest.raises(TypeError, match="logdensity_and_grad"):
         from_callable(None, lambda x: -x, 3)
+    with pytest.raises(TypeError, match="must return a pair"):
+        from_callable(None, None, 3, logdensity_and_grad=lambda x: -0.5 * np.sum(x**2, axis=1))
+    with pytest.raises(ValueError, match=r"ldg \(logdensity\) must return an array of shape \(2,\)"):
+        def ldg(x):
+            return np.zeros(3), -x
+        from_callable(None, None, 3, logdensity_and_grad=ldg)
     with pytest.raises(ValueError, match=r"probe must have shape \(k, 3\)"):
         from_callable(lambda x: -0.5 * np.sum(x**2, axis=1), lambda x: -x, 3, probe=np.zeros(4))
     with pytest.raises(ValueError, match="dim"):

@@ -158,9 +158,14 @@ class CallableTarget(Target):
     def _eval(self, x):
         """``ldg`` at ``x`` with shape checks; outputs in the namespace of the callable (host for "numpy")."""
         n = int(x.shape[0])
-        lp, g = self._ldg(x if self._native(x) else to_numpy(x))
-        _check_shape(lp, (n,), f"{self._functions.get('logdensity', 'logdensity')} (logdensity)")
-        _check_shape(g, (n, self.dim), f"{self._functions.get('grad', 'grad')} (grad)")
+        out = self._ldg(x if self._native(x) else to_numpy(x))
+        f = self._functions
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"{f.get('logdensity_and_grad') or 'logdensity_and_grad'} must return a pair "
+                            f"(logdensity (n,), grad (n, d)), got {type(out).__name__}")
+        lp, g = out
+        _check_shape(lp, (n,), f"{f.get('logdensity') or f.get('logdensity_and_grad') or 'logdensity'} (logdensity)")
+        _check_shape(g, (n, self.dim), f"{f.get('grad') or f.get('logdensity_and_grad') or 'grad'} (grad)")
         return lp, g
 
     def _logdensity_and_grad(self, xp, x):
@@ -201,14 +206,22 @@ class CallableDataTarget(CallableTarget):
     def _terms(self, x, idx):
         n, b = int(idx.shape[0]), int(idx.shape[1])
         native = self._native(x)
-        ll, g = self._per_example(x if native else to_numpy(x), idx if native else to_numpy(idx))
+        out = self._per_example(x if native else to_numpy(x), idx if native else to_numpy(idx))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"{self._functions.get('per_example')} (per_example) must return a pair "
+                            f"(l (n, b), grad (n, b, d)), got {type(out).__name__}")
+        ll, g = out
         _check_shape(ll, (n, b), f"{self._functions.get('per_example')} (per-example log-likelihoods)")
         _check_shape(g, (n, b, self.dim), f"{self._functions.get('per_example')} (per-example gradients)")
         return ll, g
 
     def _prior_eval(self, x):
         n = int(x.shape[0])
-        lp, g = self._prior(x if self._native(x) else to_numpy(x))
+        out = self._prior(x if self._native(x) else to_numpy(x))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"{self._functions.get('prior')} (prior) must return a pair "
+                            f"(log prior (n,), grad (n, d)), got {type(out).__name__}")
+        lp, g = out
         _check_shape(lp, (n,), f"{self._functions.get('prior')} (log prior)")
         _check_shape(g, (n, self.dim), f"{self._functions.get('prior')} (prior gradient)")
         return lp, g
@@ -552,8 +565,8 @@ def from_jax(logdensity_fn: Callable, dim: int, *, per_example: Callable | None 
         ``jax.value_and_grad``; needs ``prior`` (``theta -> scalar``) and ``n_data``.
     x64 : bool
         Compute in float64: sets ``jax.config.update("jax_enable_x64", True)`` (a process-wide
-        JAX switch; it is not turned back off).  With ``False`` JAX computes in its default
-        float32 and the results are cast to the positions' dtype.  Enable x64 *before* creating
+        JAX switch; it is not turned back off).  With ``False`` the switch is left as it is (JAX's
+        default is float32) and the results are cast to the positions' dtype.  Enable x64 *before* creating
         the JAX arrays the function closes over (``jax.config.update("jax_enable_x64", True)``
         at the top of the script): an array made while x64 is off is float32, and its rounded
         values stay in the model even after the switch (a relative error ~1e-8 that no check
