@@ -170,6 +170,34 @@ def test_fd_check_accepts_stiff_and_large_scale_models():
     from_callable(rb, rbg, 5)
 
 
+def _builtin_targets():
+    from smile_ref import targets as T
+
+    rng = np.random.default_rng(0)
+    X, yr = rng.standard_normal((100, 4)), rng.standard_normal(100)
+    return [T.ill_conditioned_gaussian(10), T.Funnel(), T.Rosenbrock(), T.LinearRegression(X, yr),
+            T.LogisticRegression(X, (yr > 0).astype(float)), T.MLP(X, yr, hidden=(8, 8)),
+            T.MLP(X, yr, hidden=(16, 16, 16), activation="tanh")]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fd_check_no_false_alarm_on_builtin_targets(seed):
+    """The hand-written gradients of every built-in target (ReLU networks included, and d = 642 > fd_max_coords)
+    pass at two probe draws; a 1e-6 relative error in one coordinate of the same gradients is caught."""
+    for t in _builtin_targets():
+        probe = np.random.default_rng(seed).standard_normal((2, t.dim))
+        from_callable(None, None, t.dim, logdensity_and_grad=t.logdensity_and_grad, probe=probe)
+        s = np.ones(t.dim)
+        s[t.dim - 1] += 1e-6  # the last coordinate is always among the checked ones
+
+        def ldg(x, t=t, s=s):
+            lp, g = t.logdensity_and_grad(x)
+            return lp, g * s
+
+        with pytest.raises(ValueError, match=f"coordinate {t.dim - 1}"):
+            from_callable(None, None, t.dim, logdensity_and_grad=ldg, probe=probe)
+
+
 def test_shape_and_finiteness_errors():
     with pytest.raises(ValueError, match=r"must return an array of shape \(2,\), got \(2, 1\)"):
         from_callable(lambda x: -0.5 * np.sum(x**2, axis=1, keepdims=True), lambda x: -x, 3)
