@@ -97,6 +97,15 @@ def test_counts_over_thinning_windows():
         chains_to_datatree(np.zeros((C, n_draws)))
 
 
+def test_many_chains_few_draws_without_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dt = chains_to_datatree(np.zeros((64, 3, 2)), {"rejected": np.zeros((5, 64), bool)}, n_warmup=2)
+    assert dict(dt["posterior"].sizes) == {"chain": 64, "draw": 3, "x_dim_0": 2}
+
+
 def test_named_parameters():
     res = _run()
     dt = res.to_arviz(var_names=["mu", "sigma", "tau"])

@@ -37,6 +37,7 @@ Names (smile_ref ``info`` key -> ``sample_stats`` variable):
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -175,7 +176,10 @@ def chains_to_datatree(
     if attrs:
         group_attrs = {g: dict(attrs) for g in data}
     # each group is its own Dataset: ``draw`` runs over the draws, and over the warm-up steps in warmup groups
-    tree = azb.from_dict(data, save_warmup=save_warmup, coords=coords, attrs=group_attrs)
+    with warnings.catch_warnings():
+        # many chains with few draws is a legitimate smile_ref run (the dims are named by construction)
+        warnings.filterwarnings("ignore", message="Found chain dimension to be longer than draw dimension")
+        tree = azb.from_dict(data, save_warmup=save_warmup, coords=coords, attrs=group_attrs)
     return tree
 
 
