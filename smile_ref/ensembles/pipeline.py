@@ -90,6 +90,17 @@ class EnsembleResult:
     out_dir: str | None = None
     predictions: dict | None = None
 
+    def to_arviz(self, *, var_names=None, var_name: str = "x", save_warmup: bool = True):
+        """Members as chains of an ArviZ ``xarray.DataTree`` (needs the ``arviz`` extra).
+
+        The draws are read from the member files under ``out_dir`` (the result itself holds
+        metrics only), so the run must have been made with ``out_dir``.  Layout as
+        :meth:`smile_ref.ChainResult.to_arviz`; the ``chain`` coordinate is the member index.
+        """
+        from ..run.arviz import ensemble_to_datatree
+
+        return ensemble_to_datatree(self, var_names=var_names, var_name=var_name, save_warmup=save_warmup)
+
     def to_json(self) -> dict:
         return {"sampler": self.sampler, "metrics": self.metrics, "n_gradient_evals": self.n_gradient_evals,
                 "wall_time": self.wall_time, "members": self.members, "config": self.config,

@@ -71,6 +71,29 @@ class ChainResult:
     def warmup_info(self, key: str) -> np.ndarray:
         return self.info[key][: self.n_warmup]
 
+    def to_arviz(self, *, var_names=None, var_name: str = "x", save_warmup: bool = True):
+        """The run as an ArviZ ``xarray.DataTree`` (needs the ``arviz`` extra).
+
+        Groups ``posterior`` (dims ``chain``, ``draw`` and ``x_dim_0``, or one variable per
+        name in ``var_names`` or in the target's ``param_names``), ``sample_stats`` (``info`` at
+        the steps that produced the draws: ``step_size``, ``energy_error``, ``lp``,
+        ``diverging`` = ``rejected``, ``nonfinite``, and the counts ``n_rejected`` /
+        ``n_nonfinite`` over each thinning window) and ``warmup_sample_stats`` (every warm-up
+        step).  Warm-up positions are not kept by the driver, so there is no
+        ``warmup_posterior``.  See :mod:`smile_ref.run.arviz` for the alignment and names.
+
+        Examples
+        --------
+        >>> import smile_ref as sr
+        >>> res = sr.run_chains("sgld", sr.targets.Gaussian.isotropic(2), n_chains=2, n_steps=20,
+        ...                     seed=0, step_size=0.1, progress=False)
+        >>> res.to_arviz()["posterior"]["x"].shape
+        (2, 20, 2)
+        """
+        from .arviz import chain_result_to_datatree
+
+        return chain_result_to_datatree(self, var_names=var_names, var_name=var_name, save_warmup=save_warmup)
+
     def save(self, path) -> None:
         """Write samples, info and metadata to ``path`` (``.npz``, atomic, no pickles)."""
         import json
