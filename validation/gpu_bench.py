@@ -481,7 +481,12 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
     chains = tuple(chains or (STANDIN_CHAINS if standin else CHAINS))
     dims = tuple(dims or (STANDIN_DIMS if standin else DIMS))
     envd = read_json(env_path) if env_path else None
-    bw = (envd or {}).get("bandwidth") or (bandwidth_host() if (standin or side != "cupy") else bandwidth_cupy())
+    bw = (envd or {}).get("bandwidth")
+    if not bw:  # env.json missing or without a bandwidth: measure here (device if possible, else host)
+        try:
+            bw = bandwidth_host() if (standin or side != "cupy") else bandwidth_cupy()
+        except Exception:  # noqa: BLE001 - no CuPy: the error is recorded below
+            bw = bandwidth_host()
     res = read_json(out) or {}
     res.setdefault("sides", {})
     res["bandwidth"] = res.get("bandwidth") or bw
@@ -494,6 +499,16 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
 
     if side == "cupy":
         backend_name, device, rng_kind = ("array_api_strict", "device1", "host") if standin else ("cupy", None, "device")
+        if not standin:
+            try:
+                import cupy
+
+                cupy.cuda.runtime.getDeviceCount()
+            except Exception as e:  # noqa: BLE001
+                me["error"] = f"no usable CuPy/GPU: {type(e).__name__}: {e}"[:500]
+                write_json(out, res)
+                print(me["error"])
+                return res
     elif side == "numpy":
         backend_name, device, rng_kind = "numpy", None, "host"
     elif side == "jax":
@@ -513,9 +528,20 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
     else:
         raise ValueError(f"side must be 'cupy', 'jax' or 'numpy', got {side!r}")
     dev = _Device(side, standin, max_host_gb)
+    if rng_kind == "device":  # CupyRandom has never run before this script: fall back to the host source
+        try:
+            from smile_ref.backend import get_backend
+            from smile_ref.backend.random import make_random
+
+            make_random(0, get_backend(backend_name, "float64", device), "device").normal((2, 3))
+        except Exception as e:  # noqa: BLE001
+            me["device_rng_error"] = f"{type(e).__name__}: {e}"[:500]
+            print(f"device random source failed ({me['device_rng_error']}); timing with the host source")
+            rng_kind = "host"
     bw_bytes_s = float(res["bandwidth"]["copy_gbps"]) * 1e9
 
-    variants = [("fused", s, True, rng_kind) for s in SAMPLERS] if side != "jax" else [("blackjax", "mclmc", None, None)]
+    first = "fused" if side == "cupy" else "default"  # "fused": CuPy's fast path on (the default there)
+    variants = [(first, s, True, rng_kind) for s in SAMPLERS] if side != "jax" else [("blackjax", "mclmc", None, None)]
     unfused_cells = STANDIN_UNFUSED_CELLS if standin else UNFUSED_CELLS
     cells = sorted(((n, d) for n in chains for d in dims), key=lambda c: (c[0] * c[1], c[1]))
     pred = {}
@@ -564,7 +590,7 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
                 else:
                     row = _ours_cell(sampler, n, d, backend_name, device, rk, dev, min(cell_budget, max(left - 1.0, 0.1)),
                                      fused)
-                if row.get("peak_pool_bytes") and n * d >= 100_000 and variant == "fused":
+                if row.get("peak_pool_bytes") and n * d >= 100_000 and variant in ("fused", "blackjax"):
                     bytes_per_elem[sampler] = 1.25 * row["peak_pool_bytes"] / (n * d)
             except Exception as e:  # noqa: BLE001 - recorded; the next cell still runs
                 msg = f"{type(e).__name__}: {e}"[:500]
@@ -662,7 +688,7 @@ def timing_table(t: dict) -> list[str]:
     for s, n, d in cells:
         c = idx.get(("cupy", "fused", s, n, d))
         u = idx.get(("cupy", "unfused", s, n, d))
-        npy = idx.get(("numpy", "fused", s, n, d))
+        npy = idx.get(("numpy", "default", s, n, d))
         bj = idx.get(("jax", "blackjax", s, n, d))
         ms = lambda r: None if r is None else r["t_step_s"] * 1e3  # noqa: E731
         ratio = lambda a, b: None if a is None or b is None else a["t_step_s"] / b["t_step_s"]  # noqa: E731
@@ -683,8 +709,9 @@ def timing_table(t: dict) -> list[str]:
                 why += f": {k['error'][:200]}"
             out.append(f"- {side} {k['variant']} {k['sampler']} n={k['n_chains']} d={k['d']:,}: {why}")
     for side, sd in sides.items():
-        if sd.get("note") or sd.get("error"):
-            out.append(f"- {side}: {sd.get('note') or sd.get('error')}")
+        for k in ("note", "error", "device_rng_error"):
+            if sd.get(k):
+                out.append(f"- {side} {k}: {sd[k]}")
     return out
 
 

@@ -4,6 +4,7 @@
 #   bash validation/gpu_run.sh OUTDIR              # on the GPU machine (CuPy + a CUDA device)
 #   bash validation/gpu_run.sh OUTDIR --standin    # CPU stand-in (array_api_strict device1), tiny sizes
 #   bash validation/gpu_run.sh --print-budget      # the stage table (name and timeout in seconds)
+#   bash validation/gpu_run.sh --fetch-wheels      # HERE (network): the wheels below into ./.whl
 #
 # SMILE_REF_GPU_STANDIN=1 is the same as --standin; PYTHON picks the interpreter (default python3).
 # Pure-Python wheels missing on the device machine (array-api-compat, array-api-extra,
@@ -28,6 +29,16 @@ KILL_GRACE=2       # timeout -k: seconds between TERM and KILL
 # name:timeout_s   (sum of timeouts + one KILL_GRACE per stage must stay <= TOTAL_BUDGET - 10)
 STAGES=(env:30 tests:115 agreement:30 analytical:45 uci:60 timing_cupy:85 timing_jax:50 timing_numpy:25 summary:10)
 
+# the pure-Python wheels the device machine lacks (no network there): run this HERE, with network
+WHEEL_PINS="array-api-compat==1.16.0 array-api-extra==0.11.5 array-api-strict==2.6.1 blackjax==1.7.1"
+if [ "${1:-}" = "--fetch-wheels" ]; then
+    ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    # shellcheck disable=SC2086
+    ${PYTHON:-python3} -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d "$ROOT/.whl" $WHEEL_PINS && ls -l "$ROOT/.whl"
+    exit $?
+fi
 if [ "${1:-}" = "--print-budget" ]; then
     for s in "${STAGES[@]}"; do echo "${s%%:*} ${s##*:}"; done
     echo "TOTAL_BUDGET $TOTAL_BUDGET"
