@@ -45,6 +45,7 @@ def test_standin_end_to_end(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, SMILE_REF_GPU_STANDIN="1", OPENBLAS_NUM_THREADS="1",
                SMILE_REF_WHEELS=str(tmp_path / "no-wheels"))
     env.pop("PYTHONPATH", None)
+    env.pop("SMILE_REF_GPU_STAGES", None)
     r = subprocess.run(["bash", str(SCRIPT), str(out)], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                        timeout=400)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -78,6 +78,8 @@ STANDIN_DIMS = (10,)
 SAMPLERS = ("mclmc", "smile", "psmile", "sgld")
 UNFUSED_CELLS = ((64, 100), (64, 10_000), (1024, 10_000), (64, 1_000_000))
 STANDIN_UNFUSED_CELLS = ((4, 10),)
+PRIORITY_CELLS = ((1, 100), (64, 100), (64, 10_000), (1024, 10_000), (64, 1_000_000), (1, 10_000), (1024, 100),
+                  (4096, 100), (4096, 10_000), (1, 1_000_000), (1024, 1_000_000), (4096, 1_000_000))
 SCAN = 8
 NOISE_SIGMA = 0.1
 MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
@@ -187,13 +189,21 @@ class AffineTime:
         self.points.sort()
 
     def predict(self, nd: int) -> float | None:
-        if not self.points:
+        """Piecewise-linear in ``n d`` through the measured points; beyond the largest, the slope of
+        the last two (at least 0; one point: proportional, i.e. all time bandwidth-like)."""
+        pts = self.points
+        if not pts:
             return None
-        (n0, t0), (n1, t1) = self.points[0], self.points[-1]
-        if n1 == n0:
-            return t1 * max(1.0, nd / n1)
-        slope = max((t1 - t0) / (n1 - n0), 0.0)
-        return max(t1, t0 + slope * (nd - n0)) if nd >= n1 else t1
+        if len(pts) == 1:
+            return pts[0][1] * max(1.0, nd / pts[0][0])
+        if nd <= pts[0][0]:
+            return pts[0][1]
+        for (n0, t0), (n1, t1) in zip(pts, pts[1:]):
+            if nd <= n1:
+                return t0 + (t1 - t0) * (nd - n0) / max(n1 - n0, 1)
+        (n0, t0), (n1, t1) = pts[-2], pts[-1]
+        slope = max((t1 - t0) / max(n1 - n0, 1), t1 / n1 if n1 == n0 else 0.0)
+        return t1 + slope * (nd - n1)
 
 
 # ----------------------------------------------------------------------------------- env
@@ -543,7 +553,10 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
     first = "fused" if side == "cupy" else "default"  # "fused": CuPy's fast path on (the default there)
     variants = [(first, s, True, rng_kind) for s in SAMPLERS] if side != "jax" else [("blackjax", "mclmc", None, None)]
     unfused_cells = STANDIN_UNFUSED_CELLS if standin else UNFUSED_CELLS
-    cells = sorted(((n, d) for n in chains for d in dims), key=lambda c: (c[0] * c[1], c[1]))
+    # priority order: a spread of sizes first (so a short budget still covers small, medium and large
+    # cells), the rest after; the first cell of >= 10^5 elements calibrates the memory prediction
+    grid = {(n, d) for n in chains for d in dims}
+    cells = [c for c in PRIORITY_CELLS if c in grid] + sorted(grid - set(PRIORITY_CELLS), key=lambda c: c[0] * c[1])
     pred = {}
     bytes_per_elem = {}
     fixed = {}  # (variant, sampler) -> seconds of the last cell outside its timed blocks
@@ -551,7 +564,7 @@ def timing(out: str, side: str, standin: bool, budget: float, cell_cap: float, c
         todo = list(variants)
         if side == "cupy" and (n, d) in unfused_cells:
             todo += [("unfused", s, False, rng_kind) for s in ("mclmc", "smile")]
-            if not standin:
+            if not standin and n * d <= 10**6:  # host draws at 10^7+ elements: seconds per step
                 todo += [("host_rng", "mclmc", True, "host")]
         for variant, sampler, fused, rk in todo:
             key = (variant, sampler)

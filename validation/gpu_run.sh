@@ -6,7 +6,8 @@
 #   bash validation/gpu_run.sh --print-budget      # the stage table (name and timeout in seconds)
 #   bash validation/gpu_run.sh --fetch-wheels      # HERE (network): the wheels below into ./.whl
 #
-# SMILE_REF_GPU_STANDIN=1 is the same as --standin; PYTHON picks the interpreter (default python3).
+# SMILE_REF_GPU_STANDIN=1 is the same as --standin; PYTHON picks the interpreter (default python3);
+# SMILE_REF_GPU_STAGES="tests timing_cupy summary" runs only the listed stages (a short rerun).
 # Pure-Python wheels missing on the device machine (array-api-compat, array-api-extra,
 # array-api-strict, blackjax: see docs/results/gpu-validation.md) are unpacked from ./.whl (or
 # $SMILE_REF_WHEELS) into a temporary folder put on PYTHONPATH: no network, no pip.
@@ -123,6 +124,11 @@ for s in "${STAGES[@]}"; do
     if [ "$t" -lt 5 ]; then
         log "== $name: skipped, ${left}s of the budget left"
         printf 'STAGE\t%s\t%s\t%s\t%s\t%s\n' "$name" "skipped" "-" "0" "$t" >>"$LOG"
+        continue
+    fi
+    if [ -n "${SMILE_REF_GPU_STAGES:-}" ] && [[ " $SMILE_REF_GPU_STAGES " != *" $name "* ]]; then
+        log "== $name: not selected (SMILE_REF_GPU_STAGES)"
+        printf 'STAGE\t%s\t%s\t%s\t%s\t%s\n' "$name" "not-selected" "-" "0" "$t" >>"$LOG"
         continue
     fi
     cmd=$(stage_cmd "$name" "$t")
