@@ -341,3 +341,51 @@ def test_fused_vs_array_api_mclmc_trajectory_cupy():  # pragma: no cover - GPU o
     finally:
         cf.set_enabled(None)
     assert np.max(np.abs(a - b)) < 1e-9
+
+
+def test_cupy_kernel_call_sites_compile_on_host(tmp_path, monkeypatch):
+    """The strings ``CupyKernels`` hands to CuPy (parameter lists, map / reduce / post-map expressions,
+    elementwise operation), placed in a host translation unit shaped like CuPy's generated code
+    (``typedef <dtype> T``, inputs as ``const T``, outputs as ``T &``), compile with g++ against the
+    preamble.  Catches argument-order and signature mismatches; NVRTC itself is not exercised."""
+    import sys
+    import types
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    made = []
+
+    class _K:
+        def __init__(self, *args, **kwargs):
+            made.append((type(self).__name__, args, kwargs))
+
+    fake = types.ModuleType("cupy")
+    fake.ReductionKernel = type("ReductionKernel", (_K,), {})
+    fake.ElementwiseKernel = type("ElementwiseKernel", (_K,), {})
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    K = cf.CupyKernels()
+    for name, spec in cf.KERNELS.items():
+        for ws in ((False, True) if any(n == "g" for n, _ in spec["inputs"]) else (False,)):
+            K._kernel(name, ws)
+    assert len(made) == 16  # 6 kernels read g (with and without S), 4 do not
+    body = []
+    for i, (kind, args, kwargs) in enumerate(made):
+        assert kwargs["options"] == ("--fmad=false",) and kwargs["preamble"] == cf.full_preamble()
+        decl = lambda params, const: [  # noqa: E731
+            (f"const {t} {p} = {t}(1);" if const else f"{t} {p}_store = {t}(0); {t} &{p} = {p}_store;")
+            for t, p in (x.split() for x in params.split(", "))]
+        lines = decl(args[0], True) + decl(args[1], False)
+        if kind == "ReductionKernel":
+            map_expr, reduce_expr, post_map, identity = args[2:6]
+            lines += [f"T _a = static_cast<T>({map_expr});", f"T a = T({identity}), b = _a;",
+                      f"a = ({reduce_expr});", f"{post_map};"]
+        else:
+            lines.append(args[2])
+        body.append(f"void site_{i}() {{\n  " + "\n  ".join(lines) + "\n}\n")
+    for ctype in ("double", "float"):
+        src = _HOST_PRE + cf.full_preamble() + f"typedef {ctype} T;\n" + "".join(body)
+        (tmp_path / f"sites_{ctype}.cpp").write_text(src)
+        r = subprocess.run([cxx, "-fsyntax-only", str(tmp_path / f"sites_{ctype}.cpp")], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
