@@ -86,3 +86,28 @@ def test_standin_end_to_end(tmp_path):
     summary = (out / "summary.md").read_text()
     assert "within the device tool's return limits" in summary
     assert "Stand-in run" in summary and "| mclmc | 1 | 10 |" in summary
+
+
+def test_fused_probe_runs_with_numpy_standins(monkeypatch):
+    """``gpu_bench.fused_probe`` (run in the env stage; a failure turns the fast path off for the later
+    stages) on NumPy stand-ins for ``cupy`` / ``array_api_compat.cupy`` and the NumPy kernel evaluator."""
+    import importlib.util
+    import types
+
+    import numpy as np
+    import array_api_compat.numpy as xnp
+
+    from smile_ref.integrators import cupy_fused
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "validation" / "gpu_bench.py")
+    gb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gb)
+    fake = types.ModuleType("cupy")
+    fake.asarray, fake.max, fake.abs, fake.all = np.asarray, np.max, np.abs, np.all
+    fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", xnp)
+    monkeypatch.setattr(cupy_fused, "_default_kernels", lambda: cupy_fused.NumpyKernels(xnp))
+    p = gb.fused_probe()
+    assert p["ok"] and p["position_bit_identical"]
+    assert p["esh_u_max_abs_dev"] < 1e-15 and p["esh_dk_max_abs_dev"] < 1e-12

@@ -228,6 +228,28 @@ def _cupy_env() -> dict:
     return out
 
 
+def fused_probe() -> dict:
+    """Compile and run the fused CuPy kernels once on a small problem, against the Array-API path."""
+    import cupy
+    import array_api_compat.cupy as xcp
+
+    from smile_ref.integrators import cupy_fused
+    from smile_ref.integrators.isokinetic import _esh_core, _position_core
+
+    r = np.random.default_rng(0)
+    u = r.normal(size=(8, 50))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    cu, cg, cx = (cupy.asarray(a) for a in (u, r.normal(size=(8, 50)), r.normal(size=(8, 50))))
+    t0 = time.perf_counter()
+    a_u, a_k = cupy_fused.esh(cu, cg, 0.3, 50)
+    b_u, b_k = _esh_core(xcp, cu, cg, 0.3, 50)
+    pos_equal = bool(cupy.all(cupy_fused.position(cx, cu, 0.3) == _position_core(cx, cu, 0.3, None)))
+    cupy.cuda.get_current_stream().synchronize()
+    return {"ok": True, "compile_and_run_s": time.perf_counter() - t0, "position_bit_identical": pos_equal,
+            "esh_u_max_abs_dev": float(cupy.max(cupy.abs(a_u - b_u))),
+            "esh_dk_max_abs_dev": float(cupy.max(cupy.abs(a_k - b_k)))}
+
+
 def bandwidth_cupy(nbytes: int = 2**30, reps: int = 10) -> dict:
     """Device-to-device ``cupy.copyto`` bandwidth, CUDA events, best of ``reps`` (bytes read + written)."""
     import cupy
@@ -310,10 +332,17 @@ def env(out: str, standin: bool) -> dict:
             res["bandwidth"] = bandwidth_cupy()
         except Exception as e:  # noqa: BLE001 - recorded, the other stages still run
             res["cupy_error"] = f"{type(e).__name__}: {e}"
+        write_json(out, res)
+        if "cupy_error" not in res:
+            try:  # gpu_run.sh turns the fast path off for the later stages when this fails
+                res["fused_probe"] = fused_probe()
+            except Exception as e:  # noqa: BLE001
+                res["fused_probe"] = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]}
     write_json(out, res)
     res.update(_jax_env(standin))
     write_json(out, res)
-    print(json.dumps({k: res.get(k) for k in ("gpu_name", "cupy", "jax", "jax_backend", "bandwidth")}, default=str))
+    print(json.dumps({k: res.get(k) for k in ("gpu_name", "cupy", "jax", "jax_backend", "bandwidth", "fused_probe")},
+                     default=str))
     return res
 
 
@@ -370,7 +399,8 @@ def _ours_cell(sampler, n, d, backend_name, device, rng_kind, dev: _Device, budg
     from smile_ref.integrators import cupy_fused
     from smile_ref.samplers import base as registry
 
-    cupy_fused.set_enabled(fused)
+    cupy_fused.set_enabled(None)
+    cupy_fused.set_enabled(fused and cupy_fused.enabled())  # SMILE_REF_CUPY_FUSED=0 (failed probe) wins
     try:
         bk = get_backend(backend_name, "float64", device)
         target = StdGaussian(d)
@@ -406,6 +436,7 @@ def _ours_cell(sampler, n, d, backend_name, device, rng_kind, dev: _Device, budg
         from smile_ref.backend import to_numpy
 
         row["rejected_last_step"] = int(np.sum(to_numpy(holder["info"]["rejected"])))
+        row["fused_active"] = bool(backend_name == "cupy" and cupy_fused.enabled())
         return row
     finally:
         cupy_fused.set_enabled(None)
@@ -741,7 +772,8 @@ def summary(outdir: str, total_budget: float) -> str:
               f"({envd.get('jax_backend')}); BlackJAX {envd.get('blackjax')}; NumPy {envd.get('numpy')}; "
               f"Python {envd.get('python')}  ")
     bw = envd.get("bandwidth") or {}
-    md.append(f"Bandwidth: {_fmt(bw.get('copy_gbps'))} GB/s ({bw.get('method')})")
+    md.append(f"Bandwidth: {_fmt(bw.get('copy_gbps'))} GB/s ({bw.get('method')})  ")
+    md.append(f"Fused CuPy kernels probe: {json.dumps(envd.get('fused_probe'))}")
     md += ["", "## Stages", "", "| stage | status | rc | wall s | timeout s |", "|---|---|---|---|---|"]
     md += [f"| {s['stage']} | {s['status']} | {s['rc']} | {s['wall_s']} | {s['timeout_s']} |" for s in stages]
     tot = sum(float(s["wall_s"]) for s in stages if s["wall_s"].replace(".", "", 1).isdigit())

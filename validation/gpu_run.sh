@@ -149,6 +149,11 @@ for s in "${STAGES[@]}"; do
         *) status=failed ;;
     esac
     log "== $name: $status (rc $rc, ${wall}s)"
+    if [ "$name" = "env" ] && [ "$STANDIN" != "1" ] && [ -z "${SMILE_REF_CUPY_FUSED:-}" ] \
+        && "$PY" -c "import json, sys; p = json.load(open(sys.argv[1])).get('fused_probe'); sys.exit(0 if p and not p.get('ok') else 1)" "$OUT/env.json" 2>/dev/null; then
+        export SMILE_REF_CUPY_FUSED=0   # the fused kernels failed to compile or run: Array-API path from here on
+        log "== fused CuPy kernels failed their probe (env.json fused_probe): SMILE_REF_CUPY_FUSED=0 for the later stages"
+    fi
     printf 'STAGE\t%s\t%s\t%s\t%s\t%s\n' "$name" "$status" "$rc" "$wall" "$t" >>"$LOG"
 done
 
