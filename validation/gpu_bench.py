@@ -697,6 +697,25 @@ def _junit(path: str) -> dict | None:
     return tot
 
 
+def _log_counts(path: str) -> dict:
+    """PASSED / FAILED / ERROR / SKIPPED lines of a ``pytest -v`` log (for a run stopped by its timeout)."""
+    counts = {"PASSED": 0, "FAILED": 0, "ERROR": 0, "SKIPPED": 0}
+    failed = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                for k in counts:
+                    if f" {k}" in line and "::" in line:
+                        counts[k] += 1
+                        if k in ("FAILED", "ERROR"):
+                            failed.append(line.strip()[:200])
+                        break
+    except OSError:
+        pass
+    counts["_failed_lines"] = failed
+    return counts
+
+
 def check_outdir(outdir: str) -> dict:
     """The device tool's return limits: <= 8 files, each <= 16 MiB, <= 2 folders deep, plain names."""
     files, problems = [], []
@@ -784,7 +803,11 @@ def summary(outdir: str, total_budget: float) -> str:
                   f"{junit['skipped']} skipped")
         md += [f"- FAILED {n}" for n in junit["failed_names"]]
     else:
-        md.append("no junit file (the stage did not finish; see tests.log)")
+        counts = _log_counts(os.path.join(outdir, "tests.log"))
+        failed = counts.pop("_failed_lines")
+        md.append("no junit file (the stage did not finish); counted from tests.log: "
+                  + ", ".join(f"{v} {k.lower()}" for k, v in counts.items()))
+        md += [f"- {ln}" for ln in failed][:50]
     md += ["", "## Backend agreement", ""]
     for part in ("agreement", "fused_agreement"):
         rows = val.get(part)
@@ -808,6 +831,9 @@ def summary(outdir: str, total_budget: float) -> str:
         md += ["Stand-in run: the CuPy columns are smile_ref on array_api_strict device1, BlackJAX runs on JAX's "
                "CPU backend, the floor uses the host copy bandwidth. None of these are GPU numbers.", ""]
     md += timing_table(tim)
+    act = {r.get("fused_active") for r in tim.get("sides", {}).get("cupy", {}).get("rows", []) if r["variant"] == "fused"}
+    if act:
+        md.append(f"\nFused CuPy kernels active in the 'CuPy' column: {sorted(act, key=str)}")
     chk = check_outdir(outdir)
     md += ["", "## Output folder", ""]
     md += [f"- {f['path']}: {f['bytes']} bytes" for f in chk["files"]]
