@@ -28,6 +28,10 @@ evaluated as ``-expm1(-delta)`` and ``dK`` as ``delta + log1p(-q)`` with
 ``delta``), otherwise through ``logaddexp`` (no underflow for ``c -> -1``).
 
 A flow: ``x(tau) = x + tau S u``.
+
+On CuPy arrays both flows run as fused kernels (:mod:`.cupy_fused`: the same formulas, a few ulp
+apart through the order of the row sums; ``SMILE_REF_CUPY_FUSED=0`` turns them off).  Every other
+namespace runs the Array-API code below.
 """
 from __future__ import annotations
 
