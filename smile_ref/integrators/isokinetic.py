@@ -28,6 +28,10 @@ evaluated as ``-expm1(-delta)`` and ``dK`` as ``delta + log1p(-q)`` with
 ``delta``), otherwise through ``logaddexp`` (no underflow for ``c -> -1``).
 
 A flow: ``x(tau) = x + tau S u``.
+
+On CuPy arrays both flows run as fused kernels (:mod:`.cupy_fused`: the same formulas, a few ulp
+apart through the order of the row sums; ``SMILE_REF_CUPY_FUSED=0`` turns them off).  Every other
+namespace runs the Array-API code below.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
-from ..backend import array_namespace
+from ..backend import array_namespace, is_cupy_namespace
 from .coefficients import IntegratorCoefficients, get_integrator
 
 __all__ = [
@@ -108,6 +112,15 @@ def _tiny(xp, dtype) -> float:
 def _norm_col(xp, a):
     """Row norms of ``a`` (n, d) as an (n, 1) column: ``sqrt(a . a)`` (one fused reduction, no temporary)."""
     return xp.sqrt(xp.vecdot(a, a))[:, None]
+
+
+def _fused(xp):
+    """:mod:`.cupy_fused` on CuPy arrays with the fast path enabled, else None (the Array-API code)."""
+    if not is_cupy_namespace(xp):
+        return None
+    from . import cupy_fused
+
+    return cupy_fused if cupy_fused.enabled() else None
 
 
 def _esh_core(xp, u, g, tau, d):
@@ -200,6 +213,10 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None):
     xp = array_namespace(u, g)
     if sqrt_diag is not None:
         _check_pair(u, sqrt_diag, "u", "sqrt_diag")
+    fz = _fused(xp)
+    if fz is not None:
+        return fz.esh(u, g, _column(xp, tau, u, "tau"), u.shape[1], sqrt_diag)
+    if sqrt_diag is not None:
         g = sqrt_diag * g
     return _esh_core(xp, u, g, _column(xp, tau, u, "tau"), u.shape[1])
 
@@ -216,7 +233,8 @@ def position_update(x, u, tau, sqrt_diag=None):
     """A flow: ``x + tau * S u`` (``S = diag(sqrt_diag)``; ``tau`` float or array (n,))."""
     _check_pair(x, u, "x", "u")
     xp = array_namespace(x, u)
-    return _position_core(x, u, _column(xp, tau, x, "tau"), sqrt_diag)
+    fz = _fused(xp)
+    return (fz.position if fz is not None else _position_core)(x, u, _column(xp, tau, x, "tau"), sqrt_diag)
 
 
 def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
@@ -264,15 +282,19 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
             raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
         eps = xp.reshape(step_size, (n, 1) if shape else (1, 1))
     dK = None
+    fz = _fused(xp)
     for i, coef in enumerate(coefficients.coefficients):
         tau = eps * coef
         if not isinstance(tau, float) and tau.dtype != x.dtype:
             tau = xp.astype(tau, x.dtype)
         if i % 2 == 0:
-            u, k = _esh_core(xp, u, g if sqrt_diag is None else sqrt_diag * g, tau, d)
+            if fz is not None:
+                u, k = fz.esh(u, g, tau, d, sqrt_diag)
+            else:
+                u, k = _esh_core(xp, u, g if sqrt_diag is None else sqrt_diag * g, tau, d)
             dK = k if dK is None else dK + k
         else:
-            x = _position_core(x, u, tau, sqrt_diag)
+            x = (fz.position if fz is not None else _position_core)(x, u, tau, sqrt_diag)
             logp, g = logdensity_and_grad(x)
             if tuple(getattr(g, "shape", ())) != (n, d):
                 raise ValueError(f"logdensity_and_grad must return a gradient of shape ({n}, {d}), "
