@@ -244,11 +244,14 @@ def read_npz(path, what: str = "file") -> dict:
     try:
         data = np.load(p, allow_pickle=False)
     except _NPZ_ERRORS as exc:
-        raise CorruptFileError(f"{what} {p!r} is damaged or not an .npz file ({type(exc).__name__}: {exc})") from None
+        why = "holds pickled objects and cannot be read without pickles" if "pickle" in str(exc) else \
+            "is damaged or not an .npz file"
+        raise CorruptFileError(f"{what} {p!r} {why} ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise CorruptFileError(f"{what} {p!r} is not an .npz archive (found a single {type(data).__name__})")
     try:
         with data:
             return {k: data[k] for k in data.files}
     except _NPZ_ERRORS as exc:
-        raise CorruptFileError(f"{what} {p!r} is damaged ({type(exc).__name__}: {exc})") from None
+        why = "holds pickled objects and cannot be read without pickles" if "pickle" in str(exc) else "is damaged"
+        raise CorruptFileError(f"{what} {p!r} {why} ({type(exc).__name__}: {exc})") from None
