@@ -58,7 +58,7 @@ def check_real(value: Any, name: str) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r} ({_kind(value)})")
     v = float(value)
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise ValueError(f"{name} must be a finite real number, got {value}")
     return v
 
 
