@@ -7,6 +7,7 @@ steps), progress bars, and checkpoint / resume.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -204,7 +205,7 @@ def run_chains(
     if gradient is not None and not (hasattr(gradient, "evaluate") and hasattr(gradient, "draw")):
         raise TypeError(f"gradient must be a smile_ref.gradients estimator (with init, draw, evaluate), "
                         f"got {type(gradient).__name__}")
-    if step_size is not None and (isinstance(step_size, (bool, np.bool_, str)) or not np.isscalar(step_size)):
+    if step_size is not None and (isinstance(step_size, (bool, np.bool_)) or not isinstance(step_size, numbers.Real)):
         raise TypeError(f"step_size must be a positive real number or None, got {step_size!r}")
     bk = _resolve_backend(backend, dtype, device, initial_position)
     gradient = Exact(target) if gradient is None else gradient
