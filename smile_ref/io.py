@@ -205,6 +205,11 @@ def check_writable(path, name: str) -> str:
         raise IsADirectoryError(errno.EISDIR, f"{name}={p!r} is a directory; expected a file path")
     directory = os.path.dirname(os.path.abspath(p))
     probe = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-probe")
+    anc = directory
+    while not os.path.exists(anc) and os.path.dirname(anc) != anc:
+        anc = os.path.dirname(anc)
+    if not os.path.isdir(anc):
+        raise NotADirectoryError(errno.ENOTDIR, f"{name}={p!r} cannot be written: {anc!r} is a file, not a directory")
     try:
         os.makedirs(directory, exist_ok=True)
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

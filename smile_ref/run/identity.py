@@ -313,7 +313,8 @@ def check_identity(path: str, stored: dict, current: dict) -> None:
 
     An undigestible entry on either side also refuses (the checkpoint cannot be verified).
     """
-    for field in sorted(set(stored) | set(current), key=lambda f: (f.startswith("option:"), f)):
+    order = {"target": 0, "initial_position": 1, "gradient": 2}  # the gradient holds the target: report the target
+    for field in sorted(set(stored) | set(current), key=lambda f: (order.get(f, 3), f)):
         a, b = stored.get(field), current.get(field)
         if a is None or b is None:
             which = "without" if a is None else "with"
