@@ -43,6 +43,9 @@ import dataclasses
 import functools
 import hashlib
 import math
+import os
+import sys
+import sysconfig
 import types
 from typing import Any
 
@@ -70,11 +73,26 @@ _TRUSTED_MODULES = ("numpy", "scipy", "builtins", "math", "functools", "typing",
                     "cupy", "abc", "enum")
 
 
+@functools.lru_cache(maxsize=None)
 def _is_library(module: str | None) -> bool:
+    """smile_ref itself, the standard library and installed packages (their code is not digested)."""
     if not module:
         return False
     root = module.split(".")[0]
-    return _is_ours(module) or root in _TRUSTED_MODULES
+    if _is_ours(module) or root in _TRUSTED_MODULES or root in sys.builtin_module_names:
+        return True
+    mod = sys.modules.get(root)
+    path = getattr(mod, "__file__", None)
+    if not path:
+        return False
+    path = os.path.realpath(path)
+    return any(path.startswith(os.path.realpath(p) + os.sep) for p in _library_dirs())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_dirs() -> tuple:
+    paths = sysconfig.get_paths()
+    return tuple({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
 
 
 class _Digester:
@@ -131,6 +149,8 @@ class _Digester:
             return b"dtype:" + obj.str.encode()
         if isinstance(obj, types.ModuleType):
             return b"module:" + obj.__name__.encode()
+        if type(obj) is object:  # a bare sentinel (libraries use them as markers): no content
+            return b"object()"
         return None
 
     def _array(self, obj, path):
@@ -195,7 +215,7 @@ class _Digester:
                     fn = attr.__func__
                 if isinstance(attr, property):
                     for acc in (attr.fget, attr.fset):
-                        if acc is not None:
+                        if isinstance(acc, types.FunctionType):
                             parts += [name.encode(), self._code(acc.__code__, path, depth)]
                     continue
                 if isinstance(fn, types.FunctionType):
@@ -239,6 +259,10 @@ class _Digester:
             return [b"builtin", f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', obj.__name__)}".encode()]
         if isinstance(obj, type):
             return self._class(obj, path, depth)
+        wrapped = getattr(obj, "__wrapped__", None)  # functools.wraps, jax.jit, ...
+        if wrapped is not None and callable(obj) and wrapped is not obj:
+            return [b"wrapped", f"{type(obj).__module__}.{type(obj).__qualname__}".encode(),
+                    self(wrapped, f"{path}.__wrapped__", depth + 1)]
         if dataclasses.is_dataclass(obj):
             parts = self._class(type(obj), path, depth)
             for f in dataclasses.fields(obj):
@@ -275,6 +299,8 @@ def try_digest(obj, name: str) -> dict:
         return {"undigestible": str(exc)}
     except RecursionError:
         return {"undigestible": f"{name}: structure too deep to digest"}
+    except Exception as exc:  # noqa: BLE001 - any other failure also makes the object undigestible
+        return {"undigestible": f"{name}: digest failed ({type(exc).__name__}: {exc})"}
 
 
 def run_identity(target, gradient, options: dict, initial_position) -> dict:
