@@ -166,7 +166,8 @@ class _Digester:
         if a.dtype.kind == "O":
             return [b"objarray", repr(a.shape).encode()] + [self(v, f"{path}[{i}]") for i, v in enumerate(a.ravel())]
         a = np.ascontiguousarray(a)
-        return [b"array", a.dtype.str.encode(), repr(a.shape).encode(), a.tobytes()]
+        raw = a.reshape(-1).view(np.uint8) if a.dtype.kind in "biufc" and a.ndim else a.tobytes()  # no copy
+        return [b"array", a.dtype.str.encode(), repr(a.shape).encode(), raw]
 
     def _code(self, code: types.CodeType, path: str, depth: int) -> bytes:
         h = hashlib.sha256()
@@ -291,10 +292,10 @@ def digest(obj, name: str = "object") -> str:
     return _Digester()(obj, name).hex()
 
 
-def try_digest(obj, name: str) -> dict:
+def try_digest(obj, name: str, _digester: _Digester | None = None) -> dict:
     """``{"sha256": hex}``, or ``{"undigestible": reason}`` when :func:`digest` fails."""
     try:
-        return {"sha256": digest(obj, name)}
+        return {"sha256": (_digester or _Digester())(obj, name).hex()}
     except UndigestibleError as exc:
         return {"undigestible": str(exc)}
     except RecursionError:
@@ -309,11 +310,12 @@ def run_identity(target, gradient, options: dict, initial_position) -> dict:
     Keys: ``target``, ``gradient``, ``option:<name>`` for each sampler option and
     ``initial_position`` (``{"default": True}`` when the target's default draw is used).
     """
-    out = {"target": try_digest(target, "target"), "gradient": try_digest(gradient, "gradient")}
+    dg = _Digester()  # one memo: the gradient's target is not digested twice
+    out = {"target": try_digest(target, "target", dg), "gradient": try_digest(gradient, "gradient", dg)}
     for k in sorted(options):
-        out[f"option:{k}"] = try_digest(options[k], k)
-    out["initial_position"] = {"default": True} if initial_position is None else try_digest(initial_position,
-                                                                                             "initial_position")
+        out[f"option:{k}"] = try_digest(options[k], k, dg)
+    out["initial_position"] = ({"default": True} if initial_position is None
+                               else try_digest(initial_position, "initial_position", dg))
     return out
 
 
