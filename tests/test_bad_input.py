@@ -384,6 +384,8 @@ add("range-run_ensemble-option-value",
     "sampler_options")
 add("type-run_ensemble-out_dir", lambda: run_ensemble(SPLIT, "de", config=TINY, out_dir=3), TypeError, "out_dir")
 
+add("type-run_ensemble-out_dir-file", lambda: run_ensemble(SPLIT, "de", config=TINY, out_dir=__file__),
+    NotADirectoryError, "out_dir")
 COUNTS = Counter(c[0].split("-")[0] for c in CASES)
 
 

@@ -46,7 +46,7 @@ from ..backend.validate import check_nonneg_int, check_positive_float
 from ..gradients import Exact, MiniBatch
 from ..run import run_chains
 from ..errors import CorruptFileError, ResumeMismatchError
-from ..io import atomic_save_npz, read_npz
+from ..io import atomic_save_npz, check_writable, read_npz
 from ..targets import MLP
 from ..targets.mlp import check_hidden
 from ..targets._digest import array_digest
@@ -302,13 +302,18 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
     if data.task == "classification":
         model["n_classes"] = int(max(data.y_train.max(), data.y_val.max(), data.y_test.max())) + 1
     target = MLP(data.X_train, data.y_train, **model)
-    if out_dir is not None and not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
+    if out_dir is not None:
+        if not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file, expected a directory")
     bk = get_backend(backend, dtype, device)
     if sampler != "de":
         # build the sampler once (cheap, no step) so that a typo in sampler_options fails before anything is
         # written to out_dir: a run.json recording the typo would lock out_dir against the corrected call
         _check_sampler_options(sampler, target, config, bk)
+    if out_dir is not None:
+        check_writable(os.path.join(out_dir, "run.json"), "out_dir")  # before pre-training, not after
     store = RunStore(out_dir) if out_dir is not None else None
     if store is not None:
         store.claim(_describe(sampler, config, seed, model, data, backend, dtype))
