@@ -243,6 +243,9 @@ def test_checkpoint_resume_bit_identical(tmp_path):
             def describe(self):
                 return g.describe()
 
+            def resume_identity(self):
+                return g
+
         run_chains("constant_sgd", t, **dict(kw, gradient=Stop(t, C0, 5)), checkpoint=path, checkpoint_every=4)
     assert path.exists()
     resumed = run_chains("constant_sgd", t, **kw, checkpoint=path, checkpoint_every=4, resume=True)

@@ -30,15 +30,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,  # noqa: E402
                                    theory_b2)
 
+from smile_ref.io import atomic_write_text  # noqa: E402
+
 LABEL = {"smile": "SMILE-naive", "psmile": "pSMILE-naive", "sgld": "SGLD", "sghmc": "SGHMC"}
 
 
-def atomic_write(path: str, data, mode: str = "w") -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, mode) as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+def atomic_write(path: str, data: str) -> None:
+    """Write the text ``data`` to ``path`` atomically (:func:`smile_ref.io.atomic_write_text`)."""
+    atomic_write_text(path, data)
 
 
 def _fmt(x, se=None):

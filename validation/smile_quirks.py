@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 import smile_ref
 from smile_ref.gradients import MiniBatch
+from smile_ref.io import atomic_write_json, atomic_write_text
 from smile_ref.targets import LogisticRegression
 
 CONFIGS = {
@@ -78,19 +78,13 @@ def run(quick: bool, out: str) -> dict:
            "numpy": np.__version__, "runtime_s": time.time() - t0,
            "date": time.strftime("%Y-%m-%d")}
     os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "smile_quirks.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, indent=2)
-    os.replace(tmp, os.path.join(out, "smile_quirks.json"))
+    atomic_write_json(os.path.join(out, "smile_quirks.json"), doc, indent=2, sort_keys=False, default=None)
     lines = ["| configuration | tuned eps | reset rate | E|dE| | max mean error (SDs) | max SD rel. error | cost (full grads) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['config']} | {r['tuned_step_size_median']:.3g} | {r['reset_rate']:.3f} | {r['mean_abs_dE']:.3g} "
                      f"| {r['max_mean_error_in_sd']:.3f} | {r['max_sd_rel_error']:.3f} | {r['gradient_evals_full_equiv']:.0f} |")
-    tmp = os.path.join(out, "smile_quirks.md.tmp")
-    with open(tmp, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(out, "smile_quirks.md"))
+    atomic_write_text(os.path.join(out, "smile_quirks.md"), "\n".join(lines) + "\n")
     return doc
 
 

@@ -21,7 +21,70 @@ __all__ = [
     "check_spd",
     "check_choice",
     "check_positions",
+    "check_bool",
+    "check_int",
+    "check_real",
+    "check_str",
+    "check_real_array",
+    "check_optional",
 ]
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a ``bool``; only ``True``/``False`` (and NumPy booleans) are accepted.
+
+    Strings such as ``"no"``, numbers and ``None`` raise ``TypeError`` instead of being
+    coerced (``bool("no")`` is ``True``).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} ({_kind(value)})")
+
+
+def check_int(value: Any, name: str) -> int:
+    """An integer (no bools, floats or strings); returned as ``int``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({_kind(value)})")
+    return int(value)
+
+
+def check_real(value: Any, name: str) -> float:
+    """A finite real number (no bools, strings or complex numbers); returned as ``float``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({_kind(value)})")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {value}")
+    return v
+
+
+def check_str(value: Any, name: str) -> str:
+    """A string (for names and choices)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r} ({_kind(value)})")
+    return value
+
+
+def check_optional(value: Any, check, name: str, *args, **kwargs):
+    """``None`` or ``check(value, name, ...)``."""
+    return None if value is None else check(value, name, *args, **kwargs)
+
+
+def check_real_array(a: Any, name: str, ndim: int | None = None, finite: bool = True) -> np.ndarray:
+    """Host float64 copy of a real array-like; rejects strings, booleans, complex and object data.
+
+    ``ndim`` fixes the number of dimensions; ``finite`` rejects NaN/inf.
+    """
+    arr = _host(a, name)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-d array, got shape {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found non-finite entries")
+    return arr
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -63,15 +126,21 @@ def check_float_in(value: Any, name: str, lo: float, hi: float, lo_open=False, h
 
 
 def _host(a: Any, name: str) -> np.ndarray:
+    """Host float64 copy of real numeric data (ints and floats; no bool, complex, str or object)."""
     from .namespace import to_numpy
 
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"{name} must be a real numeric array, got {a!r} ({_kind(a)})")
     try:
         arr = to_numpy(a) if not isinstance(a, (list, tuple, numbers.Number)) else np.asarray(a)
     except Exception as exc:  # noqa: BLE001
-        raise TypeError(f"{name} must be array-like, got {type(a).__name__}") from exc
+        raise TypeError(f"{name} must be a real numeric array, got {type(a).__name__}") from exc
     arr = np.asarray(arr)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiu":
+        what = {"b": "boolean", "c": "complex", "U": "string", "S": "bytes", "O": "object (ragged or mixed)"}.get(
+            arr.dtype.kind, str(arr.dtype))
+        raise TypeError(f"{name} must be a real numeric array (integer or floating dtype), got {what} data "
+                        f"(dtype {arr.dtype})")
     return arr.astype(np.float64)
 
 
@@ -111,7 +180,13 @@ def check_spd(a: Any, name: str, dim: int | None = None) -> np.ndarray:
 
 
 def check_choice(value: Any, name: str, choices) -> Any:
-    if value not in choices:
+    try:
+        ok = value in choices and not isinstance(value, (np.ndarray, list, dict))
+    except TypeError:  # unhashable or incomparable value
+        ok = False
+    if ok and isinstance(value, (bool, np.bool_)) and not any(isinstance(c, bool) for c in choices):
+        ok = False  # True == 1 must not select the choice 1
+    if not ok:
         raise ValueError(f"{name} must be one of {sorted(map(repr, choices))}, got {value!r}")
     return value
 

@@ -25,6 +25,8 @@ import pathlib
 import numpy as np
 
 from ..backend import HostRandom, get_backend, to_numpy
+from ..errors import CorruptFileError
+from ..io import atomic_save_npz, atomic_write_text, read_npz
 from ..gradients.exact import Exact
 from ..integrators.coefficients import get_integrator
 from ..samplers import base as registry
@@ -77,8 +79,8 @@ DRAW_ORDER = {
 DRAW_ORDER["psmile"] = DRAW_ORDER["smile"]
 
 
-class GoldenFormatError(ValueError):
-    """A golden file does not follow docs/golden-format.md."""
+class GoldenFormatError(CorruptFileError):
+    """A golden file does not follow docs/golden-format.md (a :class:`~smile_ref.errors.CorruptFileError`)."""
 
 
 def sqrt_diag_of(algo, state):
@@ -264,10 +266,9 @@ def export(path, sampler: str, target, gradient=None, **kwargs) -> tuple[pathlib
     """:func:`record` and write ``<path>.npz`` and ``<path>.json``; returns both paths."""
     spec, arrays = record(sampler, target, gradient, **kwargs)
     npz, js = _paths(path)
-    npz.parent.mkdir(parents=True, exist_ok=True)
-    with open(npz, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    js.write_text(json.dumps(spec, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    text = json.dumps(spec, indent=1, sort_keys=True, allow_nan=False) + "\n"  # fails before anything is written
+    atomic_save_npz(npz, arrays, compressed=True)  # the .npz first: a sidecar never points to a missing array file
+    atomic_write_text(js, text)
     return npz, js
 
 
@@ -282,8 +283,8 @@ def load(path) -> tuple[dict, dict]:
     _require(npz.exists(), npz, "not found")
     _require(js.exists(), js, "JSON sidecar not found (expected next to the .npz, same name)")
     try:
-        spec = json.loads(js.read_text())
-    except json.JSONDecodeError as exc:
+        spec = json.loads(js.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise GoldenFormatError(f"golden file {js}: sidecar is not valid JSON ({exc})") from None
     _require(isinstance(spec, dict), js, "sidecar must hold a JSON object")
     _require(spec.get("schema") == SCHEMA, js, f"'schema' must be {SCHEMA!r}, got {spec.get('schema')!r}")
@@ -294,10 +295,13 @@ def load(path) -> tuple[dict, dict]:
     _require(isinstance(spec["sampler"], dict) and "name" in spec["sampler"] and "options" in spec["sampler"], js,
              "'sampler' must be an object with 'name' and 'options'")
     try:
-        with np.load(npz, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        raise GoldenFormatError(f"golden file {npz}: cannot be read without pickles ({exc})") from None
+        arrays = read_npz(npz, "golden file")
+    except CorruptFileError as exc:
+        raise GoldenFormatError(str(exc)) from None
+    for key in ("n_steps", "n_chains", "dim"):
+        v = spec[key]
+        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, js,
+                 f"{key!r} must be a positive integer, got {v!r}")
     T, n, d = int(spec["n_steps"]), int(spec["n_chains"]), int(spec["dim"])
     expected = {"initial_position": (n, d), "initial_logdensity": (n,), "positions": (T, n, d),
                 "logdensity": (T, n), "step_size": (T, n), "rejected": (T, n), "inputs/sampler_normals": None,
@@ -313,6 +317,7 @@ def load(path) -> tuple[dict, dict]:
                                             f"(n_steps={T}, n_chains={n}, dim={d})")
         if key not in ("rejected", "rng/table", "rng/int_values"):
             _require(a.dtype == np.float64, npz, f"array {key!r} has dtype {a.dtype}, expected float64")
+            _require(bool(np.all(np.isfinite(a))), npz, f"array {key!r} contains NaN or inf")
     _require(arrays["rng/table"].ndim == 2 and arrays["rng/table"].shape[1] == 9, npz,
              f"array 'rng/table' has shape {arrays['rng/table'].shape}, expected (n_draws, 9)")
     return spec, arrays

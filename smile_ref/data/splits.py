@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backend.validate import check_bool, check_nonneg_int, check_real, check_real_array
+
 __all__ = ["Standardizer", "DataSplit", "split_indices", "check_finite_rows", "make_split"]
 
 
@@ -62,7 +64,9 @@ def split_indices(n: int, seed: int, fractions=(0.7, 0.1, 0.2)):
 
     Sizes: ``n_train = floor(0.7 n)``, ``n_val = floor(0.1 n)``, the rest test.
     """
-    fr = tuple(float(f) for f in fractions)
+    if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__len__"):
+        raise TypeError(f"fractions must be three non-negative numbers summing to 1, got {fractions!r}")
+    fr = tuple(check_real(f, "fractions") for f in fractions)
     if len(fr) != 3 or min(fr) < 0 or abs(sum(fr) - 1.0) > 1e-12:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions!r}")
     n = int(n)
@@ -85,8 +89,10 @@ def check_finite_rows(X, y, name: str = "data"):
 def make_split(X, y, seed: int = 0, task: str = "regression", name: str = "data",
                fractions=(0.7, 0.1, 0.2), drop_constant: bool = False) -> DataSplit:
     """Seeded split of ``(X, y)`` and standardisation fitted on the training split only."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    X = check_real_array(X, "X", finite=False)  # no silent cast of complex/str/bool data; NaN rows named below
+    y = check_real_array(y, "y", finite=False)
+    seed = check_nonneg_int(seed, "seed")
+    drop_constant = check_bool(drop_constant, "drop_constant")
     if X.ndim != 2 or y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise ValueError(f"{name}: X must have shape (N, p) and y shape (N,), got {X.shape} and {y.shape}")
     if task not in ("regression", "classification"):

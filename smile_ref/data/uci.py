@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend.validate import check_bool, check_int, check_nonneg_int
 from .splits import DataSplit, make_split
 
 __all__ = ["UCI_DATASETS", "SKLEARN_DATASETS", "uci_path", "load_uci_arrays", "load_uci", "load_sklearn"]
@@ -27,6 +28,8 @@ _DIR = Path(__file__).resolve().parent / "uci"
 
 def uci_path(name: str) -> Path:
     """Path of a shipped UCI set, or of ``name`` itself if it is an existing file."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name must be a UCI set name {UCI_DATASETS} or a file path, got {name!r}")
     if name in UCI_DATASETS:
         return _DIR / f"{name}.data"
     p = Path(os.fspath(name))
@@ -44,7 +47,7 @@ def load_uci_arrays(name: str, target_column: int = -1):
         raise ValueError(f"{path}: cannot parse as whitespace-separated numbers ({e})") from None
     if A.shape[1] < 2:
         raise ValueError(f"{path}: need at least 2 columns (features and target), got {A.shape[1]}")
-    tc = int(target_column)
+    tc = check_int(target_column, "target_column")
     if not -A.shape[1] <= tc < A.shape[1]:
         raise ValueError(f"target_column must be in [{-A.shape[1]}, {A.shape[1] - 1}] for {path.name} "
                          f"with {A.shape[1]} columns, got {target_column}")
@@ -54,6 +57,8 @@ def load_uci_arrays(name: str, target_column: int = -1):
 
 def load_uci(name: str, seed: int = 0, target_column: int = -1, drop_constant: bool = False) -> DataSplit:
     """Seeded 70/10/20 split of a UCI regression set, standardised on the training split."""
+    seed = check_nonneg_int(seed, "seed")
+    drop_constant = check_bool(drop_constant, "drop_constant")
     X, y = load_uci_arrays(name, target_column)
     label = name if name in UCI_DATASETS else Path(name).name
     return make_split(X, y, seed=seed, task="regression", name=label, drop_constant=drop_constant)

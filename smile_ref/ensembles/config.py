@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ..backend.validate import check_positive_float, check_positive_int
+from ..backend.validate import check_nonneg_int, check_positive_float, check_positive_int
 
 __all__ = ["EnsembleConfig", "SAMPLER_DEFAULTS", "STEP_SIZE_GRIDS", "sampler_setup"]
 
@@ -107,11 +107,11 @@ class EnsembleConfig:
         for name in ("n_members", "pretrain_batch_size", "pretrain_max_epochs", "pretrain_patience",
                      "batch_size", "n_samples", "thinning"):
             check_positive_int(getattr(self, name), name)
-        if not isinstance(self.n_warmup, int) or self.n_warmup < 0:
-            raise ValueError(f"n_warmup must be a non-negative int, got {self.n_warmup!r}")
+        check_nonneg_int(self.n_warmup, "n_warmup")
         check_positive_float(self.pretrain_lr, "pretrain_lr")
-        if not float(self.pretrain_weight_decay) >= 0.0:
-            raise ValueError(f"pretrain_weight_decay must be >= 0, got {self.pretrain_weight_decay!r}")
+        check_positive_float(self.pretrain_weight_decay, "pretrain_weight_decay", allow_zero=True)
+        if not isinstance(self.sampler_options, dict) or not all(isinstance(k, str) for k in self.sampler_options):
+            raise TypeError(f"sampler_options must be a dict of option names to values, got {self.sampler_options!r}")
         if self.step_size is not None:
             check_positive_float(self.step_size, "step_size")
         if self.thinning > self.n_samples:

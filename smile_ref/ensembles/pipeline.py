@@ -42,10 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import array_namespace, get_backend, to_numpy
+from ..backend.validate import check_nonneg_int, check_positive_float
 from ..gradients import Exact, MiniBatch
 from ..run import run_chains
-from ..run.checkpoint import atomic_save_npz
+from ..errors import CorruptFileError, ResumeMismatchError
+from ..io import atomic_save_npz, check_writable, read_npz
 from ..targets import MLP
+from ..targets.mlp import check_hidden
 from ..targets._digest import array_digest
 from .config import EnsembleConfig, sampler_setup
 from .executors import resolve_executor
@@ -167,6 +170,19 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
     return out
 
 
+def _check_sampler_options(sampler, target, config, bk) -> None:
+    """Construct ``sampler`` with the configured options (no init, no step); errors name ``sampler_options``."""
+    from ..samplers import base as registry
+
+    step, opts, full = sampler_setup(sampler, config)
+    gradient = Exact(target) if full else MiniBatch(target, min(config.batch_size, target.n_data))
+    try:
+        registry.get(sampler)(target, gradient, bk, step_size=step, n_warmup=config.n_warmup, **opts)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"EnsembleConfig.sampler_options={config.sampler_options!r} are not valid for sampler "
+                        f"{sampler!r}: {exc}") from None
+
+
 def _describe(sampler, config, seed, model, data, backend, dtype):
     setup = None
     if sampler != "de":  # the resolved defaults too, so that a changed default is not resumed silently
@@ -192,12 +208,19 @@ def _pretrain(path, description, target, data, config, seed, backend, dtype, dev
     """Deep-ensemble weights (M, dim) host float64 and their metadata; loaded from ``path`` when it
     holds a pre-training of the same description, trained (and saved atomically) otherwise."""
     if path is not None and Path(path).exists():
-        with np.load(path, allow_pickle=False) as z:
+        z = read_npz(path, "pretrain file")
+        try:
             meta = json.loads(str(z["meta"]))
             params = z["params"]
+        except (KeyError, ValueError) as exc:
+            raise CorruptFileError(f"pretrain file {os.fspath(path)!r} lacks its parameters or metadata "
+                                   f"({type(exc).__name__}: {exc}); delete it to retrain") from None
         if meta.get("description") != description:
-            raise ValueError(f"pretrain file {os.fspath(path)!r} was written for a different model, data, seed or "
-                             "pre-training budget; delete it or use another path")
+            raise ResumeMismatchError(f"pretrain file {os.fspath(path)!r} was written for a different model, data, "
+                                      "seed or pre-training budget; delete it or use another path")
+        if params.shape != (config.n_members, target.dim) or not np.all(np.isfinite(params)):
+            raise CorruptFileError(f"pretrain file {os.fspath(path)!r}: 'params' has shape {params.shape} or "
+                                   f"non-finite values, expected finite ({config.n_members}, {target.dim})")
         return params, meta
     pre = pretrain_ensemble(target, data.X_val, data.y_val, n_members=config.n_members, seed=int(seed),
                             learning_rate=config.pretrain_lr, weight_decay=config.pretrain_weight_decay,
@@ -280,17 +303,31 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
     config = EnsembleConfig.paper() if config is None else config
     if not isinstance(config, EnsembleConfig):
         raise TypeError(f"config must be an EnsembleConfig, got {type(config).__name__}")
+    if not isinstance(sampler, str):
+        raise TypeError(f"sampler must be a sampler name (str), got {sampler!r}")
     if sampler != "de":
         sampler_setup(sampler, config)  # validates the name early
-    model = {"hidden": [int(h) for h in hidden], "activation": activation, "task": data.task,
-             "prior_scale": float(prior_scale)}
+    seed = check_nonneg_int(seed, "seed")
+    model = {"hidden": list(check_hidden(hidden)), "activation": activation, "task": data.task,
+             "prior_scale": check_positive_float(prior_scale, "prior_scale")}
     if data.task == "classification":
         model["n_classes"] = int(max(data.y_train.max(), data.y_val.max(), data.y_test.max())) + 1
     target = MLP(data.X_train, data.y_train, **model)
+    if out_dir is not None:
+        if not isinstance(out_dir, (str, os.PathLike)):
+            raise TypeError(f"out_dir must be a path (str or os.PathLike), got {type(out_dir).__name__}")
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file, expected a directory")
+    bk = get_backend(backend, dtype, device)
+    if sampler != "de":
+        # build the sampler once (cheap, no step) so that a typo in sampler_options fails before anything is
+        # written to out_dir: a run.json recording the typo would lock out_dir against the corrected call
+        _check_sampler_options(sampler, target, config, bk)
+    if out_dir is not None:
+        check_writable(os.path.join(out_dir, "run.json"), "out_dir")  # before pre-training, not after
     store = RunStore(out_dir) if out_dir is not None else None
     if store is not None:
         store.claim(_describe(sampler, config, seed, model, data, backend, dtype))
-    bk = get_backend(backend, dtype, device)
 
     t0 = time.perf_counter()
     if pretrain_path is None and store is not None:

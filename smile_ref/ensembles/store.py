@@ -14,7 +14,9 @@ Every file is written to a temporary name in the same directory and renamed into
 (:func:`os.replace`), so a crash leaves either the old file or the new one, never half of one.  A
 re-run with the same ``out_dir`` and the same configuration skips members whose file exists and
 resumes a group from its checkpoint (bit-identically on NumPy, see :mod:`smile_ref.run.checkpoint`);
-a different configuration is refused rather than mixed in.
+a different configuration is refused rather than mixed in
+(:class:`~smile_ref.errors.ResumeMismatchError`); a damaged file raises
+:class:`~smile_ref.errors.CorruptFileError` naming it.
 """
 from __future__ import annotations
 
@@ -24,14 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..run.checkpoint import atomic_save_npz, atomic_write
+from ..errors import CorruptFileError, ResumeMismatchError
+from ..io import atomic_save_npz, atomic_write_json, read_json, read_npz
 
 __all__ = ["RunStore", "atomic_write_json"]
-
-
-def atomic_write_json(path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + :func:`os.replace`)."""
-    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=True, default=str), binary=False)
 
 
 class RunStore:
@@ -49,12 +47,15 @@ class RunStore:
         path = self.root / "run.json"
         canonical = json.loads(json.dumps(description, sort_keys=True, default=str))
         if path.exists():
-            with open(path) as f:
-                old = json.load(f)
+            old = read_json(path, "ensemble run description")
+            if not isinstance(old, dict):
+                raise CorruptFileError(f"ensemble run description {os.fspath(path)!r} is not a JSON object")
             if old != canonical:
                 diff = sorted(k for k in set(old) | set(canonical) if old.get(k) != canonical.get(k))
-                raise ValueError(f"out_dir {os.fspath(self.root)!r} holds a run with a different configuration "
-                                 f"(differs in {diff}); use another out_dir or delete it")
+                raise ResumeMismatchError(
+                    f"out_dir {os.fspath(self.root)!r} holds a run with a different configuration (differs in "
+                    f"{diff}); use another out_dir, or delete it (or only its run.json if it holds no finished "
+                    "member you want to keep) to start over")
             return
         atomic_write_json(path, canonical)
 
@@ -71,9 +72,17 @@ class RunStore:
         atomic_save_npz(self.member_path(m), out)
 
     def load_member(self, m: int) -> tuple[dict, dict]:
-        with np.load(self.member_path(m), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k != "meta"}
-            meta = json.loads(str(z["meta"]))
+        path = self.member_path(m)
+        arrays = read_npz(path, "ensemble member file")
+        try:
+            meta = json.loads(str(arrays.pop("meta")))
+            samples = arrays["samples"]
+        except (KeyError, ValueError) as exc:
+            raise CorruptFileError(f"ensemble member file {os.fspath(path)!r} lacks its samples or metadata "
+                                   f"({type(exc).__name__}: {exc}); delete it to rerun that member") from None
+        if samples.dtype.kind != "f" or not np.all(np.isfinite(samples)):
+            raise CorruptFileError(f"ensemble member file {os.fspath(path)!r}: samples are not finite floats; "
+                                   "delete it to rerun that member")
         return arrays, meta
 
     def checkpoint_path(self, members) -> Path:

@@ -116,12 +116,14 @@ def exp_spatial(coord: int, length: float) -> ExpSpatial:
 
 def _as_cov(cov, d: int) -> np.ndarray:
     """``cov`` as a host ``(d, d)`` SPD matrix: scalar ``c`` -> ``c I``, vector -> ``diag``."""
-    if isinstance(cov, numbers.Real) and not isinstance(cov, bool):
+    if isinstance(cov, (str, bytes, bool, np.bool_)) or cov is None:
+        raise TypeError(f"cov must be a positive number, a vector ({d},) or an SPD matrix ({d}, {d}), got {cov!r}")
+    if isinstance(cov, numbers.Real):
         return check_positive_float(cov, "cov") * np.eye(d)
     arr = np.asarray(cov) if isinstance(cov, (list, tuple, np.ndarray)) else cov
     ndim = len(getattr(arr, "shape", ()))
     if ndim == 0:
-        return check_positive_float(float(np.asarray(arr)), "cov") * np.eye(d)
+        return check_positive_float(np.asarray(arr).item(), "cov") * np.eye(d)
     if ndim == 1:
         v = check_host_vector(arr, "cov", d)
         if np.any(v <= 0):

@@ -5,11 +5,17 @@ A checkpoint is one ``.npz`` file (loaded with ``allow_pickle=False``) holding
 * every array leaf of the sampler state (nested ``NamedTuple``/``dict``/tuple),
   flattened to ``state/<path>`` keys, plus Python scalars as 0-d arrays;
 * the host buffers recorded so far (``samples``, ``info/<key>``);
-* a JSON document ``meta`` (configuration, step counter, RNG state), stored as a
-  0-d unicode array.
+* a JSON document ``meta`` (configuration, identity digests, step counter, RNG
+  state), stored as a 0-d unicode array;
+* ``checksums``: a JSON ``{key: CRC-32}`` of every other entry, verified on load,
+  so that arrays which do not belong to the ``meta`` they were saved with are
+  detected (the zip container's own CRC catches random corruption).
 
-Files are written to a temporary name in the same directory and moved into
-place with :func:`os.replace`, so a crash never leaves a half-written file.
+Files are written through :func:`smile_ref.io.atomic_save_npz` (temporary name in
+the same directory, fsync, :func:`os.replace`), so a crash never leaves a
+half-written file.  :func:`load_checkpoint` raises
+:class:`~smile_ref.errors.CorruptFileError` naming the file for anything that is
+not an intact checkpoint.
 State is restored *into a template* (a freshly initialised state of the same
 sampler), which fixes every leaf's type, namespace, device and dtype; resuming
 on NumPy is bit-identical because float64/float32 round-trip exactly through
@@ -19,12 +25,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import zlib
 from typing import Any
 
 import numpy as np
 
 from ..backend import array_namespace, device_of, to_numpy
+from ..errors import CorruptFileError
+from ..io import atomic_save_npz, atomic_write, read_npz
 
 __all__ = ["flatten_state", "unflatten_state", "atomic_write", "atomic_save_npz", "save_checkpoint", "load_checkpoint"]
 
@@ -72,6 +80,9 @@ def unflatten_state(template: Any, flat: dict, prefix: str = "state") -> Any:
             if path not in flat:
                 raise KeyError(f"checkpoint has no entry {path!r}")
             v = flat[path]
+            if np.ndim(v) != len(t.shape):
+                raise ValueError(f"checkpoint entry {path!r} has {np.ndim(v)} dimensions, the sampler state has "
+                                 f"{len(t.shape)}")
             if isinstance(t, np.ndarray):
                 return np.array(v, dtype=t.dtype, copy=True)
             xp = array_namespace(t)
@@ -95,39 +106,50 @@ def unflatten_state(template: Any, flat: dict, prefix: str = "state") -> Any:
     return build(template, prefix)
 
 
-def atomic_write(path: str | os.PathLike, write, binary: bool = True) -> None:
-    """Call ``write(fh)`` on a temporary file beside ``path``, fsync it and move it into place (``os.replace``)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file + ``os.replace``)."""
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+def _crc(a: np.ndarray) -> int:
+    """CRC-32 of the raw bytes of ``a`` (no copy for contiguous numeric arrays)."""
+    if a.ndim == 0 or a.dtype.kind in "USOV" or a.size == 0:
+        return zlib.crc32(a.tobytes())
+    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
 
 
 def save_checkpoint(path, state, meta: dict, buffers: dict[str, np.ndarray]) -> None:
+    """Write ``state`` (flattened), ``buffers`` and the JSON ``meta`` to ``path`` atomically."""
     arrays = flatten_state(state)
     arrays.update(buffers)
-    arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+    arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True, allow_nan=True))
+    arrays["checksums"] = np.asarray(json.dumps({k: _crc(np.asarray(v)) for k, v in sorted(arrays.items())}))
     atomic_save_npz(path, arrays)
 
 
 def load_checkpoint(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """Return ``(meta, arrays)``; arrays include ``state/...`` and buffer entries."""
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("meta")))
+    """Return ``(meta, arrays)``; arrays include ``state/...`` and buffer entries.
+
+    Raises :class:`~smile_ref.errors.CorruptFileError` (naming ``path``) when the file is not a
+    readable ``.npz``, has no ``meta`` entry, or an entry does not match its recorded checksum.
+    """
+    p = os.fspath(path)
+    arrays = read_npz(p, "checkpoint")
+    if "meta" not in arrays:
+        raise CorruptFileError(f"checkpoint {p!r} has no 'meta' entry: not a smile_ref checkpoint")
+    raw = arrays.pop("meta")
+    try:
+        meta = json.loads(str(raw))
+    except ValueError as exc:
+        raise CorruptFileError(f"checkpoint {p!r}: its 'meta' entry is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CorruptFileError(f"checkpoint {p!r}: its 'meta' entry is not a JSON object")
+    if "checksums" in arrays:
+        try:
+            sums = json.loads(str(arrays.pop("checksums")))
+        except ValueError as exc:
+            raise CorruptFileError(f"checkpoint {p!r}: its 'checksums' entry is not valid JSON ({exc})") from None
+        expected = dict(arrays, meta=raw)
+        if set(sums) != set(expected):
+            diff = sorted(set(sums) ^ set(expected))
+            raise CorruptFileError(f"checkpoint {p!r}: entries {diff[:5]} are missing or were added after writing")
+        for k, v in expected.items():
+            if _crc(np.asarray(v)) != sums[k]:
+                raise CorruptFileError(f"checkpoint {p!r}: entry {k!r} does not match its checksum (the file was "
+                                       "modified after it was written)")
     return meta, arrays

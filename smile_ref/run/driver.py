@@ -7,6 +7,7 @@ steps), progress bars, and checkpoint / resume.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 import time
@@ -16,10 +17,16 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
-from ..backend.validate import check_nonneg_int, check_positive_int, check_positions
+from ..backend.validate import check_bool, check_nonneg_int, check_positive_int, check_positions
+from ..errors import CorruptFileError, ResumeMismatchError, SmileRefWarning
 from ..gradients.exact import Exact
+from ..io import atomic_save_npz, check_writable
 from ..samplers import base as registry
-from .checkpoint import load_checkpoint, save_checkpoint, unflatten_state, atomic_save_npz
+from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from .identity import IDENTITY_VERSION, check_identity, run_identity
+
+#: ``meta["format"]`` of the checkpoints :func:`run_chains` writes.
+CHECKPOINT_FORMAT = "smile_ref.checkpoint/2"
 
 __all__ = ["run_chains", "ChainResult"]
 
@@ -122,7 +129,7 @@ def _resolve_backend(backend, dtype, device, initial_position) -> Backend:
 
 def _progress_enabled(progress) -> bool:
     if progress is not None:
-        return bool(progress)
+        return check_bool(progress, "progress")
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
@@ -197,15 +204,32 @@ def run_chains(
     thinning = check_positive_int(thinning, "thinning")
     burn_in = check_nonneg_int(burn_in, "burn_in")
     block_size = check_positive_int(block_size, "block_size")
+    resume = check_bool(resume, "resume")
+    if progress is not None:
+        check_bool(progress, "progress")
+    if n_steps // thinning == 0:
+        raise ValueError(f"n_steps={n_steps} with thinning={thinning} records no draw (n_draws = n_steps // thinning "
+                         "= 0); use n_steps >= thinning (burn_in steps are never recorded)")
+    if not isinstance(sampler, str):
+        raise TypeError(f"sampler must be a sampler name (str), got {sampler!r}")
     if checkpoint_every is not None:
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
         if checkpoint is None:
             raise ValueError("checkpoint_every needs a checkpoint path")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}")
+        check_writable(checkpoint, "checkpoint")  # now, not after the run (the final write would lose it)
     builder = registry.get(sampler)
     if not hasattr(target, "dim") or not hasattr(target, "logdensity_and_grad"):
         raise TypeError("target must provide dim and logdensity_and_grad (a smile_ref.targets object)")
+    if gradient is not None and not (hasattr(gradient, "evaluate") and hasattr(gradient, "draw")):
+        raise TypeError(f"gradient must be a smile_ref.gradients estimator (with init, draw, evaluate), "
+                        f"got {type(gradient).__name__}")
+    if step_size is not None and (isinstance(step_size, (bool, np.bool_)) or not isinstance(step_size, numbers.Real)):
+        raise TypeError(f"step_size must be a positive real number or None, got {step_size!r}")
     bk = _resolve_backend(backend, dtype, device, initial_position)
     gradient = Exact(target) if gradient is None else gradient
     random = make_random(seed, bk, rng)
@@ -217,7 +241,9 @@ def run_chains(
     else:
         x0 = initial_position
         if isinstance(x0, (list, tuple)) or (isinstance(x0, np.ndarray) and not bk.is_numpy):
-            x0 = bk.asarray(np.asarray(x0, dtype=np.float64))
+            from ..backend.validate import check_real_array
+
+            x0 = bk.asarray(check_real_array(x0, "initial_position", finite=False))
         x0 = check_positions(x0, d, "initial_position")
         if x0.dtype != bk.dtype:
             x0 = bk.xp.astype(x0, bk.dtype)
@@ -235,23 +261,50 @@ def run_chains(
     config = {
         "sampler": sampler, "n_chains": n_chains, "n_steps": n_steps, "burn_in": burn_in,
         "thinning": thinning, "dim": d, "seed": repr(seed), "dtype": str(np_dtype.__name__),
-        "options": {k: repr(v) for k, v in sorted(options.items())}, "step_size": repr(step_size),
-        "target": target.describe() if hasattr(target, "describe") else repr(target),
-        "gradient": gradient.describe() if hasattr(gradient, "describe") else repr(gradient),
+        "options": {k: _readable(v) for k, v in sorted(options.items())}, "step_size": repr(step_size),
+        "target": target.describe() if hasattr(target, "describe") else type(target).__name__,
+        "gradient": gradient.describe() if hasattr(gradient, "describe") else type(gradient).__name__,
     }
+    identity = None
+    if checkpoint is not None:
+        identity = run_identity(target, gradient, options, None if initial_position is None else to_numpy(x0))
+        blocked = sorted(k for k, v in identity.items() if "undigestible" in v)
+        if blocked and not resume:
+            import warnings
+
+            warnings.warn(f"checkpoint {os.fspath(checkpoint)!r} will be written but cannot be resumed: "
+                          f"{identity[blocked[0]]['undigestible']} (define resume_identity() on that object)",
+                          SmileRefWarning, stacklevel=2)
     start = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
-        meta, arrays = load_checkpoint(checkpoint)
-        if meta["config"] != config:
-            raise ValueError(
-                f"checkpoint {os.fspath(checkpoint)!r} was written by a different configuration; "
-                "refusing to resume (delete it or change the path)"
-            )
-        state = unflatten_state(state, arrays)
-        random.set_state(meta["rng"])
-        start = int(meta["step"])
-        samples[...] = arrays["samples"]
+        path = os.fspath(checkpoint)
+        meta, arrays = load_checkpoint(path)
+        _check_resume(path, meta, config, identity)
+        try:
+            state = unflatten_state(state, arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptFileError(f"checkpoint {path!r} does not hold a state of this sampler ({exc})") from None
+        start = meta["step"]
+        try:
+            random.set_state(meta["rng"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptFileError(f"checkpoint {path!r}: its random-generator state is unusable ({exc})") from None
+        stored = arrays.get("samples")
+        if stored is None or stored.shape != samples.shape or stored.dtype != samples.dtype:
+            raise CorruptFileError(f"checkpoint {path!r}: 'samples' has shape "
+                                   f"{None if stored is None else stored.shape}, expected {samples.shape}")
+        n_done = min(n_draws, max(0, start - burn_in) // thinning)
+        if not np.all(np.isfinite(stored[:, :n_done])):
+            raise CorruptFileError(f"checkpoint {path!r}: the recorded samples contain NaN or inf")
+        for key, v in flatten_state(state).items():
+            if v.dtype.kind == "f" and np.any(np.isnan(v)):
+                raise CorruptFileError(f"checkpoint {path!r}: sampler state entry {key!r} contains NaN")
+        samples[...] = stored
         info_buf = {k[len("info/"):]: v.copy() for k, v in arrays.items() if k.startswith("info/")}
+        for k, v in info_buf.items():
+            if v.shape != (total, n_chains):
+                raise CorruptFileError(f"checkpoint {path!r}: 'info/{k}' has shape {v.shape}, expected "
+                                       f"{(total, n_chains)}")
 
     pos_block: list = []
     pos_slots: list[int] = []
@@ -274,7 +327,8 @@ def run_chains(
 
     def write_checkpoint(step):
         flush()
-        meta = {"config": config, "step": step, "rng": random.get_state()}
+        meta = {"format": CHECKPOINT_FORMAT, "identity_version": IDENTITY_VERSION, "config": config,
+                "identity": identity, "step": step, "rng": random.get_state()}
         buffers = {"samples": samples}
         buffers.update({f"info/{k}": v for k, v in info_buf.items()})
         save_checkpoint(checkpoint, state, meta, buffers)
@@ -317,6 +371,50 @@ def run_chains(
         n_warmup=burn_in, thinning=thinning, seed=seed, backend=bk.name, dtype=np_dtype.__name__,
         wall_time=wall, meta={"config": config},
     )
+
+
+def _readable(value) -> Any:
+    """A JSON-friendly, address-free rendering of an option value for ``meta["config"]``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value if not isinstance(value, float) or np.isfinite(value) else repr(value)
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields") and len(value) <= 16:
+        return [_readable(v) for v in value]
+    if isinstance(value, dict) and len(value) <= 32:
+        return {str(k): _readable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    name = getattr(value, "name", None)
+    label = type(value).__name__ + (f"({name!r})" if isinstance(name, str) else "")
+    if hasattr(value, "shape"):
+        label += f" shape {tuple(value.shape)}"
+    return f"<{label}>"
+
+
+_STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "dtype", "seed", "step_size")
+
+
+def _check_resume(path: str, meta: dict, config: dict, identity: dict) -> None:
+    """Refuse (ResumeMismatchError / CorruptFileError, naming the field) unless ``meta`` is this run's."""
+    if meta.get("format") != CHECKPOINT_FORMAT or not isinstance(meta.get("identity"), dict):
+        raise ResumeMismatchError(
+            f"checkpoint {path!r} was not written by this version of run_chains (format "
+            f"{meta.get('format', 'unversioned')!r}, expected {CHECKPOINT_FORMAT!r}); it carries no identity digests "
+            "to verify the target, gradient, options and initial positions against, so it cannot be resumed "
+            "safely (delete it, or rerun with resume=False)")
+    if meta.get("identity_version") != IDENTITY_VERSION:
+        raise ResumeMismatchError(f"checkpoint {path!r} uses identity digests of version "
+                                  f"{meta.get('identity_version')!r}, this smile_ref computes {IDENTITY_VERSION}")
+    old = meta.get("config")
+    if not isinstance(old, dict):
+        raise CorruptFileError(f"checkpoint {path!r}: 'config' is missing from its metadata")
+    for key in _STRUCTURE:
+        if old.get(key) != config[key]:
+            raise ResumeMismatchError(
+                f"checkpoint {path!r} was written by a different configuration: {key} is {old.get(key)!r} there and "
+                f"{config[key]!r} here; refusing to resume (delete the checkpoint or change the path)")
+    check_identity(path, meta["identity"], identity)
+    step = meta.get("step")
+    total = config["burn_in"] + config["n_steps"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= total:
+        raise CorruptFileError(f"checkpoint {path!r}: step counter {step!r} is not an integer in [0, {total}]")
 
 
 def _position(state):

@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend.validate import check_float_in, check_positive_float, check_positive_int, check_spd
+from ..backend.validate import check_bool, check_float_in, check_positive_float, check_positive_int, check_spd
 from .base import register
 
 __all__ = ["ConstantSGDState", "ConstantSGD", "build_constant_sgd"]
@@ -106,7 +106,7 @@ class ConstantSGD:
         self.momentum = check_float_in(momentum, "momentum", 0.0, 1.0, hi_open=True)
         self.kind, H = _parse_preconditioner(preconditioner, d)
         self.H = H if self.kind in ("none", "scalar") else backend.asarray(H)
-        self.iasg = bool(iasg)
+        self.iasg = check_bool(iasg, "iasg")
         if window is None:
             S = getattr(gradient, "batch_size", None)
             window = max(1, int(round(self.n_data / S))) if S else None

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ..backend.validate import check_choice, check_positive_float
+from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..integrators.isokinetic import IntegratorState, isokinetic_step
 from ..integrators.refresh import _refresh_with_nu, full_refresh
@@ -78,9 +78,9 @@ class MCLMC:
         d = self.dim
         self.step_size0 = check_positive_float(step_size, "step_size") if step_size is not None else 0.25 * math.sqrt(d)
         self.L0 = check_positive_float(L, "L") if L is not None else math.sqrt(d)
-        self.refresh = bool(refresh)
+        self.refresh = check_bool(refresh, "refresh")
+        self.diagonal_preconditioning = check_bool(diagonal_preconditioning, "diagonal_preconditioning")
         self.tuner = _make_tuner(tuner, desired_energy_var, diagonal_preconditioning)
-        self.diagonal_preconditioning = bool(diagonal_preconditioning)
         if sqrt_diag is not None:
             from ..backend.validate import check_host_vector
 

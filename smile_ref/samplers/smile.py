@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from ..backend.validate import check_choice, check_positive_float
+from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..integrators.isokinetic import IntegratorState, isokinetic_step
 from ..integrators.refresh import partial_refresh
@@ -98,13 +98,13 @@ class SMILE:
         self.step_size0 = check_positive_float(step_size, "step_size")
         self.coefficients = get_integrator(integrator)
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
-        self.keep_rejected = bool(reset_keeps_rejected_gradient)
+        self.keep_rejected = check_bool(reset_keeps_rejected_gradient, "reset_keeps_rejected_gradient")
         self.clip = check_positive_float(gradient_clip, "gradient_clip")
-        self.refresh = bool(refresh)
+        self.refresh = check_bool(refresh, "refresh")
         if self.refresh and L is None:
             raise ValueError("refresh=True needs L (the momentum decoherence length)")
         self.L0 = check_positive_float(L, "L") if L is not None else math.inf
-        self.adapt_during_sampling = bool(adapt_during_sampling)
+        self.adapt_during_sampling = check_bool(adapt_during_sampling, "adapt_during_sampling")
         tuner_options = dict(tuner_options or {})
         if tuner is None:
             self.tuner = identity()
@@ -126,7 +126,7 @@ class SMILE:
         self.dense = preconditioned and preconditioner == "dense"
         make = dense_noise_scale_preconditioner if self.dense else noise_scale_preconditioner
         self.precond = make(**(preconditioner_options or {})) if preconditioned else None
-        self.freeze_preconditioner = bool(freeze_preconditioner)
+        self.freeze_preconditioner = check_bool(freeze_preconditioner, "freeze_preconditioner")
         self.extra_eval = self.energy_error == "same_batch" and bool(getattr(gradient, "stochastic", False))
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
         self.init_grad_evals = 1

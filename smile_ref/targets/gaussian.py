@@ -33,6 +33,7 @@ import scipy.linalg
 from ..backend import device_of
 from ..backend.validate import (
     check_host_vector,
+    check_nonneg_int,
     check_positive_float,
     check_positive_int,
     check_spd,
@@ -181,8 +182,7 @@ def ill_conditioned_gaussian(dim: int = 10, seed: int = 0, c_min: float = 0.1, c
     ``E[x_i^2] = Sigma_ii`` and ``Var[x_i^2] = 2 Sigma_ii^2`` (mean 0).
     """
     dim = check_positive_int(dim, "dim")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_nonneg_int(seed, "seed")
     c_min = check_positive_float(c_min, "c_min")
     c_max = check_positive_float(c_max, "c_max")
     if c_min > c_max:

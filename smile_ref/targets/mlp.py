@@ -42,7 +42,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..backend import array_namespace, device_of
-from ..backend.validate import check_positions, check_choice, check_host_matrix, check_host_vector, check_positive_float
+from ..backend.validate import (check_choice, check_host_matrix, check_host_vector, check_positions,
+                                check_positive_float, check_positive_int, check_real_array)
 from ._digest import array_digest
 from .base import DataTarget
 
@@ -74,6 +75,20 @@ class DenseLayer(NamedTuple):
     host_inputs: np.ndarray | None = None  # (N, n_in) for the first layer (fixed data)
 
 
+def check_hidden(hidden) -> tuple:
+    """Hidden widths as a tuple of positive ints; a string, a float or a bool width raises ``TypeError``."""
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (tuple, list)):
+        raise TypeError(f"hidden must be a tuple or list of positive ints (e.g. (16, 16)), got {hidden!r}")
+    out = []
+    for h in hidden:
+        if isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)):
+            raise TypeError(f"hidden widths must be positive ints, got {h!r} in hidden={hidden!r}")
+        if h < 1:
+            raise ValueError(f"hidden widths must be positive ints, got {h} in hidden={tuple(hidden)}")
+        out.append(int(h))
+    return tuple(out)
+
+
 class MLP(DataTarget):
     """Bayesian fully connected network for regression or classification.
 
@@ -98,7 +113,7 @@ class MLP(DataTarget):
     def __init__(self, X, y, hidden=(16, 16, 16), activation="relu", task="regression",
                  prior_scale: float = 1.0, n_classes: int | None = None):
         super().__init__()
-        X = np.asarray(X, dtype=np.float64) if not isinstance(X, np.ndarray) else X.astype(np.float64)
+        X = check_real_array(X, "X", finite=False)  # no silent cast of complex/str/bool data
         if X.ndim == 2 and not np.all(np.isfinite(X)):
             rows = np.flatnonzero(~np.all(np.isfinite(X), axis=1))
             raise ValueError(f"X must be finite, found non-finite entries in rows {rows[:5].tolist()}")
@@ -111,17 +126,11 @@ class MLP(DataTarget):
         self.activation = check_choice(activation, "activation", ("relu", "tanh", "gelu"))
         self.task = check_choice(task, "task", ("regression", "classification"))
         self.prior_scale = check_positive_float(prior_scale, "prior_scale")
-        try:
-            hidden = tuple(int(h) for h in hidden)
-        except TypeError:
-            raise TypeError(f"hidden must be a sequence of positive ints, got {hidden!r}") from None
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be positive ints, got {hidden}")
-        self.hidden = hidden
+        self.hidden = hidden = check_hidden(hidden)
         if self.task == "classification":
             if not np.all(y == np.round(y)) or np.any(y < 0):
                 raise ValueError("y must contain integer class labels 0..K-1 for task='classification'")
-            k = int(y.max()) + 1 if n_classes is None else int(n_classes)
+            k = int(y.max()) + 1 if n_classes is None else check_positive_int(n_classes, "n_classes")
             if k < 2:
                 raise ValueError(f"n_classes must be >= 2, got {k}")
             if int(y.max()) >= k:

@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from ..backend.validate import check_positive_float, check_positive_int
+from ..backend.validate import check_positive_float, check_positive_int, check_real
 from .base import Target
 
 __all__ = ["Rosenbrock"]
@@ -52,8 +52,7 @@ class Rosenbrock(Target):
         dim = check_positive_int(dim, "dim")
         if dim % 2 != 0:
             raise ValueError(f"dim must be even for the Rosenbrock target (pairs (X_i, Y_i)), got {dim}")
-        if isinstance(a, bool) or not isinstance(a, (int, float, np.integer, np.floating)) or not math.isfinite(a):
-            raise ValueError(f"a must be a finite real number, got {a!r}")
+        a = check_real(a, "a")
         self.dim = dim
         self.half = dim // 2
         self.a = float(a)

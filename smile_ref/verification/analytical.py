@@ -74,6 +74,8 @@ import numpy as np
 import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.diagnostics import bias_metric_se
+from smile_ref.errors import CorruptFileError
+from smile_ref.io import atomic_write_json, read_json
 
 __all__ = ["TARGETS", "NOISES", "SAMPLERS", "QUICK_CONFIG", "FULL_CONFIG", "make_target", "noise_covariance",
            "make_gradient", "theory_b2", "run_cell", "run_benchmark"]
@@ -177,8 +179,10 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
     key = f"{noise}:{sampler}:{digest}"
     cache = {}
     if os.path.exists(THEORY_CACHE):
-        with open(THEORY_CACHE) as fh:
-            cache = json.load(fh)
+        try:
+            cache = read_json(THEORY_CACHE, "theory cache")
+        except CorruptFileError:  # a damaged cache is recomputed, not trusted
+            cache = {}
     if key not in cache:
         if not compute:
             return None, r
@@ -186,10 +190,7 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
 
         fn = predicted_second_moments if sampler == "smile" else preconditioned_second_moments
         cache[key] = np.diag(fn(target.cov, cov, eps, regime="overdamped")).tolist()
-        tmp = THEORY_CACHE + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(cache, fh, indent=1)
-        os.replace(tmp, THEORY_CACHE)
+        atomic_write_json(THEORY_CACHE, cache, indent=1, sort_keys=False)
     return _b2_from_diag(cache[key], target), r
 
 

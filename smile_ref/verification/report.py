@@ -15,7 +15,6 @@ PNG plots produced by the checks.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -23,6 +22,8 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
+
+from ..io import atomic_write_json, atomic_write_text
 
 __all__ = ["CheckResult", "check", "registered_checks", "run_report", "z_for"]
 
@@ -141,9 +142,7 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
         "timings_s": timings,
         "errors": errors,
     }
-    with open(os.path.join(outdir, "report.json.tmp"), "w") as fh:
-        json.dump(doc, fh, indent=2, default=float)
-    os.replace(os.path.join(outdir, "report.json.tmp"), os.path.join(outdir, "report.json"))
+    atomic_write_json(os.path.join(outdir, "report.json"), doc, indent=2, sort_keys=False, default=float)
     lines = [
         "# smile_ref verification report",
         "",
@@ -169,7 +168,5 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     if errors:
         lines += ["", "## Errors", ""] + [f"### {k}\n```\n{v}\n```" for k, v in errors.items()]
-    with open(os.path.join(outdir, "report.md.tmp"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(os.path.join(outdir, "report.md.tmp"), os.path.join(outdir, "report.md"))
+    atomic_write_text(os.path.join(outdir, "report.md"), "\n".join(lines) + "\n")
     return doc

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
-from ..backend.validate import check_positive_int
+from ..backend.validate import check_nonneg_int, check_positive_int, check_real_array
 from ..gradients.exact import Exact
 from ._common import check_on_invalid
 from .advi import ADVI
@@ -80,13 +80,13 @@ class VIResult:
 
 
 def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov, n_layers: int = 2, flow_seed: int = 0):
-    m = bk.zeros((d,)) if init_mean is None else bk.asarray(np.asarray(init_mean, dtype=np.float64))
+    m = bk.zeros((d,)) if init_mean is None else bk.asarray(check_real_array(init_mean, "init_mean"))
     if tuple(m.shape) != (d,):
         raise ValueError(f"init_mean must have shape ({d},), got {tuple(m.shape)}")
     if init_cov is None:
         c = np.eye(d)
     else:
-        c = np.asarray(init_cov, dtype=np.float64)
+        c = check_real_array(init_cov, "init_cov")
         if c.shape != (d, d):
             raise ValueError(f"init_cov must have shape ({d}, {d}), got {c.shape}")
     if family in ("diag_gaussian", "sinh_arcsinh", "sinh_arcsinh_flow"):
@@ -155,7 +155,7 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     if family in ("sinh_arcsinh", "sinh_arcsinh_flow") and method != "score_vi":
         raise ValueError(f"family={family!r} is fitted by method='score_vi' only, got method={method!r}")
     n_layers = check_positive_int(options.pop("n_layers", 2), "n_layers")
-    flow_seed = int(options.pop("flow_seed", 0))
+    flow_seed = check_nonneg_int(options.pop("flow_seed", 0), "flow_seed")
     if method == "score_vi":
         algo = METHODS[method](beta=beta, on_invalid=on_invalid, **options)
     else:
