@@ -44,7 +44,7 @@ import numpy as np
 
 import smile_ref
 from smile_ref import gradients, targets
-from smile_ref.run.checkpoint import atomic_write
+from smile_ref.io import atomic_write_text
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MINIMAL = os.path.join(os.path.dirname(_ROOT), "shared", "bench", "minimal_sgmclmc.py")
@@ -254,9 +254,8 @@ def main(argv=None) -> int:
     print(f"passes per SMILE step at {result['passes']['n_chains']} x {result['passes']['d']}: "
           f"{result['passes']['passes_per_step']:.1f}")
     os.makedirs(args.out, exist_ok=True)
-    text = json.dumps(result, indent=2, allow_nan=False)
-    atomic_write(os.path.join(args.out, "kernel_speed.json"), lambda fh: fh.write(text), binary=False)
-    atomic_write(os.path.join(args.out, "kernel_speed.md"), lambda fh: fh.write(render(result)), binary=False)
+    atomic_write_text(os.path.join(args.out, "kernel_speed.json"), json.dumps(result, indent=2, allow_nan=False))
+    atomic_write_text(os.path.join(args.out, "kernel_speed.md"), render(result))
     return 0
 
 
