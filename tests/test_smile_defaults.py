@@ -218,6 +218,7 @@ def _slow_problem(name):
 def test_default_run_is_healthy_wide_grid(sampler, name, eps):
     """The grid of ``docs/smile-defaults.md`` (4 chains, 2000 warm-up + 2000 sampling steps, seed 1)."""
     t, g = _slow_problem(name)
+    x0 = t.init_params(np.random.default_rng(1), 4) if isinstance(t, targets.MLP) else None  # He normal
     res = smile_ref.run_chains(sampler, t, gradient=g, n_chains=4, n_steps=2000, burn_in=2000, step_size=eps,
-                               seed=1, progress=False)
+                               seed=1, progress=False, initial_position=x0)
     _assert_healthy(res, 2000)
