@@ -47,7 +47,7 @@ def test_cost_accounting(energy_error, per_step):
     t = _linreg()
     g = gradients.MiniBatch(t, 20)
     res = smile_ref.run_chains("smile", t, gradient=g, n_chains=2, n_steps=5, burn_in=5, step_size=1e-3,
-                               seed=0, energy_error=energy_error, progress=False)
+                               seed=0, energy_error=energy_error, progress=False, tuner="energy_error")
     assert res.n_gradient_evals == pytest.approx(20 / 200 * (1 + per_step * 10))
 
 

@@ -142,6 +142,12 @@ class SMILE:
             check_choice(tuner, "tuner", ("energy_error", "mclmc"))
             self.tuner = energy_error_tuner(**tuner_options) if tuner == "energy_error" else mclmc_tuner(**tuner_options)
         self.gamma_reset = hasattr(self.tuner, "reset_mask")
+        if tuner == "mclmc" and self.energy_error == "cross_batch" and stochastic:
+            raise ValueError(
+                "energy_error='cross_batch' adds the difference of two mini-batch (or noise-draw) log-densities to "
+                "dE, which does not shrink with the step size, so tuner='mclmc' (the default, a Var[dE]/d target) "
+                "cannot tune on it; use energy_error='same_batch' (the default) or the authors' combination "
+                "tuner='energy_error' (docs/smile-defaults.md)")
         if tuner == "mclmc" and self.n_warmup == 0:
             warnings.warn(f"{self.name!r} with tuner='mclmc' (the default) tunes the step size during warm-up "
                           f"only; with burn_in=0 it stays at step_size={self.step_size0:g} for the whole run. "
