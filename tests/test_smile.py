@@ -47,7 +47,7 @@ def test_cost_accounting(energy_error, per_step):
     t = _linreg()
     g = gradients.MiniBatch(t, 20)
     res = smile_ref.run_chains("smile", t, gradient=g, n_chains=2, n_steps=5, burn_in=5, step_size=1e-3,
-                               seed=0, energy_error=energy_error, progress=False)
+                               seed=0, energy_error=energy_error, progress=False, tuner="energy_error")
     assert res.n_gradient_evals == pytest.approx(20 / 200 * (1 + per_step * 10))
 
 
@@ -224,7 +224,9 @@ def test_mclmc_tuned_smile_has_the_mclmc_energy_guardrail():
     assert make("smile", tuner="mclmc").max_energy_error == 100.0 * math.sqrt(16)
     assert make("psmile", tuner="mclmc").max_energy_error == 100.0 * math.sqrt(16)
     assert make("smile", tuner="mclmc", max_energy_error=3.0).max_energy_error == 3.0
-    assert make("smile").max_energy_error == math.inf and make("smile", tuner=None).max_energy_error == math.inf
+    assert make("smile").max_energy_error == 100.0 * math.sqrt(16)  # the default tuner is "mclmc"
+    assert make("smile", tuner="energy_error").max_energy_error == math.inf
+    assert make("smile", tuner=None).max_energy_error == math.inf
     from smile_ref.tuners.mclmc import mclmc_tuner
 
     assert make("smile", tuner=mclmc_tuner()).max_energy_error == 100.0 * math.sqrt(16)  # a Tuner object too

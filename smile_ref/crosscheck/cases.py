@@ -1,7 +1,8 @@
 """The golden files shipped under ``tests/golden/`` (``smile-ref golden export --case NAME``).
 
 Each case is small (3 chains, ``d = 3``, 8-14 steps) and exercises one sampler
-with the random inputs it consumes:
+with the random inputs it consumes (the SMILE/pSMILE cases pin ``tuner="energy_error"``,
+the Gamma tuner they were recorded with):
 
 ========================  ======================================================
 case                      sampler, target, gradient, what is recorded
@@ -59,19 +60,19 @@ def _mclmc_mclachlan():
 def _smile_noise():
     t = _gauss()
     return dict(sampler="smile", target=t, gradient=AdditiveNoise(t, 0.25), step_size=0.3, n_steps=14,
-                description="SMILE (energy-error tuner), additive Gaussian gradient noise cov = 0.25 I")
+                tuner="energy_error", description="SMILE (energy-error tuner), additive Gaussian gradient noise cov = 0.25 I")
 
 
 def _psmile_noise():
     t = _gauss()
     return dict(sampler="psmile", target=t, gradient=AdditiveNoise(t, [0.1, 0.4, 0.2]), step_size=0.3, n_steps=14,
-                description="pSMILE (noise-scale preconditioner, energy-error tuner), additive diagonal noise")
+                tuner="energy_error", description="pSMILE (noise-scale preconditioner, energy-error tuner), additive diagonal noise")
 
 
 def _smile_minibatch():
     t = _linreg()
     return dict(sampler="smile", target=t, gradient=MiniBatch(t, 4), step_size=0.05, n_steps=10,
-                description="SMILE on a 10-point linear regression, mini-batches of 4 without replacement")
+                tuner="energy_error", description="SMILE on a 10-point linear regression, mini-batches of 4 without replacement")
 
 
 def _sgld_minibatch():

@@ -27,7 +27,8 @@ SMILE/pSMILE tuner on BNNs
 --------------------------
 In the pipeline ``"smile"`` and ``"psmile"`` tune their step size with the Var[dE]/d tuner
 (``tuner="mclmc"``: :func:`smile_ref.tuners.mclmc.mclmc_tuner`, target 5e-4, held after warm-up)
-instead of the samplers' own default, the Gamma energy-error tuner (``tuner="energy_error"``).  On
+(since made the samplers' default as well, ``docs/smile-defaults.md``; the pipeline passes it
+explicitly) instead of the authors' Gamma energy-error tuner (``tuner="energy_error"``).  On
 the UCI networks the Gamma tuner's step size drifts down for the whole run (airfoil, paper budget:
 1e-3 -> 1e-8 in every member, 15k-40k rejected steps; the authors' cross-batch energy error only
 slows the drift; ``docs/ensembles.md``), so the chains barely move and the ensemble stays at the

@@ -10,7 +10,24 @@ count of rejections is reported in ``info["rejected"]`` and so in
 """
 from __future__ import annotations
 
-__all__ = ["step_is_bad", "select_chains"]
+import math
+
+__all__ = ["step_is_bad", "select_chains", "default_max_energy_error"]
+
+
+def default_max_energy_error(dim: int) -> float:
+    """Default energy-error guardrail ``100 max(1, sqrt(d))`` of ``"mclmc"`` and of ``"smile"``/``"psmile"`` with
+    a tuner that has no reset rule of its own (``tuner="mclmc"``, the default).
+
+    With ``Var[dE] / d`` tuned to ``5e-4``, ``|dE|`` has a standard deviation of about ``0.02 sqrt(d)``; the
+    guardrail is 5000 of those, so it only catches divergences and gradient spikes.
+
+    Examples
+    --------
+    >>> default_max_energy_error(1), default_max_energy_error(10000)
+    (100.0, 10000.0)
+    """
+    return 100.0 * max(1.0, math.sqrt(int(dim)))
 
 
 def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: float):

@@ -36,7 +36,7 @@ from ..integrators.refresh import _refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import select_chains, step_is_bad
+from .guardrails import default_max_energy_error, select_chains, step_is_bad
 
 __all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
 
@@ -93,7 +93,7 @@ class MCLMC:
         self.max_energy_error = (
             check_positive_float(max_energy_error, "max_energy_error")
             if max_energy_error is not None
-            else 100.0 * max(1.0, math.sqrt(d))
+            else default_max_energy_error(d)
         )
         self.grad_evals_per_step = self.coefficients.n_grad
         self.init_grad_evals = 1

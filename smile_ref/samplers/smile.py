@@ -5,7 +5,7 @@ Registered as ``"smile"`` and ``"psmile"``.  Name mapping to the paper:
 =====================  ==================================================
 paper                  smile_ref
 =====================  ==================================================
-SMILE                  ``"smile"`` (energy-error tuner on: the default)
+SMILE                  ``"smile"`` with ``tuner="energy_error"`` (the authors' Gamma tuner)
 SMILE-naive            ``"smile"`` with ``tuner=None`` and a fixed ``step_size``
 pSMILE                 ``"psmile"``
 pSMILE-naive           ``"psmile"`` with ``tuner=None``
@@ -26,16 +26,21 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    evaluation, counted as one gradient evaluation); the authors' code uses
    ``l_old`` from ``B_{t-1}`` (``energy_error="cross_batch"``), which adds an
    ``eps``-independent batch-noise term to ``dE``;
-5. reset guardrail: a chain whose ``|dE|`` exceeds the tuner's Gamma quantile
-   (after step 10; with any other tuner, e.g. ``tuner="mclmc"``: ``max_energy_error``,
-   default ``100 max(1, sqrt(d))`` as in ``"mclmc"``; with ``tuner=None``: only
-   ``max_energy_error`` if given), or whose step produced a non-finite value, is rejected:
+5. reset guardrail: a chain whose ``|dE|`` exceeds ``max_energy_error`` (default
+   ``100 max(1, sqrt(d))`` as in ``"mclmc"``, for the default ``tuner="mclmc"`` and any tuner
+   without its own reset rule; with ``tuner="energy_error"``: the tuner's Gamma quantile after
+   step 10 instead; with ``tuner=None``: only ``max_energy_error`` if given), or whose step
+   produced a non-finite value, is rejected:
    position restored, **velocity set to zero** (the next ``B`` then points
    along the next gradient); by default the stored log-density and gradient are
    restored too; ``reset_keeps_rejected_gradient=True`` reproduces the
    authors' code, which keeps those of the rejected position;
-6. tuner update (the SMILE energy-error tuner by default; it stays active
-   during sampling unless ``adapt_during_sampling=False``);
+6. tuner update: by default the Var[dE]/d tuner (``tuner="mclmc"``,
+   :func:`~smile_ref.tuners.mclmc.mclmc_tuner`, target ``Var[dE] / d = 5e-4``), which adapts
+   during warm-up (``burn_in``) and holds the step size afterwards; ``tuner="energy_error"``
+   is the authors' Gamma energy-error tuner
+   (:func:`~smile_ref.tuners.energy_error.energy_error_tuner`), which stays active during
+   sampling unless ``adapt_during_sampling=False``;
 7. ``"psmile"``: ``S = diag(1 / sigma_tilde)`` from
    :func:`~smile_ref.preconditioners.noise_scale.noise_scale_preconditioner`,
    held fixed within a step and updated after it with the raw final gradient;
@@ -44,20 +49,29 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    extension for correlated noise) uses ``S = c C^{-1/2}`` from the EMA gradient covariance ``C``
    (:func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`).
 
-On the UCI Bayesian neural networks the Gamma tuner's step size drifts to the 1e-8 floor
-(``docs/ensembles.md``, "Gamma-tuner collapse"); the ensemble pipeline therefore runs SMILE with
-``tuner="mclmc"`` (Var[dE]/d target).
+Why the default is not the authors' Gamma tuner: with the same-batch energy error its fitted
+Gamma shape collapses whenever the level of ``|dE|`` falls faster than its moving averages
+forget (after a warm-up transient, or because the step size shrank), and at ``|dE| < 1e-3`` its
+absolute ``1e-6`` regulariser does the same; below a shape of 0.018 every quantile is negative, so
+every step is rejected and shrinks the step size, an absorbing state (ICG d=10 at
+``step_size=1e-2``: 100 % rejections and ``eps = 1e-8`` after 700 steps).  See
+``docs/smile-defaults.md``; ``tuner="energy_error"`` keeps the authors' rule exactly.
 
-No partial refresh by default (the gradient noise is the only randomness);
-``refresh=True`` with ``L`` adds MCLMC's partial refresh.  The initial
-velocity is zero.
+Partial refresh: ``refresh=None`` (default) turns MCLMC's partial refresh on only for an exact
+(non-stochastic) gradient with ``tuner="mclmc"``, with ``L = sqrt(d)`` initially and tuned by the
+tuner (without gradient noise the dynamics would be deterministic and not sample the target);
+otherwise no refresh (the gradient noise is the only randomness, as in the authors' code).
+``refresh=True`` with ``L`` adds it explicitly, ``refresh=False`` never.  The initial velocity is
+zero.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 from ..backend.validate import check_bool, check_choice, check_positive_float
+from ..errors import SmileRefWarning
 from ..integrators.coefficients import get_integrator
 from ..integrators.isokinetic import IntegratorState, isokinetic_step
 from ..integrators.refresh import partial_refresh
@@ -66,9 +80,14 @@ from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import select_chains, step_is_bad
+from .guardrails import default_max_energy_error, select_chains, step_is_bad
 
-__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile"]
+__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER"]
+
+#: Default ``tuner`` of ``"smile"``/``"psmile"``: the Var[dE]/d tuner.  The authors' Gamma tuner,
+#: ``"energy_error"``, collapses to the step-size floor on exact gradients and same-batch energy
+#: errors (``docs/smile-defaults.md``).
+DEFAULT_TUNER = "mclmc"
 
 
 class SMILEState(NamedTuple):
@@ -84,8 +103,8 @@ class SMILE:
     """SMILE / pSMILE kernel; see the module docstring."""
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, preconditioned=False,
-                 integrator="mclachlan", tuner="energy_error", adapt_during_sampling=True,
-                 refresh=False, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
+                 integrator="mclachlan", tuner=DEFAULT_TUNER, adapt_during_sampling=True,
+                 refresh=None, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
                  gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
                  preconditioner="diag", preconditioner_options=None, tuner_options=None):
         self.name = "psmile" if preconditioned else "smile"
@@ -100,10 +119,19 @@ class SMILE:
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
         self.keep_rejected = check_bool(reset_keeps_rejected_gradient, "reset_keeps_rejected_gradient")
         self.clip = check_positive_float(gradient_clip, "gradient_clip")
-        self.refresh = check_bool(refresh, "refresh")
-        if self.refresh and L is None:
+        if refresh is not None:
+            refresh = check_bool(refresh, "refresh (None for automatic, True or False)")
+        stochastic = bool(getattr(gradient, "stochastic", False))
+        # automatic refresh: an exact gradient leaves the dynamics deterministic (no gradient noise), so the
+        # default Var[dE]/d tuner path adds MCLMC's partial refresh with L tuned by that tuner
+        self.auto_refresh = refresh is None and tuner == "mclmc" and not stochastic
+        self.refresh = self.auto_refresh or bool(refresh)
+        if self.refresh and L is None and not self.auto_refresh:
             raise ValueError("refresh=True needs L (the momentum decoherence length)")
-        self.L0 = check_positive_float(L, "L") if L is not None else math.inf
+        if L is not None:
+            self.L0 = check_positive_float(L, "L")
+        else:
+            self.L0 = math.sqrt(self.dim) if self.auto_refresh else math.inf
         self.adapt_during_sampling = check_bool(adapt_during_sampling, "adapt_during_sampling")
         tuner_options = dict(tuner_options or {})
         if tuner is None:
@@ -114,12 +142,23 @@ class SMILE:
             check_choice(tuner, "tuner", ("energy_error", "mclmc"))
             self.tuner = energy_error_tuner(**tuner_options) if tuner == "energy_error" else mclmc_tuner(**tuner_options)
         self.gamma_reset = hasattr(self.tuner, "reset_mask")
+        if tuner == "mclmc" and self.energy_error == "cross_batch" and stochastic:
+            raise ValueError(
+                "energy_error='cross_batch' adds the difference of two mini-batch (or noise-draw) log-densities to "
+                "dE, which does not shrink with the step size, so tuner='mclmc' (the default, a Var[dE]/d target) "
+                "cannot tune on it; use energy_error='same_batch' (the default) or the authors' combination "
+                "tuner='energy_error' (docs/smile-defaults.md)")
+        if tuner == "mclmc" and self.n_warmup == 0:
+            warnings.warn(f"{self.name!r} with tuner='mclmc' (the default) tunes the step size during warm-up "
+                          f"only; with burn_in=0 it stays at step_size={self.step_size0:g} for the whole run. "
+                          "Pass burn_in (e.g. 1000), or tuner=None for a fixed step size on purpose.",
+                          SmileRefWarning, stacklevel=4)
         if max_energy_error is not None:
             self.max_energy_error = check_positive_float(max_energy_error, "max_energy_error")
         elif tuner is not None and not self.gamma_reset:  # an adaptive tuner without its own reset rule: the
             # "mclmc" sampler's default guardrail; without it one gradient spike (|dE| up to 3e7 on bikesharing)
             # drives the Var[dE]/d tuner to its floor (docs/ensembles.md)
-            self.max_energy_error = 100.0 * max(1.0, math.sqrt(self.dim))
+            self.max_energy_error = default_max_energy_error(self.dim)
         else:
             self.max_energy_error = math.inf
         check_choice(preconditioner, "preconditioner", ("diag", "dense"))
@@ -223,11 +262,13 @@ class SMILE:
 
 @register("smile")
 def build_smile(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SMILE:
-    """``"smile"``: SMILE (default) or SMILE-naive (``tuner=None``)."""
+    """``"smile"``: SMILE with the Var[dE]/d tuner (default), the authors' SMILE (``tuner="energy_error"``) or
+    SMILE-naive (``tuner=None``)."""
     return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=False, **options)
 
 
 @register("psmile")
 def build_psmile(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SMILE:
-    """``"psmile"``: pSMILE (default) or pSMILE-naive (``tuner=None``)."""
+    """``"psmile"``: pSMILE with the Var[dE]/d tuner (default), with the authors' Gamma tuner
+    (``tuner="energy_error"``) or pSMILE-naive (``tuner=None``)."""
     return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=True, **options)

@@ -48,6 +48,23 @@ rejected).  A rejected step is by definition an outlier of the fitted law, so
 smile_ref's default (``winsorize_rejected=True``) updates the statistics with
 ``min(a, R)``, the largest value the law accepts; ``False`` reproduces the
 authors' code.  Non-rejected steps are unaffected.
+
+The absorbing state, and why this is not smile_ref's default tuner
+------------------------------------------------------------------
+The cube's base ``1 - 1/(9k) + z/(3 sqrt k)`` is negative for ``k < k(z)`` with
+``1/sqrt(k(z)) = (3 z + sqrt(9 z^2 + 36)) / 2``: ``k = 0.574`` for the grow
+threshold, ``0.0278`` for the shrink threshold, ``0.0184`` for ``R``.  Below
+``k_R = 0.0184`` every step is rejected and shrinks ``eps``; with the winsorised
+update ``k`` is then pinned at ``k_R`` (feeding ``mu`` when ``R <= 0`` raises it
+by ``1/(1 - beta)``, feeding ``R ~ 0+`` lowers it again), an absorbing state.
+Two ways lead there besides a single outlier: ``|dE| << 1e-3``, where the
+absolute ``1e-6`` in ``k = mu^2 / (s^2 + 1e-6)`` drives ``k`` to 0 (exact
+gradients: ICG d=10 at ``eps = 1e-2`` has ``|dE| ~ 1e-8``, so ``k = 1e-6`` from
+step 2); and a falling ``|dE|`` level, after which ``k`` decays like
+``(1 - beta)^t`` because the variance EMA forgets at half the rate of the mean
+(a warm-up transient; with a same-batch ``dE ~ eps^p`` every shrink of ``eps`` is
+such a fall).  ``"smile"``/``"psmile"`` therefore default to the Var[dE]/d tuner
+(``docs/smile-defaults.md``); this rule is ``tuner="energy_error"``.
 """
 from __future__ import annotations
 

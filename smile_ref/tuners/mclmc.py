@@ -315,7 +315,9 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
         floor = FLOOR_FACTOR * xp.where(xp.isfinite(st.L0), st.L0, math.sqrt(d))
         if bool(xp.any(~(new_eps >= floor))):
             n_rej = _host_list(st.n_rejected)
-            why = ("non-finite values persist at every step size; the model, not the step size, produces them"
+            why = ("steps are rejected at every step size (non-finite values, or the sampler's energy guardrail); "
+                   "the model, not the step size, produces them (or the energy error contains noise that does not "
+                   "shrink with the step size, e.g. SMILE's energy_error='cross_batch')"
                    if any(k > 0 for k in n_rej) else
                    "no step was rejected, so the energy error did not shrink with the step size (an energy "
                    "error dominated by something other than integration error, e.g. gradient noise)")

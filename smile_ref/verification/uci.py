@@ -29,7 +29,7 @@ __all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_
 PAPER_BEST_LPPD = {"airfoil": 0.28, "energy": 2.02, "bikesharing": 0.13}
 METHODS = ("de", "smile", "psmile", "sgld", "sghmc", "mclmc")
 #: Extra benchmark methods: ``name -> (registered sampler, sampler options)``.  ``"smile_gamma"`` and
-#: ``"psmile_gamma"`` are SMILE/pSMILE with the samplers' own Gamma energy-error tuner instead of the
+#: ``"psmile_gamma"`` are SMILE/pSMILE with the authors' Gamma energy-error tuner instead of the
 #: pipeline's Var[dE]/d tuner (``smile_ref.ensembles.config``, "SMILE/pSMILE tuner on BNNs").
 METHOD_VARIANTS = {"smile_gamma": ("smile", {"tuner": "energy_error"}),
                    "psmile_gamma": ("psmile", {"tuner": "energy_error"})}
