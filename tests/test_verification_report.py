@@ -123,3 +123,22 @@ def test_run_report_validates_before_running(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="outdir"):
         report.run_report(str(tmp_path / "f"), checks=checks, log=False)
     assert ran == [] and not (tmp_path / "r").exists()
+
+
+def test_interrupted_run_leaves_a_marked_partial_report(tmp_path):
+    def good(outdir, quick):
+        return [exact("good", "q", 0.0, 0.0, 0.0)]
+
+    def interrupted(outdir, quick):
+        raise KeyboardInterrupt
+
+    checks = {"good": registry.RegisteredCheck("good", good, True, "g", "d", (0,)),
+              "stop": registry.RegisteredCheck("stop", interrupted, True, "g", "d", (0,))}
+    with pytest.raises(KeyboardInterrupt):
+        report.run_report(str(tmp_path), checks=checks, log=False, progress=False)
+    doc = json.loads((tmp_path / "report.json").read_text(), parse_constant=_raise_on_constant)
+    assert doc["summary"]["complete"] is False and doc["summary"]["ok"] is False
+    assert doc["summary"]["checks_finished"] == 1 and doc["summary"]["checks"] == 2
+    assert "PARTIAL REPORT: 1 of 2 checks finished" in (tmp_path / "report.md").read_text()
+    doc = report.run_report(str(tmp_path), checks={"good": checks["good"]}, log=False, progress=False)
+    assert doc["summary"]["complete"] is True and doc["summary"]["ok"] is True

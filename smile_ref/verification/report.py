@@ -306,7 +306,10 @@ def _markdown(doc: dict, rows: list[ReportRow], selected: list[RegisteredCheck],
         "# smile_ref verification report",
         "",
         f"**{s['rows']} rows: {counts}** ({'quick' if s['quick'] else 'full'} run, {s['checks']} checks, "
-        f"{s['seconds']:.0f} s). {'All claims hold.' if s['ok'] else 'Some claims FAILED or checks raised.'}",
+        f"{s['seconds']:.0f} s). " + (("All claims hold." if s["ok"] else "Some claims FAILED or checks raised.")
+                                      if s["complete"] else
+                                      f"**PARTIAL REPORT: {s['checks_finished']} of {s['checks']} checks finished** "
+                                      "(the run was interrupted or is still running)."),
         "",
         "## Provenance",
         "",
@@ -413,6 +416,12 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
     ------
     ValueError
         ``outdir`` is unusable or ``only`` names an unknown check (raised before any check runs).
+
+    Notes
+    -----
+    Both files are rewritten (atomically) after every check, with ``summary["complete"]`` false and a
+    "PARTIAL REPORT" line in ``report.md`` until the last check has finished, so an interrupted run
+    leaves a report of the checks that finished.
     """
     selected = select_checks(quick, only, checks)
     prepare_outdir(outdir)
@@ -420,8 +429,10 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
     rows: list[ReportRow] = []
     errors: dict[str, str] = {}
     per_check: list[dict] = []
+    prov = provenance(selected, quick, argv)
     bar = _Progress(len(selected), _progress_enabled(progress), stream, log)
     t_start = time.perf_counter()
+    doc: dict = {}
     try:
         for k, c in enumerate(selected, 1):
             bar.start(k, c)
@@ -437,17 +448,27 @@ def run_report(outdir: str = "verification-report", quick: bool = True, only: li
             per_check.append({"name": c.name, "group": c.group, "description": c.description, "quick": c.quick,
                               "seeds": list(c.seeds), "verdict": _check_verdict(crows), "n_rows": len(crows),
                               "seconds": dt})
+            # written after every check, so that an interrupted run leaves a (marked) partial report
+            doc = _write(outdir, prov, rows, selected, per_check, errors, quick, time.perf_counter() - t_start)
     finally:
         bar.close()
+    if not selected:
+        doc = _write(outdir, prov, rows, selected, per_check, errors, quick, 0.0)
+    return doc
+
+
+def _write(outdir, prov, rows, selected, per_check, errors, quick, seconds) -> dict:
     counts = _counts(rows)
+    complete = len(per_check) == len(selected)
     summary = {"rows": len(rows), **counts,
                "passed": counts["PASS"], "failed": counts["FAIL"] + counts["ERROR"], "measured": counts["MEASURED"],
                "known_limitation": counts["KNOWN-LIMITATION"], "errors": counts["ERROR"],
-               "checks": len(selected), "quick": bool(quick), "seconds": time.perf_counter() - t_start,
-               "ok": counts["FAIL"] + counts["ERROR"] == 0}
+               "checks": len(selected), "checks_finished": len(per_check), "complete": complete,
+               "quick": bool(quick), "seconds": seconds,
+               "ok": complete and counts["FAIL"] + counts["ERROR"] == 0}
     doc = _sanitise({
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-        "provenance": provenance(selected, quick, argv),
+        "provenance": prov,
         "summary": summary,
         "verdicts": VERDICTS,
         "reference_labels": REFERENCE_LABELS,
