@@ -53,7 +53,6 @@ REFERENCE_LABELS = {
     "MC noise level": "the pure Monte-Carlo level of the statistic for an unbiased sampler with the same "
                       "number of draws (b² of exact samples)",
     "paper best": "the best value reported in Sommer et al. (2026), with 10 members and the full budget",
-    "ULA": "the noise-free ULA (SGLD without gradient noise) prediction at the same step size",
     "uncorrected SGLD": "the prediction for SGLD without the noise correction",
     "OU approximation": "the continuous-time Ornstein-Uhlenbeck approximation (Mandt et al. 2017, Eq. 13)",
     "T→∞ limit": "the limit of T·Var(iterate average) as T → ∞ (Mandt et al. 2017, Eq. 30-31)",
