@@ -50,8 +50,9 @@ VERDICTS = {
 #: Reference label -> what the reference value is (printed under the verdict definitions).
 REFERENCE_LABELS = {
     "target": "the exact value under the target distribution (what an unbiased sampler would give)",
-    "MC noise level": "the pure Monte-Carlo level of the statistic for an unbiased sampler with the same "
-                      "number of draws (b² of exact samples)",
+    "MC noise level": "the value of the statistic expected from the run's own Monte-Carlo error alone, i.e. "
+                      "if the sampler were unbiased (for b²: (1/d) Σ_i s_i²/Var[x_i²], s_i the batch-means SE "
+                      "of Ê[x_i²])",
     "paper best": "the best value reported in Sommer et al. (2026), with 10 members and the full budget",
     "uncorrected SGLD": "the prediction for SGLD without the noise correction",
     "OU approximation": "the continuous-time Ornstein-Uhlenbeck approximation (Mandt et al. 2017, Eq. 13)",
