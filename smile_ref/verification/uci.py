@@ -147,8 +147,8 @@ def markdown_table(summary) -> str:
     return "\n".join(lines)
 
 
-def plot_intervals(rows, dataset, path):
-    """90 % predictive intervals vs truth on the test split (lowest seed, one panel per method)."""
+def plot_intervals(rows, dataset, path, ncols: int = 3):
+    """90 % predictive intervals vs truth on the test split (lowest seed, one panel per method, ``ncols`` per row)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,22 +158,31 @@ def plot_intervals(rows, dataset, path):
           and r.get("predictions") is not None]
     if not rs:
         return
-    fig, axes = plt.subplots(1, len(rs), figsize=(3.2 * len(rs), 3.0), sharey=True, squeeze=False)
-    for ax, r in zip(axes[0], rs):
-        p = r["predictions"]
-        order = np.argsort(p["mean"])
-        k = np.arange(order.size)
-        ax.fill_between(k, p["lower_90"][order], p["upper_90"][order], color="C0", alpha=0.3, lw=0,
-                        label="90 % interval")
-        ax.plot(k, p["mean"][order], color="C0", lw=1, label="predictive mean")
-        ax.scatter(k, p["y"][order], s=2, color="k", label="test y")
-        ax.set_title(f"{r['method']}  cov90 = {r['coverage_90']:.2f}", fontsize=9)
-        ax.set_xlabel("test points (sorted by mean)")
-    axes[0][0].set_ylabel(f"{dataset}: y (standardised)")
-    axes[0][0].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ncols = min(ncols, len(rs))
+    nrows = -(-len(rs) // ncols)
+    with plt.rc_context({"font.size": 11}):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.6 * nrows), sharey=True, squeeze=False)
+        for ax, r in zip(axes.flat, rs):
+            p = r["predictions"]
+            order = np.argsort(p["mean"])
+            k = np.arange(order.size)
+            ax.fill_between(k, p["lower_90"][order], p["upper_90"][order], color="C0", alpha=0.3, lw=0,
+                            label="90 % predictive interval")
+            ax.plot(k, p["mean"][order], color="C0", lw=1.2, label="predictive mean")
+            ax.scatter(k, p["y"][order], s=3, color="k", label="test target y")
+            ax.set_title(f"{r['method']}: LPPD {r['lppd']:.2f}, 90 % coverage {r['coverage_90']:.2f}")
+            ax.set_xlabel("test point (sorted by predictive mean)")
+            ax.grid(True, alpha=0.3)
+        for ax in axes.flat[len(rs):]:
+            ax.set_visible(False)
+        for row in axes:
+            row[0].set_ylabel("y (standardised on the training split)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, 0.0))
+        fig.suptitle(f"UCI {dataset}, seed {rs[0]['seed']}: 90 % predictive intervals on the test split")
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
 
 def plot_cost(rows, path):

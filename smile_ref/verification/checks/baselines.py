@@ -15,7 +15,7 @@ import numpy as np
 from ...gradients import AdditiveNoise, MiniBatch
 from ...run import run_chains
 from ...targets import Gaussian, LinearRegression
-from ..report import check, compare
+from ..registry import check, compare
 
 ALPHA = 1e-3
 P2 = np.array([[2.0, 0.6], [0.6, 1.0]])  # target precision (d = 2)
@@ -28,7 +28,8 @@ def _mean_se(v: np.ndarray) -> tuple[float, float]:
     return float(m.mean()), float(m.std(ddof=1) / math.sqrt(m.size))
 
 
-def _cov_rows(name, label, samples, mean, pred, notes=""):
+def _cov_rows(name, label, samples, mean, pred, notes="", reference=None, reference_label=None):
+    """Rows per upper-triangle entry of the covariance; ``reference`` (matrix) is shown next to ``pred``."""
     d = pred.shape[0]
     iu = list(zip(*np.triu_indices(d)))
     c = samples - mean
@@ -36,7 +37,9 @@ def _cov_rows(name, label, samples, mean, pred, notes=""):
     for i, j in iu:
         m, se = _mean_se(c[..., i] * c[..., j])
         rows.append(compare(name, f"{label} Cov[x{i},x{j}]", pred[i, j], m, se, alpha=ALPHA, n_tests=len(iu),
-                            notes=notes if (i, j) == (0, 0) else ""))
+                            notes=notes if (i, j) == (0, 0) else "",
+                            reference=None if reference is None else reference[i, j],
+                            reference_label=reference_label))
     return rows
 
 
@@ -44,7 +47,7 @@ def _gauss2():
     return Gaussian(np.array([1.0, -1.0]), np.linalg.inv(P2))
 
 
-@check("sgld_stationary_additive_noise", group="baselines")
+@check("sgld_stationary_additive_noise", group="baselines", seeds=(101,))
 def sgld_stationary_additive_noise(outdir, quick):
     """SGLD with additive Gaussian gradient noise C on N(m, P^-1), d = 2: the discrete Lyapunov covariance."""
     from theory.sgld import stationary_cov
@@ -55,10 +58,11 @@ def sgld_stationary_additive_noise(outdir, quick):
                      step_size=h, initial_position=np.tile(t.mean, (256, 1)), progress=False)
     pred = stationary_cov(P2, h, C2)
     return _cov_rows("sgld_stationary_additive_noise", "SGLD h=0.2", res.samples, t.mean, pred,
-                     notes=f"target Cov[x0,x0] = {t.cov[0, 0]:.4g}; noise-free ULA {stationary_cov(P2, h)[0, 0]:.4g}")
+                     notes=f"noise-free ULA Cov[x0,x0] = {stationary_cov(P2, h)[0, 0]:.4g}",
+                     reference=t.cov, reference_label="target")
 
 
-@check("sgld_noise_corrected_equals_ula", group="baselines")
+@check("sgld_noise_corrected_equals_ula", group="baselines", seeds=(102,))
 def sgld_noise_corrected_equals_ula(outdir, quick):
     """Noise-corrected SGLD (injects 2hI - h^2 C) has noise-free ULA's stationary covariance."""
     from theory.sgld import stationary_cov
@@ -69,10 +73,10 @@ def sgld_noise_corrected_equals_ula(outdir, quick):
                      step_size=h, noise_correction=C2, initial_position=np.tile(t.mean, (256, 1)), progress=False)
     pred = stationary_cov(P2, h)
     return _cov_rows("sgld_noise_corrected_equals_ula", "corrected SGLD h=0.2", res.samples, t.mean, pred,
-                     notes=f"uncorrected SGLD would give {stationary_cov(P2, h, C2)[0, 0]:.4g}")
+                     reference=stationary_cov(P2, h, C2), reference_label="uncorrected SGLD")
 
 
-@check("sghmc_stationary_variance_1d", group="baselines")
+@check("sghmc_stationary_variance_1d", group="baselines", seeds=(110, 111))
 def sghmc_stationary_variance_1d(outdir, quick):
     """SGHMC on N(0, 2) with noise V = 3 (eta = 0.01, alpha = 0.1): Var theta with beta_hat = 0 and eta V / 2."""
     from theory.sghmc import var_theta
@@ -87,11 +91,12 @@ def sghmc_stationary_variance_1d(outdir, quick):
         m, se = _mean_se(res.samples[..., 0] ** 2)
         rows.append(compare("sghmc_stationary_variance_1d", f"Var theta, beta_hat={bh:g}",
                             float(var_theta(a, eta, alpha, bh, V)), m, se, alpha=ALPHA, n_tests=2,
-                            notes="target 2; beta_hat = eta V/2 is the matched noise correction" if k else ""))
+                            notes="beta_hat = eta V/2 is the matched noise correction" if k else "",
+                            reference=2.0, reference_label="target"))
     return rows
 
 
-@check("constant_sgd_mandt", group="baselines")
+@check("constant_sgd_mandt", group="baselines", seeds=(120,))
 def constant_sgd_mandt(outdir, quick):
     """Constant SGD (Mandt 2017): exact discrete stationary covariance and the iterate-average variance.
 
@@ -115,7 +120,7 @@ def constant_sgd_mandt(outdir, quick):
     x = res.samples
     pred = th.sgd_discrete_covariance(A, C, S, eps)
     rows = _cov_rows("constant_sgd_mandt", "SGD eps=0.2", x, np.zeros(2), pred,
-                     notes=f"OU (Eq. 13) Cov[x0,x0] = {th.sgd_ou_covariance(A, C, S, eps)[0, 0]:.4g}")
+                     reference=th.sgd_ou_covariance(A, C, S, eps), reference_label="OU approximation")
     avg = x.mean(axis=1)
     pa = T * th.iterate_average_covariance(A, C, S, eps, T)
     lim = th.iterate_average_limit(A, C, S)
@@ -123,11 +128,11 @@ def constant_sgd_mandt(outdir, quick):
         v = T * float(np.mean(avg[:, i] ** 2))
         rows.append(compare("constant_sgd_mandt", f"T Var(theta_bar_{i}), T={T}", pa[i, i], v,
                             pa[i, i] * math.sqrt(2.0 / (M - 1)), alpha=ALPHA, n_tests=2,
-                            notes=f"limit T->oo (Mandt Eq. 30-31): {lim[i, i]:.4g}"))
+                            reference=lim[i, i], reference_label="T→∞ limit"))
     return rows
 
 
-@check("psgld_gamma_bias", group="baselines")
+@check("psgld_gamma_bias", group="baselines", seeds=(130, 131))
 def psgld_gamma_bias(outdir, quick):
     """pSGLD with G = 1/(1 + theta^2) on N(0, 1): E theta^2 with Gamma (about 1) and without (about 2)."""
     from theory.psgld import discrete_second_moment
@@ -152,11 +157,15 @@ def psgld_gamma_bias(outdir, quick):
         m, se = _mean_se(res.samples[..., 0] ** 2)
         rows.append(compare("psgld_gamma_bias", f"E theta^2, Gamma {'kept' if with_gamma else 'dropped'}", pred,
                             m, se, alpha=ALPHA, n_tests=2,
-                            notes="continuous-time limits: 1 with Gamma, 2 without (theory.psgld)"))
+                            reference=1.0 if with_gamma else 2.0, reference_label="continuous-time limit",
+                            notes="" if k else "continuous-time limits: 1 with Gamma (the target), 2 without "
+                                               "(theory.psgld)"))
     return rows
 
 
-@check("bnp_sgld_frozen_stationary", group="baselines")
+@check("bnp_sgld_frozen_stationary", group="baselines", seeds=(0, 140),
+       description="BNP-SGLD with frozen statistics, full batch, linear regression with off-centre, badly scaled "
+                   "inputs: the discrete Lyapunov covariance with M = (1/q^2) P P^T.")
 def bnp_sgld_frozen_stationary(outdir, quick):
     """BNP-SGLD with frozen statistics, full batch, linear regression with off-centre, badly scaled inputs:
     Cov = solve_discrete_lyapunov(I - hMA, 2hM), M = (1/q^2) P P^T (theory.bnp)."""
@@ -178,11 +187,11 @@ def bnp_sgld_frozen_stationary(outdir, quick):
                      progress=False)
     k_raw, k_pre = th.preconditioned_condition(A, M)
     return _cov_rows("bnp_sgld_frozen_stationary", f"BNP-SGLD h={h:.3g}", res.samples, t.mean, pred,
-                     notes=f"target Cov[x0,x0] = {t.cov[0, 0]:.4g}; kappa(A) = {k_raw:.3g}, "
-                           f"kappa(M^1/2 A M^1/2) = {k_pre:.3g}")
+                     notes=f"kappa(A) = {k_raw:.3g}, kappa(M^1/2 A M^1/2) = {k_pre:.3g}",
+                     reference=t.cov, reference_label="target")
 
 
-@check("sgld_minibatch_vzt", group="baselines", quick=False)
+@check("sgld_minibatch_vzt", group="baselines", quick=False, seeds=(7, 150))
 def sgld_minibatch_vzt(outdir, quick):
     """SGLD with real i.i.d. index subsampling on the Gaussian mean model (VZT 2016 TC-04): exact variance.
 
@@ -205,6 +214,6 @@ def sgld_minibatch_vzt(outdir, quick):
     m1, se1 = _mean_se(res.samples[..., 0])
     return [
         compare("sgld_minibatch_vzt", "Var theta (subsampling)", float(sgld_variance_1d(a, h, s2)), m, se,
-                alpha=ALPHA, n_tests=2, notes=f"target 1/a = {1 / a:.4g}"),
+                alpha=ALPHA, n_tests=2, reference=1 / a, reference_label="target"),
         compare("sgld_minibatch_vzt", "E theta", float(t.mean[0]), m1, se1, alpha=ALPHA, n_tests=2),
     ]

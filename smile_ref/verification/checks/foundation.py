@@ -8,7 +8,7 @@ import numpy as np
 from ...backend import HostRandom, get_backend, to_numpy
 from ...gradients import AdditiveNoise, MiniBatch
 from ...targets import LinearRegression
-from ..report import check, compare
+from ..registry import check, compare
 
 
 def _cov_rows(name, draws, predicted_cov, alpha, label):
@@ -24,7 +24,7 @@ def _cov_rows(name, draws, predicted_cov, alpha, label):
     return rows
 
 
-@check("minibatch_noise_covariance", group="gradients")
+@check("minibatch_noise_covariance", group="gradients", seeds=(0, 1))
 def minibatch_noise_covariance(outdir, quick):
     """Mini-batch gradient (N=200, b=20, without replacement): unbiased, covariance (N^2/b)(N-b)/(N-1) S^2."""
     rs = np.random.default_rng(0)
@@ -49,7 +49,7 @@ def minibatch_noise_covariance(outdir, quick):
     return rows
 
 
-@check("additive_noise_covariance", group="gradients")
+@check("additive_noise_covariance", group="gradients", seeds=(2,))
 def additive_noise_covariance(outdir, quick):
     """Additive Laplace / Student-t noise normalised to a requested diagonal covariance."""
     from ...targets import Gaussian

@@ -5,7 +5,7 @@ import numpy as np
 
 from ...run import run_chains
 from ...targets import Funnel, Gaussian, diagonal_gaussian_condition, ill_conditioned_gaussian
-from ..report import check, compare, measure
+from ..registry import check, compare, known_limitation
 from ._common import ratio_second_moments
 
 
@@ -19,7 +19,7 @@ def _moment_row(name, label, target, quick, desired, seed, n_chains=64):
                         notes=f"Var[dE]/d target {desired:g}, tuned eps = {eps:.3g}"), eps
 
 
-@check("mclmc_gaussian_second_moments", group="mclmc")
+@check("mclmc_gaussian_second_moments", group="mclmc", seeds=(0, 1, 2, 3))
 def mclmc_gaussian_second_moments(outdir, quick):
     """Tuned MCLMC reproduces Gaussian second moments at Var[dE]/d = 1e-8.
 
@@ -38,12 +38,13 @@ def mclmc_gaussian_second_moments(outdir, quick):
     return rows
 
 
-@check("mclmc_funnel_bias", group="mclmc")
+@check("mclmc_funnel_bias", group="mclmc", seeds=(21,))
 def mclmc_funnel_bias(outdir, quick):
     """Neal's funnel (d=10): tuned MCLMC without preconditioning, measured against the exact moments.
 
     MCLMC (like HMC) is known to struggle in the funnel's neck: one step size cannot serve both the
-    neck (scale e^{theta/2} ~ 0.01) and the mouth (~ 90).  Reported as a measurement, not a claim.
+    neck (scale e^{theta/2} ~ 0.01) and the mouth (~ 90).  Reported as a known limitation (the exact
+    moments are shown as the prediction that the sampler is known to miss), not a claim.
     """
     from ...diagnostics import mean_and_se
 
@@ -55,9 +56,9 @@ def mclmc_funnel_bias(outdir, quick):
     m_x, se_x = mean_and_se(np.mean(x[..., 1:] ** 2, axis=-1, keepdims=True), n_batches=1)
     q = np.quantile(x[..., 0], [0.01, 0.99])
     return [
-        measure("mclmc_funnel_bias", "E[theta^2]", 9.0, float(m_th[0]), float(se_th[0]),
+        known_limitation("mclmc_funnel_bias", "E[theta^2]", 9.0, float(m_th[0]), float(se_th[0]),
                 notes=f"1 %/99 % quantiles of theta: {q[0]:.2f}/{q[1]:.2f} (exact -6.98/6.98); "
                       f"rejected steps {res.n_rejected}"),
-        measure("mclmc_funnel_bias", "mean_i E[x_i^2]", float(np.exp(4.5)), float(m_x[0]), float(se_x[0]),
+        known_limitation("mclmc_funnel_bias", "mean_i E[x_i^2]", float(np.exp(4.5)), float(m_x[0]), float(se_x[0]),
                 notes="exact e^{9/2} = 90.0; heavy-tailed, so the SE is itself unreliable"),
     ]
