@@ -98,7 +98,8 @@ def build_gradient(spec: dict, target):
     if cls == "Exact":
         return Exact(target)
     if cls == "MiniBatch":
-        return MiniBatch(target, batch_size=p["batch_size"], replace=p["replace"])
+        return MiniBatch(target, batch_size=p["batch_size"], replace=p["replace"],
+                         scale=p.get("scale", "unbiased"), schedule=p.get("schedule", "default"))
     if cls == "AdditiveNoise":
         return AdditiveNoise(target, np.asarray(p["cov"], dtype=np.float64))
     raise ValueError(f"golden file: unknown gradient class {cls!r} (expected Exact, MiniBatch or AdditiveNoise)")
