@@ -44,7 +44,10 @@ imported.  Without jax/blackjax or the tree the script exits with a message (sta
 
 Usage::
 
-    python validation/crosscheck_authors.py --authors-src PATH [--out DIR] [--steps 1000] [--warmup 50]
+    python validation/crosscheck_authors.py --authors-src PATH [--out DIR] [--steps 1000] [--warmup 50] [--ablations]
+
+``--ablations`` also runs smile_ref with one of its defaults at a time (everything else as in
+``preset="authors"``) and reports where each departs from the authors' trajectory.
 """
 from __future__ import annotations
 
@@ -189,15 +192,47 @@ PROBLEMS = {"gaussian": GaussianNoise, "logistic": Logistic}
 
 
 # ----------------------------------------------------------------------------- smile_ref side
-def run_smile_ref(problem: Problem, pairing: str, batches: list, n_steps: int, n_warmup: int) -> dict:
-    """smile_ref's ``preset="authors"`` kernel, step for step: ``x, u, eps, |dE|, reset`` per step."""
+# one smile_ref default at a time, everything else as in preset="authors": the measured effect of each
+# difference (docs/conventions.md); "pairings" limits an ablation to the samplers it applies to
+ABLATIONS = {
+    "initial_state='evaluate' (x0 evaluated)": {"options": {"initial_state": "evaluate"}, "init_draw": True},
+    "warmup_boundary_reset=False": {"options": {"warmup_boundary_reset": False}},
+    "energy_error='same_batch'": {"options": {"energy_error": "same_batch"}, "tuned": True},
+    "reset_keeps_rejected_gradient=False": {"options": {"reset_keeps_rejected_gradient": False}, "tuned": True},
+    "winsorize_rejected=True": {"options": {"tuner_options": {"winsorize_rejected": True}}, "tuned": True},
+    "reset_prob=0.98, alpha=0.1 (UCI configs)": {"options": {"tuner_options": {"reset_prob": 0.98, "alpha": 0.1}},
+                                                 "tuned": True},
+    "carry_mean=True (P1 fixed)": {"options": {"preconditioner_options": {"carry_mean": True}}, "psmile": True},
+    "first_b_preconditioner='current' (P2)": {"options": {"first_b_preconditioner": "current"}, "psmile": True},
+    "init_mean=0 (analytical code)": {"options": {"preconditioner_options": {"init_mean": 0.0}}, "psmile": True},
+    "MiniBatch scale N/b": {"options": {}, "scale": "unbiased", "problems": ("logistic",)},
+}
+
+
+def run_smile_ref(problem: Problem, pairing: str, batches: list, n_steps: int, n_warmup: int,
+                  overrides: dict | None = None, init_draw: bool = False, scale: str | None = None) -> dict:
+    """smile_ref's ``preset="authors"`` kernel, step for step: ``x, u, eps, |dE|, reset`` per step.
+
+    ``overrides``: explicit options on top of the preset; ``init_draw``: prepend ``batches[0]`` for an
+    evaluation at init (so that step ``t`` still sees ``batches[t]``); ``scale="unbiased"``: the
+    logistic regression with ``N/b`` instead of ``floor(N/b)``.
+    """
     from smile_ref.backend import get_backend
     from smile_ref.samplers import base as registry
 
     _, sampler, extra = PAIRINGS[pairing]
     build = registry.get(sampler)
-    algo = build(problem.smile_ref_target(), problem.smile_ref_gradient(batches), get_backend("numpy", "float64"),
-                 step_size=problem.step_size, n_warmup=n_warmup, preset="authors", **extra)
+    seq = ([batches[0]] + list(batches)) if init_draw else batches
+    if scale == "unbiased":
+        from smile_ref.gradients import MiniBatch, Replay
+
+        mb = MiniBatch(problem.smile_ref_target(), problem.b)
+        gradient = Replay(lambda x, idx: mb.evaluate(x, idx), seq)
+    else:
+        gradient = problem.smile_ref_gradient(seq)
+    opts = dict(extra, **(overrides or {}))
+    algo = build(problem.smile_ref_target(), gradient, get_backend("numpy", "float64"),
+                 step_size=problem.step_size, n_warmup=n_warmup, preset="authors", **opts)
     state = algo.init(np.array(problem.x0, dtype=np.float64), None)
     rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
     for t in range(n_steps):
@@ -327,6 +362,43 @@ def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=Non
     return results
 
 
+def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=None, tol=1e-10) -> dict:
+    """Each smile_ref default in turn against the authors: step-1 and max x difference, first step > tol."""
+    runner = authors_runner or (lambda p, name, batches, n, w: run_authors(p, name, batches, n, w, authors_src))
+    out = {}
+    for pname in problems or PROBLEMS:
+        for pairing in ("SMILE (SMILET)", "pSMILE (NOISYSMILE)"):
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            ref = runner(problem, pairing, batches, n_steps, n_warmup)
+            for name, ab in ABLATIONS.items():
+                if ab.get("psmile") and PAIRINGS[pairing][1] != "psmile":
+                    continue
+                if pname not in ab.get("problems", (pname,)):
+                    continue
+                ours = run_smile_ref(problem, pairing, batches, n_steps, n_warmup, ab["options"],
+                                     ab.get("init_draw", False), ab.get("scale"))
+                dx = np.max(np.abs(ref["x"] - ours["x"]), axis=(1, 2))
+                bad = np.nonzero(dx > tol)[0]
+                out[f"{pname} / {pairing} / {name}"] = {
+                    "x_step1": float(dx[0]), "x_max": float(dx.max()),
+                    "first_step_above_tol": int(bad[0]) + 1 if bad.size else None,
+                    "resets_identical": bool(np.array_equal(ref["reset"], ours["reset"])),
+                }
+    return out
+
+
+def markdown_ablations(abl: dict) -> str:
+    lines = ["", "## One smile_ref default at a time (all other options as in preset='authors')", "",
+             "| problem / pairing / option | x after step 1 | max x over steps | first step > 1e-10 | same resets |",
+             "|---|---|---|---|---|"]
+    for k, r in abl.items():
+        first = "never" if r["first_step_above_tol"] is None else str(r["first_step_above_tol"])
+        lines.append(f"| {k} | {r['x_step1']:.1e} | {r['x_max']:.1e} | {first} | "
+                     f"{'yes' if r['resets_identical'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(v):
     return "n/a" if v is None else f"{v:.1e}"
 
@@ -358,6 +430,8 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    ap.add_argument("--ablations", action="store_true",
+                    help="also run each smile_ref default in turn against the authors' kernels")
     a = ap.parse_args(argv)
     meta = {"n_steps": a.steps, "n_warmup": a.warmup, "authors_src": a.authors_src, "python": platform.python_version()}
     if authors_runner is None:
@@ -377,10 +451,11 @@ def main(argv=None, authors_runner=None) -> int:
     else:
         meta.update(jax="stand-in", blackjax="stand-in")
     results = run(a.authors_src, a.steps, a.warmup, authors_runner, a.problems)
+    abl = run_ablations(a.authors_src, a.steps, a.warmup, authors_runner, a.problems) if a.ablations else None
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "authors_crosscheck.json"), "w") as f:
-        json.dump({"meta": meta, "results": results}, f, indent=1)
-    md = markdown(results, meta)
+        json.dump({"meta": meta, "results": results, "ablations": abl}, f, indent=1)
+    md = markdown(results, meta) + (markdown_ablations(abl) if abl else "")
     with open(os.path.join(a.out, "authors_crosscheck.md"), "w") as f:
         f.write(md)
     print(md)
