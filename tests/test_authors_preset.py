@@ -305,3 +305,33 @@ def test_crosscheck_script_smile_ref_side(tmp_path):
     md = (tmp_path / "authors_crosscheck.md").read_text()
     assert "| gaussian / SMILE-naive | 1 |" in md and "One smile_ref default at a time" in md
     assert mod.main(["--out", str(tmp_path)]) == 2  # no --authors-src: a message, not a traceback
+
+
+# ----------------------------------------------------------------------------- SGHMC preset
+def test_sghmc_authors_preset():
+    """preset='authors' for sghmc: v0 = 0, beta_hat = eta/2, clipped gradients; one step by hand equals the
+    authors' update m' = (1 - a) m + eps g + sqrt(2a - eps^2) z, x' = x + eps m' with eta = eps^2."""
+    be = get_backend()
+    eps, a = 0.1, 0.05
+    fn, noise, target, x0 = _noisy_gaussian(steps=5)
+    build = registry.get("sghmc")
+    k = build(target, Replay(fn, noise), be, step_size=eps**2, preset="authors", alpha=a)
+    assert k.beta_hat == eps**2 / 2 and k.initial_velocity == "zero" and k.clip == 1e6
+    rng = smile_ref.backend.make_random(5, be)
+    st = k.init(np.array(x0), rng)
+    assert np.all(st.velocity == 0)
+    ref_rng = smile_ref.backend.make_random(5, be)
+    st1, _ = k.step(st, rng, False)
+    z = ref_rng.normal(x0.shape, dtype=np.float64)  # the one normal draw of the step (init drew none)
+    g = fn(x0, noise[0])[1]
+    m1 = eps * g + np.sqrt(2 * a - eps**2) * z  # authors, from m = 0
+    np.testing.assert_allclose(st1.position, x0 + eps * m1, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(st1.velocity, eps * m1, rtol=0, atol=1e-14)
+    # explicit options win; bad preset or options are errors
+    assert build(target, Replay(fn, noise), be, step_size=0.01, preset="authors", beta_hat=0.0).beta_hat == 0.0
+    with pytest.raises(ValueError, match="preset"):
+        build(target, Replay(fn, noise), be, step_size=0.01, preset="paper")
+    with pytest.raises(ValueError, match="initial_velocity"):
+        build(target, Replay(fn, noise), be, step_size=0.01, initial_velocity="none")
+    with pytest.raises(ValueError, match="beta_hat"):  # eps^2 / 2 > alpha: the authors clip, we refuse
+        build(target, Replay(fn, noise), be, step_size=0.5, preset="authors", alpha=0.1)
