@@ -5,7 +5,10 @@ their repository (https://github.com/EmanuelSommer/SMILE, ``src/kernels/smile.py
 exported copy, passed as ``--authors-src``; nothing of it is vendored here) and smile_ref's
 ``"smile"``/``"psmile"`` with ``preset="authors"`` from identical inputs, and reports the maximum
 differences in position ``x``, velocity ``u``, step size ``eps`` and ``|dE|`` after 1, 10, 100 and 1000
-steps, and the reset steps of both.
+steps, and the reset steps of both.  It also runs the authors' plain ``SGHMC`` kernel
+(``src/kernels/sghmc.py``) against ``"sghmc"`` with ``preset="authors"`` (``step_size = eps^2``,
+``alpha = mdecay``; velocity compared as ``eps m``), with their normals re-derived from their
+``jax.random`` keys and replayed to smile_ref in its draw order.
 
 Identical inputs: the script draws every random input once with NumPy (the additive gradient noise of
 the Gaussian target, the mini-batch indices of the logistic regression, in the authors' batch schedule:
@@ -65,6 +68,8 @@ PAIRINGS = {  # name: (authors' class, smile_ref sampler, extra smile_ref option
     "SMILE (SMILET)": ("SMILET", "smile", {}),
     "pSMILE (NOISYSMILE)": ("NOISYSMILE", "psmile", {}),
 }
+SGHMC_PAIRING = "SGHMC"  # the authors' plain SGHMC kernel vs "sghmc" with preset="authors"
+SGHMC_SETTINGS = {"gaussian": (0.1, 0.05), "logistic": (0.01, 0.05)}  # (their eps, mdecay)
 REPORT_STEPS = (1, 10, 100, 1000)
 N_CHAINS = 4
 
@@ -319,6 +324,101 @@ def run_authors(problem: Problem, pairing: str, batches: list, n_steps: int, n_w
     return {k: np.stack(v) for k, v in rec.items()}
 
 
+# ----------------------------------------------------------------------------- SGHMC
+class ReplayNormals:
+    """Random source for smile_ref samplers that hands out pre-drawn standard normals in order."""
+
+    def __init__(self, normals):
+        self.normals, self.k = normals, 0
+
+    def normal(self, shape, dtype=None):
+        if self.k >= len(self.normals):
+            raise IndexError(f"ReplayNormals: draw {self.k} requested, {len(self.normals)} recorded")
+        z = np.asarray(self.normals[self.k], dtype=np.float64)
+        if z.shape != tuple(shape):
+            raise ValueError(f"ReplayNormals: draw {self.k} has shape {z.shape}, the sampler asked for {tuple(shape)}")
+        self.k += 1
+        return z
+
+
+def authors_sghmc_keys(n_steps):
+    """Per-step, per-chain keys of the authors' loop (``jax.random.split`` of one key per chain)."""
+    import jax
+
+    keys = jax.random.split(jax.random.PRNGKey(1), N_CHAINS)
+    out = []
+    for _ in range(n_steps):
+        keys = jax.vmap(jax.random.split)(keys)[:, 0]
+        out.append(keys)
+    return out
+
+
+def authors_sghmc_normals(keys_per_step, dim):
+    """The normals of their SGHMC step re-derived from its key: ``split`` -> ``key_steps`` -> ``split(., 1)[0]``
+    -> ``blackjax.util.generate_gaussian_noise`` (``normal(key, (d,))``), per chain."""
+    import jax
+    import jax.numpy as jnp
+
+    def one(key):
+        _, key_steps = jax.random.split(key)
+        k = jax.random.split(key_steps, 1)[0]
+        return jax.random.normal(k, (dim,), dtype=jnp.float64)
+
+    f = jax.jit(jax.vmap(one))
+    return [np.array(f(k)) for k in keys_per_step]
+
+
+def run_authors_sghmc(problem: Problem, batches: list, n_steps: int, authors_src: str) -> dict:
+    """The authors' plain ``SGHMC`` kernel (unmodified, pmapped), step for step; velocity reported as ``eps m``."""
+    import importlib
+
+    smile_mod, jax = import_authors(authors_src)
+    import jax.numpy as jnp
+
+    sghmc_mod = importlib.import_module("src.kernels.sghmc")
+    eps, mdecay = SGHMC_SETTINGS[problem.name]
+    sampler = sghmc_mod.SGHMC(grad_estimator=problem.authors_grad_estimator(), position=jnp.asarray(problem.x0),
+                              mdecay=mdecay)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t, keys in enumerate(authors_sghmc_keys(n_steps)):
+        mb = tuple(jnp.asarray(a) for a in problem.authors_minibatch(batches[t]))
+        sampler.update_state(keys, mb, jnp.asarray(eps))
+        rec["x"].append(np.array(sampler.state.position, dtype=np.float64))
+        rec["u"].append(eps * np.array(sampler.state.momentum, dtype=np.float64))
+        rec["eps"].append(np.full(N_CHAINS, eps**2))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.zeros(N_CHAINS, dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_smile_ref_sghmc(problem: Problem, batches: list, normals: list, n_steps: int, overrides=None) -> dict:
+    """``"sghmc"`` with ``preset="authors"``, ``step_size = eps^2``, ``alpha = mdecay``, the same normals.
+
+    With ``overrides={"initial_velocity": "sample"}`` an extra normal draw (seed 99) is prepended for ``v0``.
+    """
+    from smile_ref.backend import get_backend
+    from smile_ref.samplers import base as registry
+
+    eps, mdecay = SGHMC_SETTINGS[problem.name]
+    overrides = dict(overrides or {})
+    algo = registry.get("sghmc")(problem.smile_ref_target(), problem.smile_ref_gradient(batches),
+                                 get_backend("numpy", "float64"), step_size=eps**2, preset="authors", alpha=mdecay,
+                                 **overrides)
+    if overrides.get("initial_velocity") == "sample":
+        normals = [np.random.default_rng(99).standard_normal((N_CHAINS, problem.dim))] + list(normals)
+    rng = ReplayNormals(normals)
+    state = algo.init(np.array(problem.x0, dtype=np.float64), rng)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for _ in range(n_steps):
+        state, info = algo.step(state, rng, False)
+        rec["x"].append(np.array(state.position))
+        rec["u"].append(np.array(state.velocity))
+        rec["eps"].append(np.array(info["step_size"]))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.array(info["rejected"], dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
 # ----------------------------------------------------------------------------- comparison
 def _maxdiff(a, b):
     if np.all(np.isnan(a)) or np.all(np.isnan(b)):
@@ -343,8 +443,13 @@ def compare(ref: dict, ours: dict, report_steps=REPORT_STEPS) -> dict:
     return out
 
 
-def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=None, problems=None) -> dict:
-    """All pairings on all problems; ``authors_runner`` replaces :func:`run_authors` (tests: a stand-in)."""
+def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=None, problems=None,
+        sghmc_normals=None) -> dict:
+    """All pairings on all problems; ``authors_runner`` replaces :func:`run_authors` (tests: a stand-in).
+
+    ``sghmc_normals``: include SGHMC; with a stand-in runner it is a function ``(problem, n_steps) -> normals``
+    (the authors' normals need jax), otherwise any non-``None`` value.
+    """
     runner = authors_runner or (lambda p, name, batches, n, w: run_authors(p, name, batches, n, w, authors_src))
     results = {}
     for pname in problems or PROBLEMS:
@@ -359,10 +464,26 @@ def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=Non
             res = compare(ref, ours)
             res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(t2 - t1, 2)}
             results[f"{pname} / {pairing}"] = res
+        if sghmc_normals is not None:
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            t0 = time.perf_counter()
+            if authors_runner is None:
+                ref = run_authors_sghmc(problem, batches, n_steps, authors_src)
+                normals = authors_sghmc_normals(authors_sghmc_keys(n_steps), problem.dim)
+            else:
+                normals = sghmc_normals(problem, n_steps)
+                ref = run_smile_ref_sghmc(problem, batches, normals, n_steps)
+            t1 = time.perf_counter()
+            ours = run_smile_ref_sghmc(problem, batches, normals, n_steps)
+            res = compare(ref, ours)
+            res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(time.perf_counter() - t1, 2)}
+            results[f"{pname} / {SGHMC_PAIRING}"] = res
     return results
 
 
-def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=None, tol=1e-10) -> dict:
+def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=None, tol=1e-10,
+                  sghmc_normals=None) -> dict:
     """Each smile_ref default in turn against the authors: step-1 and max x difference, first step > tol."""
     runner = authors_runner or (lambda p, name, batches, n, w: run_authors(p, name, batches, n, w, authors_src))
     out = {}
@@ -378,23 +499,38 @@ def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=
                     continue
                 ours = run_smile_ref(problem, pairing, batches, n_steps, n_warmup, ab["options"],
                                      ab.get("init_draw", False), ab.get("scale"))
-                dx = np.max(np.abs(ref["x"] - ours["x"]), axis=(1, 2))
-                bad = np.nonzero(dx > tol)[0]
-                out[f"{pname} / {pairing} / {name}"] = {
-                    "x_step1": float(dx[0]), "x_max": float(dx.max()),
-                    "first_step_above_tol": int(bad[0]) + 1 if bad.size else None,
-                    "resets_identical": bool(np.array_equal(ref["reset"], ours["reset"])),
-                }
+                out[f"{pname} / {pairing} / {name}"] = _ablation_row(ref, ours, tol)
+        if sghmc_normals is not None:
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            if authors_runner is None:
+                ref = run_authors_sghmc(problem, batches, n_steps, authors_src)
+                normals = authors_sghmc_normals(authors_sghmc_keys(n_steps), problem.dim)
+            else:
+                normals = sghmc_normals(problem, n_steps)
+                ref = run_smile_ref_sghmc(problem, batches, normals, n_steps)
+            for name, opts in (("beta_hat=0", {"beta_hat": 0.0}), ("v0 ~ N(0, eta)", {"initial_velocity": "sample"})):
+                ours = run_smile_ref_sghmc(problem, batches, normals, n_steps, opts)
+                out[f"{pname} / {SGHMC_PAIRING} / {name}"] = _ablation_row(ref, ours, tol)
     return out
+
+
+def _ablation_row(ref, ours, tol):
+    dx = np.max(np.abs(ref["x"] - ours["x"]), axis=(1, 2))
+    bad = np.nonzero(dx > tol)[0]
+    return {"x_step1": float(dx[0]), "x_max": float(dx.max()), "x_last": float(dx[-1]),
+            "first_step_above_tol": int(bad[0]) + 1 if bad.size else None,
+            "resets_identical": bool(np.array_equal(ref["reset"], ours["reset"]))}
 
 
 def markdown_ablations(abl: dict) -> str:
     lines = ["", "## One smile_ref default at a time (all other options as in preset='authors')", "",
-             "| problem / pairing / option | x after step 1 | max x over steps | first step > 1e-10 | same resets |",
-             "|---|---|---|---|---|"]
+             "| problem / pairing / option | x after step 1 | x after the last step | max x over steps | "
+             "first step > 1e-10 | same resets |",
+             "|---|---|---|---|---|---|"]
     for k, r in abl.items():
         first = "never" if r["first_step_above_tol"] is None else str(r["first_step_above_tol"])
-        lines.append(f"| {k} | {r['x_step1']:.1e} | {r['x_max']:.1e} | {first} | "
+        lines.append(f"| {k} | {r['x_step1']:.1e} | {r['x_last']:.1e} | {r['x_max']:.1e} | {first} | "
                      f"{'yes' if r['resets_identical'] else 'no'} |")
     return "\n".join(lines) + "\n"
 
@@ -430,6 +566,7 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC pairing")
     ap.add_argument("--ablations", action="store_true",
                     help="also run each smile_ref default in turn against the authors' kernels")
     a = ap.parse_args(argv)
@@ -450,8 +587,15 @@ def main(argv=None, authors_runner=None) -> int:
         meta.update(jax=jax.__version__, blackjax=blackjax.__version__)
     else:
         meta.update(jax="stand-in", blackjax="stand-in")
-    results = run(a.authors_src, a.steps, a.warmup, authors_runner, a.problems)
-    abl = run_ablations(a.authors_src, a.steps, a.warmup, authors_runner, a.problems) if a.ablations else None
+    if a.no_sghmc:
+        sghmc = None
+    elif authors_runner is None:
+        sghmc = True
+    else:
+        sghmc = lambda p, n: [np.random.default_rng(7 + k).standard_normal((N_CHAINS, p.dim)) for k in range(n)]  # noqa: E731
+    results = run(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc)
+    abl = run_ablations(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc_normals=sghmc) \
+        if a.ablations else None
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "authors_crosscheck.json"), "w") as f:
         json.dump({"meta": meta, "results": results, "ablations": abl}, f, indent=1)
