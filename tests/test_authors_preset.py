@@ -336,3 +336,22 @@ def test_sghmc_authors_preset():
         build(target, Replay(fn, noise), be, step_size=0.01, initial_velocity="none")
     with pytest.raises(ValueError, match="beta_hat"):  # eps^2 / 2 > alpha: the authors clip, we refuse
         build(target, Replay(fn, noise), be, step_size=0.5, preset="authors", alpha=0.1)
+
+
+def test_preset_checkpoint_resume_bit_identical(tmp_path):
+    """The preset's extra state (the previous preconditioner, the boundary flag) survives checkpoint/resume:
+    crash after the warm-up -> sampling switch, resume from the checkpoint written after it."""
+    from .sgmcmc_helpers import Crash, CrashAfter
+
+    fn, noise, target, x0 = _noisy_gaussian(steps=20)
+    kw = dict(n_chains=3, n_steps=8, burn_in=5, seed=4, step_size=0.1, progress=False, initial_position=x0,
+              preset="authors")
+    full = smile_ref.run_chains("psmile", target, gradient=Replay(fn, noise), **kw)
+    path = tmp_path / "ck.npz"
+    with pytest.raises(Crash):  # 2 evaluations per step: crash in step 11; checkpoints after steps 4 and 8
+        smile_ref.run_chains("psmile", target, gradient=CrashAfter(Replay(fn, noise), 21), checkpoint=path,
+                             checkpoint_every=4, **kw)
+    resumed = smile_ref.run_chains("psmile", target, gradient=Replay(fn, noise), checkpoint=path,
+                                   checkpoint_every=4, resume=True, **kw)
+    np.testing.assert_array_equal(resumed.samples, full.samples)
+    assert resumed.state.sampling_started
