@@ -35,9 +35,13 @@ class RecordingMiniBatch(MiniBatch):
         return idx, new
 
 
-@pytest.mark.parametrize("bk", BACKENDS, ids=["numpy-f64", "strict-f64", "strict-device1-f32"])
-@pytest.mark.parametrize("sampler,options", [("smile", {}), ("psmile", {}), ("smile", {"preset": "authors"}),
-                                             ("psmile", {"preset": "authors"})])
+CASES = [(BACKENDS[0], s, o) for s, o in (("smile", {}), ("psmile", {}), ("smile", {"preset": "authors"}),
+                                          ("psmile", {"preset": "authors"}))]
+CASES += [(bk, s, o) for bk in BACKENDS[1:] for s, o in (("smile", {}), ("psmile", {"preset": "authors"}))]
+
+
+@pytest.mark.parametrize("bk,sampler,options", CASES,
+                         ids=[f"{b[0]}-{b[1]}-{s}-{'authors' if o else 'default'}" for b, s, o in CASES])
 def test_replay_of_minibatch_sequence_is_bit_identical(bk, sampler, options):
     """The batches a MiniBatch drew, replayed through the same evaluation, give the same trajectory exactly
     (including the draw at init for samplers that evaluate there).  SMILE draws no random numbers of its
