@@ -355,3 +355,16 @@ def test_preset_checkpoint_resume_bit_identical(tmp_path):
                                    checkpoint_every=4, resume=True, **kw)
     np.testing.assert_array_equal(resumed.samples, full.samples)
     assert resumed.state.sampling_started
+
+
+def test_authors_minibatch_in_a_run_and_in_golden_specs():
+    from smile_ref.crosscheck.specs import build_gradient, gradient_spec
+
+    t = _logistic(n=103)
+    mb = MiniBatch(t, 10, scale="floor", schedule="authors")
+    res = smile_ref.run_chains("psmile", t, gradient=mb, n_chains=2, n_steps=25, burn_in=5, seed=0, step_size=0.05,
+                               progress=False, preset="authors")
+    assert np.all(np.isfinite(res.samples))
+    back = build_gradient(gradient_spec(mb), t)
+    assert (back.scale, back.schedule) == ("floor", "authors")
+    assert "scale" not in gradient_spec(MiniBatch(t, 10))["params"]  # default specs (golden files) unchanged

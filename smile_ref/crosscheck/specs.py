@@ -83,6 +83,10 @@ def gradient_spec(gradient) -> dict:
         spec["params"] = {}
     elif isinstance(gradient, MiniBatch):
         spec["params"] = {"batch_size": gradient.batch_size, "replace": gradient.replace}
+        if getattr(gradient, "scale", "unbiased") != "unbiased":  # non-default options only: old files unchanged
+            spec["params"]["scale"] = gradient.scale
+        if getattr(gradient, "schedule", "default") != "default":
+            spec["params"]["schedule"] = gradient.schedule
     elif isinstance(gradient, AdditiveNoise):
         if gradient.distribution != "gaussian" or gradient.spatial is not None:
             raise TypeError("golden files support AdditiveNoise with distribution='gaussian' and spatial=None only")
