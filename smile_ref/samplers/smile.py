@@ -128,7 +128,9 @@ def apply_preset(name: str, preset, options: dict) -> dict:
     (explicit keys win); an explicit ``tuner`` other than ``"energy_error"`` drops the preset's
     ``tuner_options`` (they are the energy-error tuner's), and an explicit ``preconditioner="dense"``
     drops its ``preconditioner_options`` and ``first_b_preconditioner``.  An explicit option that
-    contradicts the preset is therefore honoured and the run is no longer the authors' algorithm.
+    contradicts the preset is therefore honoured and the run is no longer the authors' algorithm; the
+    sampler's own checks still apply to the combination (e.g. a ``Var[dE]/d`` tuner needs
+    ``energy_error="same_batch"``, which must then be given explicitly too).
 
     Examples
     --------
