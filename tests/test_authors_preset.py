@@ -84,7 +84,7 @@ def test_preset_through_run_chains_and_other_tuners():
     assert res.samples.shape == (3, 8, 4)
     assert np.all(np.isfinite(res.samples))
     be = get_backend()
-    algo = registry.get("smile")(target, Replay(fn, noise), be, step_size=0.1, n_warmup=0, preset="authors",
+    algo = registry.get("smile")(target, Replay(fn, noise), be, step_size=0.1, n_warmup=5, preset="authors",
                                  tuner="mclmc", energy_error="same_batch")  # a Var[dE]/d target needs same_batch
     assert not algo.gamma_reset and math.isfinite(algo.max_energy_error)
 
