@@ -94,11 +94,11 @@ def test_bad_authors_options():
     be = get_backend()
     build = registry.get("smile")
     with pytest.raises(ValueError, match="first_b_preconditioner='previous' needs the diagonal"):
-        build(target, Replay(fn, noise), be, step_size=0.1, first_b_preconditioner="previous")
+        build(target, Replay(fn, noise), be, step_size=0.1, tuner=None, first_b_preconditioner="previous")
     with pytest.raises(ValueError, match="initial_state"):
-        build(target, Replay(fn, noise), be, step_size=0.1, initial_state="x0")
+        build(target, Replay(fn, noise), be, step_size=0.1, tuner=None, initial_state="x0")
     with pytest.raises(TypeError, match="warmup_boundary_reset must be a bool"):
-        build(target, Replay(fn, noise), be, step_size=0.1, warmup_boundary_reset=1)
+        build(target, Replay(fn, noise), be, step_size=0.1, tuner=None, warmup_boundary_reset=1)
 
 
 # ----------------------------------------------------------------------------- zero initial state
