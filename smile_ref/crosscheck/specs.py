@@ -83,6 +83,10 @@ def gradient_spec(gradient) -> dict:
         spec["params"] = {}
     elif isinstance(gradient, MiniBatch):
         spec["params"] = {"batch_size": gradient.batch_size, "replace": gradient.replace}
+        if getattr(gradient, "scale", "unbiased") != "unbiased":  # non-default options only: old files unchanged
+            spec["params"]["scale"] = gradient.scale
+        if getattr(gradient, "schedule", "default") != "default":
+            spec["params"]["schedule"] = gradient.schedule
     elif isinstance(gradient, AdditiveNoise):
         if gradient.distribution != "gaussian" or gradient.spatial is not None:
             raise TypeError("golden files support AdditiveNoise with distribution='gaussian' and spatial=None only")
@@ -98,7 +102,8 @@ def build_gradient(spec: dict, target):
     if cls == "Exact":
         return Exact(target)
     if cls == "MiniBatch":
-        return MiniBatch(target, batch_size=p["batch_size"], replace=p["replace"])
+        return MiniBatch(target, batch_size=p["batch_size"], replace=p["replace"],
+                         scale=p.get("scale", "unbiased"), schedule=p.get("schedule", "default"))
     if cls == "AdditiveNoise":
         return AdditiveNoise(target, np.asarray(p["cov"], dtype=np.float64))
     raise ValueError(f"golden file: unknown gradient class {cls!r} (expected Exact, MiniBatch or AdditiveNoise)")

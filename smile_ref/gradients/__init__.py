@@ -6,6 +6,8 @@
 * :class:`AdditiveNoise`: ``grad log pi + f(x) xi``, ``Cov[xi] = cov``, with
   Gaussian / Laplace / Student-t / log-normal coordinates (the paper's
   analytical benchmarks); :func:`exp_spatial` for spatially varying noise.
+* :class:`Replay`: replays a given sequence of batches/noise through a host
+  function, to drive an external implementation and smile_ref identically.
 * :func:`noise_covariance`: the mini-batch gradient-noise covariance estimated
   from per-example gradients.
 """
@@ -14,6 +16,7 @@ from .covariance import minibatch_covariance_factor, noise_covariance
 from .exact import Exact
 from .minibatch import MiniBatch
 from .noise import DISTRIBUTIONS, AdditiveNoise, ExpSpatial, exp_spatial
+from .replay import Replay, ReplayExhausted
 
 __all__ = [
     "GradientEstimator",
@@ -23,6 +26,8 @@ __all__ = [
     "ExpSpatial",
     "exp_spatial",
     "DISTRIBUTIONS",
+    "Replay",
+    "ReplayExhausted",
     "noise_covariance",
     "minibatch_covariance_factor",
 ]

@@ -26,6 +26,14 @@ is still that of :meth:`MiniBatch.noise_covariance`.)
 
 ``replace=True``: ``b`` i.i.d. uniform indices per chain and draw.
 
+``schedule="authors"`` (with ``replace=False``): the SMILE authors' loader
+(``src/dataset/base.py``): each epoch every chain permutes only the *first*
+``floor(N/b) b`` examples and walks through the permutation in blocks of ``b``;
+the last ``N mod b`` examples are never used.  ``scale="floor"``: the authors'
+scale ``floor(N/b)`` instead of ``N/b``.  Together they reproduce the authors'
+mini-batch log posterior and schedule (``docs/conventions.md``); both bias the
+estimator when ``b`` does not divide ``N``.
+
 State and transfers
 -------------------
 ``init`` returns a host-only, serialisable dict (NumPy arrays and ints):
@@ -39,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_namespace, backend_of, device_of
-from ..backend.validate import check_positive_int
+from ..backend.validate import check_choice, check_positions, check_positive_int
 from .base import GradientEstimator
 from .covariance import noise_covariance
 
@@ -59,6 +67,11 @@ class MiniBatch(GradientEstimator):
     replace : bool
         ``False``: per-chain epoch shuffles (remainder dropped, see module
         docstring); ``True``: i.i.d. indices.
+    scale : {"unbiased", "floor"}
+        ``"unbiased"`` (default): ``N/b``; ``"floor"``: ``floor(N/b)`` (authors' code).
+    schedule : {"default", "authors"}
+        Epoch permutations of all ``N`` examples (default) or of the first
+        ``floor(N/b) b`` only (authors' loader); only with ``replace=False``.
 
     Attributes
     ----------
@@ -68,7 +81,8 @@ class MiniBatch(GradientEstimator):
 
     stochastic = True
 
-    def __init__(self, target, batch_size: int, replace: bool = False):
+    def __init__(self, target, batch_size: int, replace: bool = False, scale: str = "unbiased",
+                 schedule: str = "default"):
         for attr in ("n_data", "logdensity_and_grad_batch", "per_example_grads"):
             if not hasattr(target, attr):
                 raise TypeError(
@@ -86,13 +100,24 @@ class MiniBatch(GradientEstimator):
                 f"batch_size must be <= n_data={self.n_data} when sampling without replacement, got {self.batch_size}"
             )
         self.cost = self.batch_size / self.n_data
+        self.scale = check_choice(scale, "scale", ("unbiased", "floor"))
+        self.schedule = check_choice(schedule, "schedule", ("default", "authors"))
+        if self.schedule == "authors" and self.replace:
+            raise ValueError("schedule='authors' is an epoch schedule: it needs replace=False")
+        # examples an epoch permutes: all N, or the first floor(N/b) b (authors)
+        self.n_used = self.n_data if self.schedule == "default" else (self.n_data // self.batch_size) * self.batch_size
+        if self.scale == "floor":
+            for attr in ("_prior", "gather", "_loglik_sums"):
+                if not hasattr(target, attr):
+                    raise TypeError(f"scale='floor' needs a smile_ref DataTarget (with _prior, gather, _loglik_sums); "
+                                    f"{type(target).__name__} has no {attr!r}")
 
     # ------------------------------------------------------------------ state
     def init(self, n_chains: int, rng) -> dict:
         n = check_positive_int(n_chains, "n_chains")
         if self.replace:
             return {"n_chains": n, "n_draws": 0}
-        perm = np.ascontiguousarray(rng.permutations_host(self.n_data, n), dtype=np.int64)
+        perm = np.ascontiguousarray(rng.permutations_host(self.n_used, n), dtype=np.int64)
         return {"perm": perm, "pos": 0, "epoch": 0, "n_draws": 0}
 
     def draw_host(self, state: dict, rng, n_chains: int) -> tuple[np.ndarray, dict]:
@@ -104,6 +129,7 @@ class MiniBatch(GradientEstimator):
             idx = rng.integers_host(N, (n_chains, b))
             return idx, {"n_chains": n_chains, "n_draws": int(state["n_draws"]) + 1}
         perm, pos, epoch = state["perm"], int(state["pos"]), int(state["epoch"])
+        N = self.n_used
         if perm.shape != (n_chains, N):
             raise ValueError(f"state['perm'] has shape {perm.shape}, expected ({n_chains}, {N}) for x with {n_chains} chains")
         if pos + b > N:  # fewer than b left: drop the remainder, reshuffle
@@ -127,7 +153,19 @@ class MiniBatch(GradientEstimator):
         shape = getattr(batch, "shape", None)
         if shape is None or len(shape) != 2 or int(shape[0]) != int(x.shape[0]):
             raise ValueError(f"batch must be an index array of shape (n, b) with n={x.shape[0]}, got {shape}")
+        if self.scale == "floor":
+            return self._floor_scaled(x, batch)
         return self.target.logdensity_and_grad_batch(x, batch)
+
+    def _floor_scaled(self, x, idx):
+        """``log prior + floor(N/b) sum_B l_i`` and its gradient (the authors' ``n_batches`` scale)."""
+        check_positions(x, self.target.dim)
+        xp = array_namespace(x)
+        Xb, yb = self.target.gather(xp, x, idx)
+        k = float(self.n_data // int(idx.shape[1]))
+        lp, gp = self.target._prior(xp, x)
+        ll, gl = self.target._loglik_sums(xp, x, Xb, yb)
+        return lp + ll * k, gp + gl * k
 
     # ------------------------------------------------------------- covariance
     def noise_covariance(self, x, kind: str = "dense"):
@@ -136,6 +174,9 @@ class MiniBatch(GradientEstimator):
         ``Cov[g_hat] = (N^2/b) (N-b)/(N-1) Sigma_pop`` without replacement and
         ``(N^2/b) Sigma_pop`` with replacement, ``Sigma_pop`` the population
         covariance (divisor ``N``) of ``grad l_i(x)``.  The prior adds no noise.
+        With ``scale="floor"`` the result is multiplied by ``(floor(N/b) b/N)^2``;
+        ``schedule="authors"`` is not accounted for (it samples from the first
+        ``floor(N/b) b`` examples only).
 
         Returns ``(n, d, d)`` (``kind="dense"``) or ``(n, d)`` (``kind="diag"``)
         in the namespace/dtype/device of ``x``.  Memory ``O(n N d)``.
@@ -145,13 +186,21 @@ class MiniBatch(GradientEstimator):
         all_idx = xp.arange(self.n_data, dtype=xp.int64, device=device_of(x))
         all_idx = xp.broadcast_to(all_idx[None, :], (n, self.n_data))
         g = self.target.per_example_grads(x, all_idx)
-        return noise_covariance(g, kind=kind, batch_size=self.batch_size, n_data=self.n_data, replace=self.replace)
+        cov = noise_covariance(g, kind=kind, batch_size=self.batch_size, n_data=self.n_data, replace=self.replace)
+        if self.scale == "floor":  # the estimator is (floor(N/b) b / N) times the unbiased one
+            cov = cov * ((self.n_data // self.batch_size) * self.batch_size / self.n_data) ** 2
+        return cov
 
     def describe(self) -> dict:
-        return {
+        out = {
             "name": "MiniBatch",
             "cost": float(self.cost),
             "batch_size": self.batch_size,
             "n_data": self.n_data,
             "replace": self.replace,
         }
+        if self.scale != "unbiased":
+            out["scale"] = self.scale
+        if self.schedule != "default":
+            out["schedule"] = self.schedule
+        return out

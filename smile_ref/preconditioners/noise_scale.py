@@ -48,12 +48,25 @@ class NoiseScalePreconditioner(NamedTuple):
 
 def noise_scale_preconditioner(decay: float = 0.99, var_floor: float = 1e-7,
                                clip: tuple[float, float] = (1e-2, 1e4), init_mean: float = 0.0,
-                               init_std: float = 1.0) -> NoiseScalePreconditioner:
+                               init_std: float = 1.0, carry_mean: bool = True,
+                               floor_stored_var: bool = False) -> NoiseScalePreconditioner:
     """Build pSMILE's diagonal gradient-noise preconditioner (defaults as in the authors' code).
 
     ``init_mean`` is 0 as in the authors' analytical code (their BNN code starts at 1);
     ``init_std`` 1 means the first steps are unpreconditioned.
+
+    ``carry_mean=False`` reproduces the authors' BNN kernel (``NOISYSMILE``), which
+    re-initialises the running mean to ``init_mean`` before every update, so that
+    ``m_t = rho m_0 + (1 - rho) g_t`` and ``v`` becomes an EMA of
+    ``(g_t - rho m_0 - (1 - rho) g_t)^2 = rho^2 (g_t - m_0)^2``: a raw second moment of
+    ``g`` about ``m_0`` (1 in their code), not a variance (``docs/errata.md``).
+    ``floor_stored_var=True`` applies ``var_floor`` to the stored EMA (the authors
+    store ``sqrt(max(v, 1e-7))``) instead of only when ``sigma`` is formed.
     """
+    if not isinstance(carry_mean, bool):
+        raise TypeError(f"carry_mean must be a bool, got {carry_mean!r}")
+    if not isinstance(floor_stored_var, bool):
+        raise TypeError(f"floor_stored_var must be a bool, got {floor_stored_var!r}")
     rho = check_float_in(decay, "decay", 0.0, 1.0, False, True)
     floor = check_positive_float(var_floor, "var_floor")
     lo, hi = (check_positive_float(c, "clip") for c in clip)
@@ -66,9 +79,13 @@ def noise_scale_preconditioner(decay: float = 0.99, var_floor: float = 1e-7,
         return NoiseScaleState(xp.full_like(grad, m0), xp.full_like(grad, s0 * s0))
 
     def update(state: NoiseScaleState, grad) -> NoiseScaleState:
-        mean = rho * state.mean + (1.0 - rho) * grad
+        prev = state.mean if carry_mean else m0
+        mean = rho * prev + (1.0 - rho) * grad
         r = grad - mean
-        return NoiseScaleState(mean, rho * state.var + (1.0 - rho) * r * r)
+        var = rho * state.var + (1.0 - rho) * r * r
+        if floor_stored_var:
+            var = array_namespace(var).maximum(var, floor)
+        return NoiseScaleState(mean, var)
 
     def sqrt_diag(state: NoiseScaleState):
         xp = array_namespace(state.var)

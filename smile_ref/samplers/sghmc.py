@@ -26,6 +26,16 @@ alpha : float in (0, 1], default 0.01 (the authors suggest 0.01-0.1)
 beta_hat : float in [0, alpha], default 0.  ``beta_hat > alpha`` is an error
     (negative injected variance), as in the authors' code.
 
+``preset="authors"`` reproduces the plain SGHMC kernel of the SMILE authors' code
+(``src/kernels/sghmc.py``, ``mdecay`` their friction, ``eps`` their step size).  Their update
+``m' = (1 - mdecay) m + eps g + sqrt(2 mdecay - eps^2) z``, ``x' = x + eps m'`` is this one with
+``v = eps m``, i.e. the mapping ``step_size = eps^2``, ``alpha = mdecay``,
+``beta_hat = eps^2 / 2 = step_size / 2``; their momentum starts at 0 and NaN gradient entries are set
+to 0 and the rest clipped to ``+-1e6``.  The preset sets ``beta_hat = step_size / 2``,
+``initial_velocity="zero"`` and ``gradient_clip=1e6``; pass ``step_size = eps**2`` and
+``alpha = mdecay`` (default 0.05 in their code).  Explicit options win.  Their kernel clips the noise
+variance at ``1e-7`` where ``eps^2 > 2 mdecay``; smile_ref raises instead (``beta_hat > alpha``).
+
 Guardrails: a chain whose gradient, new velocity or new position is not finite
 is rejected (position and velocity restored); ``info["rejected"]`` flags it.
 One gradient-estimator evaluation per step; ``init`` evaluates nothing.
@@ -63,7 +73,8 @@ class SGHMC:
     grad_evals_per_step = 1
     init_grad_evals = 0
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0):
+    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0,
+                 initial_velocity="sample", gradient_clip=None):
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = int(target.dim)
@@ -82,10 +93,17 @@ class SGHMC:
                 "negative; increase alpha or decrease beta_hat (or step_size, since the matched beta_hat is eta V / 2)"
             )
         self.noise_scale = math.sqrt(2.0 * (self.alpha - self.beta_hat) * self.eta)
+        if initial_velocity not in ("sample", "zero"):
+            raise ValueError(f"initial_velocity must be 'sample' (v ~ N(0, eta I)) or 'zero', got {initial_velocity!r}")
+        self.initial_velocity = initial_velocity
+        self.clip = None if gradient_clip is None else check_positive_float(gradient_clip, "gradient_clip")
 
     def init(self, position, rng) -> SGHMCState:
         n, d = position.shape
-        v = rng.normal((n, d), dtype=position.dtype) * math.sqrt(self.eta)
+        if self.initial_velocity == "zero":
+            v = self.xp.zeros_like(position)
+        else:
+            v = rng.normal((n, d), dtype=position.dtype) * math.sqrt(self.eta)
         return SGHMCState(position, v, self.gradient.init(n, rng))
 
     def step(self, state: SGHMCState, rng, warmup: bool):
@@ -94,6 +112,8 @@ class SGHMC:
         n, d = x.shape
         batch, gstate = self.gradient.draw(state.grad_state, rng, x)
         _, g = self.gradient.evaluate(x, batch)
+        if self.clip is not None:  # authors: NaN entries -> 0, the rest clipped to +-gradient_clip
+            g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
         z = rng.normal((n, d), dtype=x.dtype)
         v_new = (1.0 - self.alpha) * v + self.eta * g + self.noise_scale * z
         x_new = x + v_new
@@ -107,6 +127,16 @@ class SGHMC:
 
 
 @register("sghmc")
-def build_sghmc(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SGHMC:
-    """Build the ``"sghmc"`` sampler (options: ``alpha``, ``beta_hat``)."""
+def build_sghmc(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SGHMC:
+    """Build the ``"sghmc"`` sampler (options: ``alpha``, ``beta_hat``, ``initial_velocity``, ``gradient_clip``).
+
+    ``preset="authors"``: the SMILE authors' plain SGHMC (module docstring): ``beta_hat = step_size / 2``,
+    ``initial_velocity="zero"``, ``gradient_clip=1e6`` unless given explicitly.
+    """
+    if preset is not None:
+        if preset != "authors":
+            raise ValueError(f"preset must be None or 'authors', got {preset!r}")
+        if step_size is None:
+            raise ValueError("step_size (eta = eps**2 in the authors' parametrisation) is required")
+        options = {"beta_hat": float(step_size) / 2.0, "initial_velocity": "zero", "gradient_clip": 1e6, **options}
     return SGHMC(target, gradient, backend, step_size, n_warmup, **options)

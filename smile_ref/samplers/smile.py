@@ -57,6 +57,9 @@ every step is rejected and shrinks the step size, an absorbing state (ICG d=10 a
 ``step_size=1e-2``: 100 % rejections and ``eps = 1e-8`` after 700 steps).  See
 ``docs/smile-defaults.md``; ``tuner="energy_error"`` keeps the authors' rule exactly.
 
+``preset="authors"`` reproduces the authors' code (``SMILE``/``SMILET``/``NOISYSMILE`` of
+``src/kernels/smile.py``) exactly; see :data:`AUTHORS_PRESETS` and ``docs/conventions.md``.
+
 Partial refresh: ``refresh=None`` (default) turns MCLMC's partial refresh on only for an exact
 (non-stochastic) gradient with ``tuner="mclmc"``, with ``L = sqrt(d)`` initially and tuned by the
 tuner (without gradient noise the dynamics would be deterministic and not sample the target);
@@ -68,6 +71,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..backend.validate import check_bool, check_choice, check_positive_float
@@ -82,7 +86,7 @@ from ..tuners.mclmc import mclmc_tuner
 from .base import register
 from .guardrails import default_max_energy_error, select_chains, step_is_bad
 
-__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER"]
+__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
 
 #: Default ``tuner`` of ``"smile"``/``"psmile"``: the Var[dE]/d tuner.  The authors' Gamma tuner,
 #: ``"energy_error"``, collapses to the step-size floor on exact gradients and same-batch energy
@@ -97,6 +101,77 @@ class SMILEState(NamedTuple):
     grad_state: dict
     precond_state: Any
     warmup_step: int
+    grad_sqrt_diag: Any = None  # first_b_preconditioner="previous": the S the stored gradient was scaled by
+    sampling_started: bool = False  # warmup_boundary_reset: the boundary reset has been applied
+
+
+_AUTHORS_SMILE = MappingProxyType({
+    "tuner": "energy_error",
+    "tuner_options": MappingProxyType({"reset_prob": 0.99, "alpha": 0.05, "strength": 0.02, "smoothing": 0.01,
+                                       "freeze_steps": 10, "step_size_bounds": (1e-8, 10.0),
+                                       "winsorize_rejected": False}),
+    "integrator": "mclachlan",
+    "energy_error": "cross_batch",
+    "reset_keeps_rejected_gradient": True,
+    "adapt_during_sampling": True,
+    "refresh": False,
+    "gradient_clip": 1e6,
+    "initial_state": "zero",
+    "warmup_boundary_reset": True,
+})
+_AUTHORS_PSMILE = MappingProxyType(dict(
+    _AUTHORS_SMILE,
+    preconditioner="diag",
+    preconditioner_options=MappingProxyType({"decay": 0.99, "var_floor": 1e-7, "clip": (1e-2, 1e4),
+                                             "init_mean": 1.0, "init_std": 1.0, "carry_mean": False,
+                                             "floor_stored_var": True}),
+    freeze_preconditioner=False,
+    first_b_preconditioner="previous",
+))
+AUTHORS_PRESETS = MappingProxyType({"smile": _AUTHORS_SMILE, "psmile": _AUTHORS_PSMILE})
+"""Option values of ``preset="authors"`` per sampler (read-only).
+
+``"smile"`` reproduces the authors' ``SMILET`` (and, with ``tuner=None``, ``SMILE``/SMILE-naive);
+``"psmile"`` their ``NOISYSMILE`` (with ``tuner=None``: pSMILE-naive, which their configs express as
+``reset_prob=1, adaption_prob=0``).  The tuner is pinned (``"energy_error"`` with the code defaults
+``reset_prob=0.99``, ``alpha=0.05`` -- the UCI configs use 0.98 / 0.1: pass them as ``tuner_options``).
+Pair the preset with ``MiniBatch(target, b, scale="floor", schedule="authors")`` for the authors'
+mini-batch log posterior and batch schedule (the gradient estimator is not a sampler option).
+"""
+
+
+def apply_preset(name: str, preset, options: dict) -> dict:
+    """Options of sampler ``name`` (``"smile"``/``"psmile"``) with ``preset`` applied under ``options``.
+
+    Explicit options win.  ``tuner_options`` and ``preconditioner_options`` are merged key by key
+    (explicit keys win); an explicit ``tuner`` other than ``"energy_error"`` drops the preset's
+    ``tuner_options`` (they are the energy-error tuner's), and an explicit ``preconditioner="dense"``
+    drops its ``preconditioner_options`` and ``first_b_preconditioner``.  An explicit option that
+    contradicts the preset is therefore honoured and the run is no longer the authors' algorithm; the
+    sampler's own checks still apply to the combination (e.g. a ``Var[dE]/d`` tuner needs
+    ``energy_error="same_batch"``, which must then be given explicitly too).
+
+    Examples
+    --------
+    >>> opts = apply_preset("smile", "authors", {"tuner_options": {"reset_prob": 0.98}})
+    >>> opts["energy_error"], opts["tuner_options"]["reset_prob"], opts["tuner_options"]["alpha"]
+    ('cross_batch', 0.98, 0.05)
+    """
+    options = dict(options)
+    if preset is None:
+        return options
+    check_choice(preset, "preset", ("authors",))
+    merged = {k: (dict(v) if isinstance(v, MappingProxyType) else v) for k, v in AUTHORS_PRESETS[name].items()}
+    if "tuner" in options and options["tuner"] != "energy_error":
+        merged.pop("tuner_options", None)
+    if options.get("preconditioner", "diag") != "diag":
+        merged.pop("preconditioner_options", None)
+        merged.pop("first_b_preconditioner", None)
+    for key in ("tuner_options", "preconditioner_options"):
+        if key in merged and options.get(key) is not None:
+            options[key] = {**merged[key], **dict(options[key])}
+    merged.update(options)
+    return merged
 
 
 class SMILE:
@@ -106,7 +181,8 @@ class SMILE:
                  integrator="mclachlan", tuner=DEFAULT_TUNER, adapt_during_sampling=True,
                  refresh=None, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
                  gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
-                 preconditioner="diag", preconditioner_options=None, tuner_options=None):
+                 preconditioner="diag", preconditioner_options=None, tuner_options=None,
+                 initial_state="evaluate", warmup_boundary_reset=False, first_b_preconditioner="current"):
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -169,6 +245,32 @@ class SMILE:
         self.extra_eval = self.energy_error == "same_batch" and bool(getattr(gradient, "stochastic", False))
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
         self.init_grad_evals = 1
+        self._init_authors_options(initial_state, warmup_boundary_reset, first_b_preconditioner)
+
+    def _init_authors_options(self, initial_state, warmup_boundary_reset, first_b_preconditioner):
+        """Options that reproduce the authors' state handling (``preset="authors"``).
+
+        ``initial_state="zero"``: stored gradient and log-density 0 at init, no evaluation (the first
+        ``B`` leaves ``u = 0`` unchanged); with ``energy_error="cross_batch"`` the log-density term of
+        ``dE`` is dropped for chains whose stored log-density is exactly 0 (the authors' marker).
+        ``warmup_boundary_reset=True``: at the first sampling step after a warm-up, velocity, stored
+        gradient and log-density are set to 0 (the authors rebuild the state from the warm-up state).
+        ``first_b_preconditioner="previous"`` (``"psmile"``): the first ``B`` of a step uses the stored
+        gradient scaled by the *previous* step's preconditioner (the authors store ``g / sigma_tilde``);
+        ``"current"`` (default) rescales it by the current one.
+        """
+        self.initial_state = check_choice(initial_state, "initial_state", ("evaluate", "zero"))
+        if not isinstance(warmup_boundary_reset, bool):
+            raise TypeError(f"warmup_boundary_reset must be a bool, got {warmup_boundary_reset!r}")
+        self.boundary_reset = warmup_boundary_reset
+        check_choice(first_b_preconditioner, "first_b_preconditioner", ("current", "previous"))
+        if first_b_preconditioner == "previous" and (self.precond is None or self.dense):
+            raise ValueError("first_b_preconditioner='previous' needs the diagonal preconditioner ('psmile', "
+                             "preconditioner='diag')")
+        self.stale_first_b = first_b_preconditioner == "previous"
+        self.zero_gate = self.energy_error == "cross_batch" and (initial_state == "zero" or warmup_boundary_reset)
+        if self.initial_state == "zero":
+            self.init_grad_evals = 0
 
     def _evaluate(self, x, batch):
         xp = self.xp
@@ -197,17 +299,28 @@ class SMILE:
         b = self.backend
         n = position.shape[0]
         gstate = self.gradient.init(n, rng)
-        batch, gstate = self.gradient.draw(gstate, rng, position)
-        lp, g = self._evaluate(position, batch)
+        if self.initial_state == "zero":  # authors: zero stored gradient and log-density, no evaluation
+            lp, g = b.zeros((n,)), self.xp.zeros_like(position)
+        else:
+            batch, gstate = self.gradient.draw(gstate, rng, position)
+            lp, g = self._evaluate(position, batch)
         u = self.xp.zeros_like(position)
         params = TuningParams(b.full((n,), self.step_size0), b.full((n,), self.L0), None)
         pstate = self.precond.init(g) if self.precond is not None else None
-        return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0)
+        gsd = self.precond.sqrt_diag(pstate) if self.stale_first_b else None
+        return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0,
+                          gsd, False)
 
     def step(self, state: SMILEState, rng, warmup: bool):
         xp = self.xp
         p, old = state.params, state.integrator
         n, d = old.position.shape
+        started = state.sampling_started
+        if self.boundary_reset and not warmup and not started:
+            started = True
+            if self.n_warmup > 0:  # authors: the sampling kernel starts from the warm-up state with u, g, l = 0
+                old = IntegratorState(old.position, xp.zeros_like(old.momentum), xp.zeros_like(old.logdensity),
+                                      xp.zeros_like(old.logdensity_grad))
         u = old.momentum
         if self.refresh:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
@@ -216,10 +329,16 @@ class SMILE:
             new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state)
         else:
             sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
-            new, dK = isokinetic_step(old._replace(momentum=u), p.step_size,
+            start = old._replace(momentum=u)
+            if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
+                start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
+            new, dK = isokinetic_step(start, p.step_size,
                                       lambda x: self._evaluate(x, batch), self.coefficients, sqrt_diag)
         lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
-        dE = dK - (new.logdensity - lp_old)
+        if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
+            dE = dK - xp.where(lp_old != 0.0, new.logdensity - lp_old, 0.0)
+        else:
+            dE = dK - (new.logdensity - lp_old)
         nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
         if self.gamma_reset:
             reset = nonfinite | self.tuner.reset_mask(state.tuner_state, xp.where(nonfinite, 0.0, dE), xp)
@@ -257,18 +376,33 @@ class SMILE:
             "nonfinite": nonfinite,
             "logdensity": integ.logdensity,
         }
-        return SMILEState(integ, params, tstate, gstate, pstate, wstep), info
+        gsd = state.grad_sqrt_diag
+        if self.stale_first_b:
+            gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag)
+        return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started), info
 
 
 @register("smile")
-def build_smile(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SMILE:
+def build_smile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SMILE:
     """``"smile"``: SMILE with the Var[dE]/d tuner (default), the authors' SMILE (``tuner="energy_error"``) or
-    SMILE-naive (``tuner=None``)."""
+    SMILE-naive (``tuner=None``).
+
+    ``preset="authors"``: the authors' ``SMILET`` (``SMILE`` with ``tuner=None``); the preset's
+    options (:data:`AUTHORS_PRESETS`) are applied first and explicit ``options`` win
+    (:func:`apply_preset`).
+    """
+    options = apply_preset("smile", preset, options)
     return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=False, **options)
 
 
 @register("psmile")
-def build_psmile(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SMILE:
+def build_psmile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SMILE:
     """``"psmile"``: pSMILE with the Var[dE]/d tuner (default), with the authors' Gamma tuner
-    (``tuner="energy_error"``) or pSMILE-naive (``tuner=None``)."""
+    (``tuner="energy_error"``) or pSMILE-naive (``tuner=None``).
+
+    ``preset="authors"``: the authors' ``NOISYSMILE``, including its running-mean re-initialisation
+    (``docs/errata.md``) and the previous step's preconditioner on the stored gradient; explicit
+    ``options`` win (:func:`apply_preset`).
+    """
+    options = apply_preset("psmile", preset, options)
     return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=True, **options)
