@@ -116,7 +116,7 @@ def series_residual(order: int = 3) -> tuple[sp.Expr, sp.Expr]:
     ``alpha e + beta u`` (:func:`theory.esh.velocity_coefficients`).  Both residuals
     must be 0 after truncating the series at ``delta^order`` (order <= 3).
     """
-    from theory import esh
+    from . import esh
 
     x = sp.Symbol("x", positive=True)
     c = esh.c

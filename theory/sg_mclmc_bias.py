@@ -50,7 +50,7 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
-from theory.sg_mclmc import _check_cov, noise_kappa2
+from .sg_mclmc import _check_cov, noise_kappa2
 
 __all__ = [
     "fp_second_moments_2d",
@@ -286,7 +286,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     else:
         if calculus != "stratonovich":
             raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
-        from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
+        from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
         A, D = overdamped_coefficients_galerkin(S, degree)
     return lyapunov_second_moments(St, A, D)

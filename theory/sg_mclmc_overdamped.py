@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.integrate import quad
 
-from theory.sg_mclmc import _check_cov
+from .sg_mclmc import _check_cov
 
 __all__ = ["overdamped_coefficients_galerkin", "effective_temperatures"]
 

@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 from scipy.integrate import quad
 
-from theory.sg_mclmc import _check_cov
+from .sg_mclmc import _check_cov
 
 __all__ = [
     "velocity_law_exponent",

@@ -45,13 +45,13 @@ cost is per-step Python overhead).
 
 Theory (SGLD, SGHMC): on ``"icg"`` with any non-spatial noise the recursions are linear, so
 their exact stationary second moments follow from a discrete Lyapunov equation
-(:func:`theory.sgld.stationary_cov`, :func:`theory.sghmc.stationary_cov`): the
+(:func:`smile_ref.theory.sgld.stationary_cov`, :func:`smile_ref.theory.sghmc.stationary_cov`): the
 noise-induced "hot" bias ``~ h Sigma / 2`` (SGLD) and ``~ eta Sigma / (2 alpha)`` (SGHMC,
 ``beta_hat = 0``), valid once the chains have converged.
 
 Theory (SMILE): for ``"icg"`` with Gaussian ``iso``/``aniso``/``corr`` noise,
-:func:`theory.sg_mclmc_bias.predicted_second_moments` (SMILE) and
-:func:`~theory.sg_mclmc_bias.preconditioned_second_moments` (pSMILE, ideal
+:func:`smile_ref.theory.sg_mclmc_bias.predicted_second_moments` (SMILE) and
+:func:`~smile_ref.theory.sg_mclmc_bias.preconditioned_second_moments` (pSMILE, ideal
 diagonal preconditioner) with ``regime="overdamped"`` give ``E[x x^T]``, turned into
 ``b^2_th = (1/d) sum_i (C_ii - Sigma_t,ii)^2 / (2 Sigma_t,ii^2)``.  The overdamped
 limit needs ``r = eps lam_min(Sigma) sigma_min(Sigma_t) / (d-1) >> 1``; ``r`` is
@@ -71,11 +71,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.diagnostics import bias_metric_se
 from smile_ref.errors import CorruptFileError
 from smile_ref.io import atomic_write_json, read_json
+from smile_ref.run import run_chains
 
 __all__ = ["TARGETS", "NOISES", "SAMPLERS", "QUICK_CONFIG", "FULL_CONFIG", "make_target", "noise_covariance",
            "make_gradient", "theory_b2", "run_cell", "run_benchmark"]
@@ -186,7 +186,7 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
     if key not in cache:
         if not compute:
             return None, r
-        from theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments
+        from smile_ref.theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments
 
         fn = predicted_second_moments if sampler == "smile" else preconditioned_second_moments
         cache[key] = np.diag(fn(target.cov, cov, eps, regime="overdamped")).tolist()
@@ -197,18 +197,18 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
 def _linear_theory_b2(sampler, eps, cov, target):
     """Exact stationary b^2 of SGLD / SGHMC on a Gaussian target (linear recursions; any noise law).
 
-    SGLD: ``S = (I - hP) S (I - hP)^T + h^2 cov + 2h I`` (:func:`theory.sgld.stationary_cov`);
-    SGHMC (alpha = 0.01, beta_hat = 0): :func:`theory.sghmc.stationary_cov`.  Only the noise
+    SGLD: ``S = (I - hP) S (I - hP)^T + h^2 cov + 2h I`` (:func:`smile_ref.theory.sgld.stationary_cov`);
+    SGHMC (alpha = 0.01, beta_hat = 0): :func:`smile_ref.theory.sghmc.stationary_cov`.  Only the noise
     covariance enters second moments.  ``None`` where the recursion is unstable.
     """
     P = np.linalg.inv(target.cov)
     try:
         if sampler == "sgld":
-            from theory.sgld import stationary_cov
+            from smile_ref.theory.sgld import stationary_cov
 
             S = stationary_cov(P, eps, cov)
         else:
-            from theory.sghmc import stationary_cov
+            from smile_ref.theory.sghmc import stationary_cov
 
             S = stationary_cov(P, eps, SAMPLER_OPTIONS["sghmc"]["alpha"], SAMPLER_OPTIONS["sghmc"]["beta_hat"],
                                cov)[:DIM, :DIM]
@@ -244,11 +244,11 @@ def run_cell(config, target_name, noise, sampler, eps) -> dict:
         x0 = target.exact_sample(np.random.default_rng(seed + 1), n)
     else:
         raise ValueError(f"init must be 'zero' or 'exact', got {config['init']!r}")
-    res = smile_ref.run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
-                               burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
-                               gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
-                               backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
-                               device=config.get("device"), **SAMPLER_OPTIONS[sampler])
+    res = run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
+                     burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
+                     gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
+                     backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
+                     device=config.get("device"), **SAMPLER_OPTIONS[sampler])
     s = res.samples
     finite = np.all(np.isfinite(s), axis=(1, 2))
     reps = []
