@@ -252,3 +252,36 @@ def test_editable_install_maps_theory(tmp_path):
     zipfile.ZipFile(wheel).extractall(site_dir)
     _run_clean(_CHECK.format(setup=f"site.addsitedir({str(site_dir)!r})",  # runs the editable .pth
                              expect=str(src / "theory"), deps=_dependency_paths()), tmp_path)
+
+
+def _readme_command_2():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("# 2. install and run the tests", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines()[1:] if line.strip() and not line.startswith("#")][0]
+
+
+def test_ci_runs_readme_command_2_verbatim_and_builds_the_api_reference():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    cmd = _readme_command_2()
+    assert cmd in ci, "README command 2 and .ci/run differ"
+    assert '".[test,plot,crosscheck,dask,docs]"' in cmd  # the dask tests and the docs build run in CI
+    assert ci.index(cmd) < ci.index(".venv/bin/python docs/build_api.py")
+
+
+def _build_api_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_api", ROOT / "docs" / "build_api.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_api_build_ignores_only_namedtuple_constructor_notes():
+    f = _build_api_module()._is_namedtuple_init_warning
+    note = ("Error parsing type annotation ForwardRef('Any') for {}.__init__. Import of Any failed: "
+            "name 'Any' is not defined")
+    assert f(note.format("smile_ref.diagnostics.metrics.BiasMetric"))  # a NamedTuple
+    assert not f(note.format("smile_ref.ensembles.config.EnsembleConfig"))  # a dataclass: a real problem
+    assert not f(note.format("smile_ref.nowhere.Thing"))
+    assert not f("Error importing smile_ref.samplers: ...")
