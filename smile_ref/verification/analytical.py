@@ -67,7 +67,7 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 import numpy as np
 
@@ -304,7 +304,7 @@ def _validate(config):
     return cfg
 
 
-def run_benchmark(config: dict, on_record=None) -> dict:
+def run_benchmark(config: dict, on_record=None, executor=None) -> dict:
     """Run every cell of ``config`` (keys: see ``_DEFAULTS``; missing keys take defaults).
 
     Returns ``{"config": ..., "records": [cell dicts], "runtime_s": float}``; each
@@ -316,8 +316,18 @@ def run_benchmark(config: dict, on_record=None) -> dict:
     ``noise_sd``, and ``m2`` = Ehat[x_i^2]), pooled
     values, rejection counts, ``theory_b2`` and ``overdamped_ratio``.
     ``on_record(records)``, if given, is called after every finished cell (for
-    incremental output).
+    incremental output), with the finished records in cell order.
+
+    ``executor`` says where the cells run, one task per cell: ``"serial"`` (this process),
+    ``"process"``, ``"dask"``, a Dask scheduler address (``"dask://HOST:PORT"``), a
+    ``distributed.Client`` or any :class:`concurrent.futures.Executor`
+    (:func:`smile_ref.ensembles.executors.resolve_executor`; pools created here get
+    ``config["workers"]`` workers).  ``None`` keeps the ``workers`` rule: serial for
+    ``workers <= 1``, else a process pool.  Every cell is seeded by its own parameters, so the
+    records are the same wherever the cells run (all but ``wall_s``).
     """
+    from smile_ref.ensembles.executors import resolve_executor
+
     cfg = _validate(config)
     cells = list(_cells(cfg))
     t0 = time.perf_counter()
@@ -331,14 +341,17 @@ def run_benchmark(config: dict, on_record=None) -> dict:
                   f"(noise {rec['noise_mean']:.2g}){th} [{rec['wall_s']:.1f}s]", flush=True)
 
     workers = int(cfg["workers"])
-    if workers <= 1:
-        for i, cell in enumerate(cells, 1):
-            records.append(run_cell(cfg, *cell))
-            report(records[-1], i)
-            if on_record is not None:
-                on_record(records)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if executor is None:
+        executor = "serial" if workers <= 1 else "process"
+    pool, close = resolve_executor(executor, n_workers=max(workers, 1))
+    try:
+        if pool is None:
+            for i, cell in enumerate(cells, 1):
+                records.append(run_cell(cfg, *cell))
+                report(records[-1], i)
+                if on_record is not None:
+                    on_record(records)
+        else:
             futs = {pool.submit(run_cell, cfg, *cell): k for k, cell in enumerate(cells)}
             done = {}
             for i, fut in enumerate(as_completed(futs), 1):
@@ -347,5 +360,7 @@ def run_benchmark(config: dict, on_record=None) -> dict:
                 if on_record is not None:
                     on_record([done[k] for k in sorted(done)])
             records = [done[k] for k in sorted(done)]
+    finally:
+        close()
     return {"config": json.loads(json.dumps(cfg, default=float)), "records": records,
             "runtime_s": time.perf_counter() - t0}
