@@ -77,8 +77,10 @@ def test_bad_worker_count_and_stray_scheduler_address():
         resolve_executor("process", scheduler_address="tcp://127.0.0.1:8786")
 
 
+@pytest.mark.slow
 def test_analytical_sweep_process_pool_equals_serial():
-    """Two spawned workers, four cells: the same numbers as one process."""
+    """Two spawned workers, four cells: the same numbers as one process (~6 s of worker start-up; the
+    task loop is the one the Dask test below runs, the pool the one test_ensemble_pipeline runs)."""
     serial = run_benchmark(SWEEP, executor="serial")
     pooled = run_benchmark(dict(SWEEP, workers=2), executor="process")
     assert len(serial["records"]) == 4
