@@ -2,7 +2,7 @@
 
 Statement
 ---------
-Homogenisation (see :mod:`theory.sg_mclmc_bias`, item 2): ``dx = A g dt + sqrt(2 D) dW`` with
+Homogenisation (see :mod:`smile_ref.theory.sg_mclmc_bias`, item 2): ``dx = A g dt + sqrt(2 D) dW`` with
 ``L0 Φ = -u``, ``D = sym E_rho0[u Φ^T]``, ``A = E_rho0[∇_S Φ]^T/(d-1)`` (unit-normalised
 Stratonovich noise generator ``L0``, noise-only velocity law
 ``rho0 ∝ (u^TΣ^{-1}u)^{-(d-1)/2}``).  In the eigenbasis ``Σ = diag(lam)`` the reflection
