@@ -19,7 +19,7 @@ from smile_ref.gradients import Exact, MiniBatch
 from smile_ref.samplers import get
 from smile_ref.samplers.bnp_sgld import bnp_noise, bnp_transform, glm_layers, sigma_tilde2
 from smile_ref.targets import Gaussian, LinearRegression, LogisticRegression
-import theory.bnp as th
+import smile_ref.theory.bnp as th
 
 from .conftest import assert_backend, tol_for
 from .sgmcmc_helpers import Z_MAX, NaNForChain0, chain_z, cov_z
@@ -145,7 +145,7 @@ def test_theorem4_inequalities(N, n, seed, shift, logscale):
 # ----------------------------------------------------------------------------- TC-23: frozen statistics
 def test_stationary_cov_theory():
     """Lyapunov residual; h -> 0 limit A^{-1}; M = I reduces to theory.sgld (deterministic)."""
-    import theory.sgld as sg
+    import smile_ref.theory.sgld as sg
 
     X, y, H = _data()
     t = LinearRegression(X, y, prior_scale=3.0)

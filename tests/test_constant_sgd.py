@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-import theory.constant_sgd as th
+import smile_ref.theory.constant_sgd as th
 from smile_ref import run_chains
 from smile_ref.backend import HostRandom, array_namespace, device_of, get_backend, to_numpy
 from smile_ref.gradients.base import GradientEstimator

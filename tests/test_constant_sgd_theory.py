@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import theory.constant_sgd as th
+import smile_ref.theory.constant_sgd as th
 from smile_ref import run_chains
 from smile_ref.backend import to_numpy
 from smile_ref.preconditioners import sgd_optimal as so

@@ -38,9 +38,9 @@ from smile_ref.diagnostics import (
     z_tolerance,
 )
 from smile_ref.diagnostics._rank import average_ranks, ndtri
-from theory import batch_means as bm_theory
-from theory import bias_metric_noise as b2_theory
-from theory import gaussian_kl as kl_theory
+from smile_ref.theory import batch_means as bm_theory
+from smile_ref.theory import bias_metric_noise as b2_theory
+from smile_ref.theory import gaussian_kl as kl_theory
 
 from .conftest import assert_backend, tol_for
 

@@ -8,7 +8,7 @@ from scipy import stats
 from smile_ref.backend import HostRandom, get_backend, to_numpy
 from smile_ref.tuners.base import TuneInput, TuningParams
 from smile_ref.tuners.energy_error import energy_error_tuner
-from theory.smile_tuner import abs_energy_error_law, tuner_probabilities
+from smile_ref.theory.smile_tuner import abs_energy_error_law, tuner_probabilities
 
 from .conftest import assert_backend
 

@@ -171,16 +171,6 @@ def test_process_executor_equals_thread_executor(tmp_path):
     assert a.metrics == b.metrics
 
 
-@pytest.mark.slow
-def test_dask_local_cluster_equals_thread_executor():
-    pytest.importorskip("dask.distributed")
-    s = _split()
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        a = run_ensemble(s, "sgld", config=TINY, seed=0, hidden=HIDDEN, executor=ex)
-    b = run_ensemble(s, "sgld", config=TINY, seed=0, hidden=HIDDEN, executor="dask", n_workers=2)
-    assert a.metrics == b.metrics
-
-
 def test_bad_arguments():
     s = _split()
     with pytest.raises(ValueError, match="sampler must be one of"):

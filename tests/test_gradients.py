@@ -20,7 +20,7 @@ from smile_ref.backend import HostRandom, device_of, get_backend, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch, exp_spatial, noise_covariance
 from smile_ref.targets.base import DataTarget, Target
 from tests.conftest import assert_backend, tol_for
-from theory import minibatch_covariance as mbc
+from smile_ref.theory import minibatch_covariance as mbc
 
 Z = 5.0  # two-sided 5-sigma: P(|N(0,1)| > 5) = 5.7e-7
 

@@ -23,7 +23,7 @@ from smile_ref.integrators import (
     position_update,
     reference_step,
 )
-from theory import esh as T
+from smile_ref.theory import esh as T
 
 from .conftest import assert_backend, tol_for
 

@@ -14,7 +14,7 @@ from smile_ref.backend import HostRandom, array_namespace, get_backend, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact
 from smile_ref.samplers import get
 from smile_ref.targets import Gaussian
-import theory.psgld as th
+import smile_ref.theory.psgld as th
 
 from .conftest import assert_backend
 from .sgmcmc_helpers import Z_MAX, NaNForChain0, chain_z

@@ -15,7 +15,7 @@ from smile_ref.backend import HostRandom, get_backend, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact
 from smile_ref.samplers import get
 from smile_ref.targets import Gaussian
-import theory.sghmc as th
+import smile_ref.theory.sghmc as th
 
 from .conftest import assert_backend
 from .sgmcmc_helpers import Z_MAX, NaNForChain0, chain_z, cov_z
@@ -32,7 +32,7 @@ def test_theory_closed_forms():
     assert eg["invariance"] == sp.zeros(2, 2)
     assert sp.simplify(eg["rate"] - th.eta * th.V) == 0
     # alpha = 1 is SGLD with h = eta (docs/conventions-sgmcmc.md); beta_hat = eta V/2 is noise-corrected SGLD
-    import theory.sgld as tsgld
+    import smile_ref.theory.sgld as tsgld
     vt = th.var_theta_expr()
     sg = tsgld.derive_1d()
     assert sp.simplify(vt.subs({th.alpha: 1, th.beta_hat: 0}) - sg["sgld"].subs({tsgld.h: th.eta, tsgld.a: th.a, tsgld.s2: th.V})) == 0

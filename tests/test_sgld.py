@@ -15,7 +15,7 @@ from smile_ref.backend import HostRandom, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch
 from smile_ref.samplers import get
 from smile_ref.targets import Gaussian, LinearRegression
-import theory.sgld as th
+import smile_ref.theory.sgld as th
 
 from .conftest import assert_backend
 from .sgmcmc_helpers import Z_MAX, NaNForChain0, SubsetMiniBatch, chain_z, cov_z

@@ -26,7 +26,7 @@ from smile_ref.targets import (
     ill_conditioned_gaussian,
 )
 from tests.conftest import assert_backend, tol_for
-from theory import targets_sympy as ts
+from smile_ref.theory import targets_sympy as ts
 
 NP64 = get_backend("numpy", "float64")
 

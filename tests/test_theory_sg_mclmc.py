@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from theory import sg_mclmc as m
-from theory import sg_mclmc_bias as mb
-from theory import sg_mclmc_overdamped as mo
-from theory import sg_mclmc_velocity as mv
+from smile_ref.theory import sg_mclmc as m
+from smile_ref.theory import sg_mclmc_bias as mb
+from smile_ref.theory import sg_mclmc_overdamped as mo
+from smile_ref.theory import sg_mclmc_velocity as mv
 
 B1 = m.B1_MCLACHLAN
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from smile_ref.backend import get_backend, to_numpy
-from theory.batch_means import ar1_tau
-from theory.batch_means import rho as theory_rho
-from theory import mclmc_tuning as th
+from smile_ref.theory.batch_means import ar1_tau
+from smile_ref.theory.batch_means import rho as theory_rho
+from smile_ref.theory import mclmc_tuning as th
 from smile_ref.tuners import MCLMCTunerState, TuneInput, TuningParams, chain, identity, mclmc_tuner
 from tests.conftest import assert_backend, tol_for
 

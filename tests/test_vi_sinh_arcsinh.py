@@ -11,7 +11,7 @@ from smile_ref.backend import HostRandom, get_backend, to_numpy
 from smile_ref.targets.base import Target
 from smile_ref.vi import DiagGaussian, SinhArcsinh
 from tests.conftest import assert_backend, tol_for
-from theory import sinh_arcsinh as S
+from smile_ref.theory import sinh_arcsinh as S
 
 
 def _family(xp_asarray=np.asarray):

@@ -8,7 +8,7 @@ import sympy as sp
 from smile_ref.vi.bam import bam_update
 from smile_ref.vi.families import DiagGaussian
 from smile_ref.vi.score_vi import diag_update
-from theory import score_vi as T
+from smile_ref.theory import score_vi as T
 
 
 def test_minibatch_identity_is_zero():

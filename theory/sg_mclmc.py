@@ -11,7 +11,7 @@ Results derived here
 --------------------
 1. Second-order expansion of one ESH sub-step with ``w = tau ĝ/(d-1)``
    (``series_residual`` checks it with SymPy, the closed form coming from
-   :mod:`theory.esh`)::
+   :mod:`smile_ref.theory.esh`)::
 
        u' = u + P w - (u.w) P w / 2 - |P w|^2 u / 2 + O(|w|^3).
 
@@ -113,10 +113,10 @@ def series_residual(order: int = 3) -> tuple[sp.Expr, sp.Expr]:
 
     With ``w = delta e`` (``|e| = 1``, ``c = u.e``): ``P w = delta (e - c u)``,
     ``u.w = c delta``, ``|P w|^2 = delta^2 (1 - c^2)``, and the exact flow is
-    ``alpha e + beta u`` (:func:`theory.esh.velocity_coefficients`).  Both residuals
+    ``alpha e + beta u`` (:func:`smile_ref.theory.esh.velocity_coefficients`).  Both residuals
     must be 0 after truncating the series at ``delta^order`` (order <= 3).
     """
-    from theory import esh
+    from . import esh
 
     x = sp.Symbol("x", positive=True)
     c = esh.c

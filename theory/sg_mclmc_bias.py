@@ -1,6 +1,6 @@
 """Bias of SG-MCLMC under anisotropic gradient noise, Gaussian targets (predictions).
 
-Continuous-time model of :mod:`theory.sg_mclmc` (Stratonovich by default; the
+Continuous-time model of :mod:`smile_ref.theory.sg_mclmc` (Stratonovich by default; the
 discrete map converges to it), diffusion ``Q = eps Σ/(d-1)^2`` per unit time,
 Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
 ``Σ_t`` enter.
@@ -27,7 +27,7 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    noise-only velocity law; the stationary covariance solves
    ``A Σ_t^{-1} C + C Σ_t^{-1} A^T = 2 D`` (unbiased iff ``A = D``).
    d = 2: exact, ``(sqrt(D) Φ')' = -2 u/sqrt(D)`` by FFT quadrature.
-   d > 2: :mod:`theory.sg_mclmc_overdamped` (polynomial Galerkin, converging to the
+   d > 2: :mod:`smile_ref.theory.sg_mclmc_overdamped` (polynomial Galerkin, converging to the
    exact d = 2 result); its lowest order is the linear closure ``Φ ≈ B u``, ``B = -C_u G^{-1}``,
    ``C_u = E[u u^T]``, ``G = E[(L0 u) u^T]``,
    ``L0 u = (1/2)[-tr Σ u - Σ u + 2 (u^TΣu) u]``; in the eigenbasis of Σ the
@@ -50,7 +50,7 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
-from theory.sg_mclmc import _check_cov, noise_kappa2
+from .sg_mclmc import _check_cov, noise_kappa2
 
 __all__ = [
     "fp_second_moments_2d",
@@ -249,7 +249,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     target_cov, noise_cov : (d, d) arrays; eps : float.
     regime : ``"fokker-planck"`` (d = 2 only: exact continuous-time stationary law, any noise
         strength where the spectral solve converges), ``"overdamped"`` (d = 2: exact
-        homogenised limit; d > 2: polynomial Galerkin of :mod:`theory.sg_mclmc_overdamped`,
+        homogenised limit; d > 2: polynomial Galerkin of :mod:`smile_ref.theory.sg_mclmc_overdamped`,
         ``degree`` keyword, default 2, Stratonovich only), ``"auto"``
         (``"fokker-planck"`` for d = 2, else ``"overdamped"``).
     Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
@@ -286,7 +286,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     else:
         if calculus != "stratonovich":
             raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
-        from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
+        from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
         A, D = overdamped_coefficients_galerkin(S, degree)
     return lyapunov_second_moments(St, A, D)

@@ -2,7 +2,7 @@
 
 Statement
 ---------
-Homogenisation (see :mod:`theory.sg_mclmc_bias`, item 2): ``dx = A g dt + sqrt(2 D) dW`` with
+Homogenisation (see :mod:`smile_ref.theory.sg_mclmc_bias`, item 2): ``dx = A g dt + sqrt(2 D) dW`` with
 ``L0 Φ = -u``, ``D = sym E_rho0[u Φ^T]``, ``A = E_rho0[∇_S Φ]^T/(d-1)`` (unit-normalised
 Stratonovich noise generator ``L0``, noise-only velocity law
 ``rho0 ∝ (u^TΣ^{-1}u)^{-(d-1)/2}``).  In the eigenbasis ``Σ = diag(lam)`` the reflection
@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.integrate import quad
 
-from theory.sg_mclmc import _check_cov
+from .sg_mclmc import _check_cov
 
 __all__ = ["overdamped_coefficients_galerkin", "effective_temperatures"]
 

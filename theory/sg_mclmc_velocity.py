@@ -3,7 +3,7 @@
 Statement
 ---------
 Noise-only dynamics on ``S^{d-1}`` (``g = 0``), diffusion ``kappa2 P Σ P``
-(``kappa2 = eps/(d-1)^2``, see :mod:`theory.sg_mclmc`):
+(``kappa2 = eps/(d-1)^2``, see :mod:`smile_ref.theory.sg_mclmc`):
 
 * Stratonovich (= limit of the discrete SG-MCLMC map)::
 
@@ -26,7 +26,7 @@ Noise-only dynamics on ``S^{d-1}`` (``g = 0``), diffusion ``kappa2 P Σ P``
   With a non-constant score, ``p(x) h(u)`` is stationary for the full dynamics
   only if ``∇_S h = 0`` (the deterministic part leaves ``-(P g).∇_S h/(d-1)``),
   so for anisotropic Σ no product law ``p(x) × h(u)`` is stationary: the
-  x-marginal is biased (:mod:`theory.sg_mclmc_bias`).
+  x-marginal is biased (:mod:`smile_ref.theory.sg_mclmc_bias`).
 
 Method: ``stationarity_residual`` evaluates ``L*rho`` exactly (rational
 arithmetic) at rational points of the sphere for a rational Σ, with
@@ -43,7 +43,7 @@ import numpy as np
 import sympy as sp
 from scipy.integrate import quad
 
-from theory.sg_mclmc import _check_cov
+from .sg_mclmc import _check_cov
 
 __all__ = [
     "velocity_law_exponent",

@@ -13,6 +13,14 @@ All files are written atomically (temporary file + ``os.replace``).  Examples::
 
     python validation/analytical_bias.py --quick --out validation/results/analytical_quick
     python validation/analytical_bias.py --out validation/results/analytical_full --workers 2
+    python validation/analytical_bias.py --quick --out validation/results/q --executor dask --workers 4
+    python validation/analytical_bias.py --out validation/results/full --executor dask://10.0.0.5:8786
+
+``--executor`` says where the cells run, one task per cell: ``serial``, ``process`` (a pool of
+``--workers`` processes), ``dask`` (a local Dask cluster of ``--workers`` workers; the ``dask`` extra)
+or a running Dask scheduler's address (``dask://HOST:PORT``, ``tcp://HOST:PORT``; its workers must
+be able to import smile_ref).  Default: ``serial`` for ``--workers 1``, else ``process``.  The records
+are identical whichever runs them (every cell is seeded by its own parameters), except ``wall_s``.
     python validation/analytical_bias.py --targets icg --noises aniso --samplers smile psmile \
         --scaling fixed_eps_sigma --out validation/results/aniso_fixed_eps_sigma
 """
@@ -27,8 +35,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from smile_ref.ensembles.executors import parse_scheduler_address  # noqa: E402
 from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,  # noqa: E402
-                                   theory_b2)
+                                               theory_b2)
 
 from smile_ref.io import atomic_write_text  # noqa: E402
 
@@ -179,12 +188,21 @@ def main(argv=None) -> int:
     p.add_argument("--icg-scales", dest="icg_scales", nargs=2, type=float, metavar=("C_MIN", "C_MAX"),
                    help="ICG standard deviations logspace(C_MIN, C_MAX) (paper 0.1 10; --quick uses 1 1)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int)
+    p.add_argument("--workers", type=int, help="pool size for --executor process or dask")
+    p.add_argument("--executor", help="serial, process, dask, or a Dask scheduler address dask://HOST:PORT "
+                                      "(default: serial for --workers 1, else process)")
     p.add_argument("--no-theory", action="store_true", help="omit the overdamped theory curve")
     p.add_argument("--replot", metavar="RESULTS_JSON",
                    help="no simulation: rewrite table.md and plots from an existing results(.partial).json, "
                         "filling theory_b2 from the cache")
     args = p.parse_args(argv)
+    if args.executor is not None and args.executor not in ("serial", "process", "dask"):
+        try:
+            if parse_scheduler_address(args.executor) is None:
+                raise ValueError(f"executor must be serial, process, dask or a Dask scheduler address "
+                                 f"dask://HOST:PORT, got {args.executor!r}")
+        except ValueError as exc:
+            p.error(str(exc))
     os.makedirs(args.out, exist_ok=True)
     if args.replot:
         with open(args.replot) as fh:
@@ -210,7 +228,7 @@ def main(argv=None) -> int:
                      json.dumps({"config": cfg, "records": records, "command": command,
                                  "runtime_s": time.perf_counter() - t0}, default=float))
 
-    result = run_benchmark(cfg, on_record=partial)
+    result = run_benchmark(cfg, on_record=partial, executor=args.executor)
     result["command"] = command
     atomic_write(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=float))
     atomic_write(os.path.join(args.out, "table.md"), markdown_table(result))

@@ -58,6 +58,19 @@ def ndtri(p):
     tails with r = sqrt(-log(min(p, 1-p))) either r <= 5 or r > 5.  All branches
     are evaluated and selected with ``xp.where`` (no data-dependent control flow).
     Values outside (0, 1) give NaN or +-inf as in ``scipy.special.ndtri``.
+
+    Why not ``scipy.special.ndtri``: it takes NumPy arrays only, while the ESS and R-hat run in
+    the caller's namespace (CuPy, ``array_api_strict``) without host copies, and the Array API
+    standard has no inverse normal CDF.  ``cupyx.scipy.special.ndtri`` exists on CuPy, but a
+    CuPy-only branch could not run in CI (no GPU), and rank normalisation is not on a hot path.
+    Measured (``tests/test_cross_libraries.py``): relative error 7.5e-16 against mpmath (Newton
+    on the 40-digit normal CDF) for p in [1e-300, 1 - 1e-15]; 1.0e-15 against SciPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [round(float(v), 12) for v in ndtri(np.asarray([0.025, 0.5, 0.975]))]
+    [-1.95996398454, 0.0, 1.95996398454]
     """
     xp = array_namespace(p)
     q = p - 0.5

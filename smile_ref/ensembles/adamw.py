@@ -29,6 +29,9 @@ Conventions (why the numbers agree with the libraries the authors used):
   selects which *leaves* are decayed; ours selects which *rows* are updated at all.)
 
 Only a constant learning rate is supported (the authors' deep-ensemble configuration).
+``tests/test_cross_libraries.py`` runs it next to ``optax.adamw`` on the same mini-batches: after 100
+float64 steps the parameters agree to 1e-15 (all rows stepping, and masked rows against one
+optax state per row that skips their frozen steps).
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ Execution
 By default all members run as chains of one vectorised :func:`smile_ref.run_chains` call (one
 batched matmul per layer for all members).  With ``executor`` each member is a separate task:
 ``"process"`` (a local :class:`~concurrent.futures.ProcessPoolExecutor`), ``"dask"`` (a Dask
-``LocalCluster``, or the scheduler at ``scheduler_address``; needs the ``dask`` extra), or any
-:class:`concurrent.futures.Executor` instance.  Random inputs are seeded per *group* of members
+``LocalCluster``, or the scheduler at ``scheduler_address``; needs the ``dask`` extra), a running Dask
+scheduler's address (``"dask://HOST:PORT"``, ``"tcp://HOST:PORT"``), a ``distributed.Client`` or any
+:class:`concurrent.futures.Executor` instance (:func:`~smile_ref.ensembles.executors.resolve_executor`).  Random inputs are seeded per *group* of members
 run together (``SeedSequence(seed, spawn_key=(1, *members))``), so a member's chain depends on
 the seed and on whether it ran alone or in a group, never on scheduling order.
 
@@ -280,8 +281,10 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
         Device of the backend (e.g. a CuPy device id, or ``"device1"`` of array_api_strict).
     out_dir : path, optional
         Write pre-training, per-member draws, checkpoints and metrics there; resume from it.
-    executor : None, "process", "dask" or concurrent.futures.Executor
-        ``None``: all members vectorised in this process.
+    executor : None, "process", "dask", scheduler address, distributed.Client or concurrent.futures.Executor
+        ``None``: all members vectorised in this process; otherwise one member per task
+        (:func:`~smile_ref.ensembles.executors.resolve_executor`), e.g. ``"dask://127.0.0.1:8786"``
+        for the workers of a running Dask scheduler.
     n_workers, scheduler_address
         Pool size for ``"process"``/``"dask"``; Dask scheduler to connect to instead of a local
         cluster.

@@ -111,7 +111,7 @@ def optimal_diagonal_preconditioner(S: int, N: int, BBt, learning_rate: float = 
     Exact (KL-optimal among diagonal ``H``, and then equal to Thm 2's ``H*``) only when ``BBt``
     is diagonal.  For correlated noise the corollary's proof assumes ``Sigma H^{-1}`` does not
     depend on ``H``, which is false; see docs/errata.md and
-    ``theory.constant_sgd.optimal_diagonal_preconditioner_numeric`` for the true optimum.
+    ``smile_ref.theory.constant_sgd.optimal_diagonal_preconditioner_numeric`` for the true optimum.
     ``BBt`` may be ``(d, d)`` or its diagonal ``(d,)``.
     """
     S, N = _check_SN(S, N)

@@ -185,10 +185,10 @@ def chains_to_datatree(
 
 def result_attrs(sampler: str, **extra) -> dict:
     """Posterior attributes naming smile_ref as the inference library (JSON/netCDF-safe values)."""
-    import smile_ref
+    from .. import __version__
 
     out = {"inference_library": "smile_ref",
-           "inference_library_version": str(getattr(smile_ref, "__version__", "unknown")),
+           "inference_library_version": str(__version__),
            "sampler": str(sampler)}
     for k, v in extra.items():
         if v is None:

@@ -11,7 +11,7 @@
     \\partial_\\theta \\log\\pi = -\\theta/s^2 + \\tfrac12 e^{-\\theta}\\sum_{i\\ge1} x_i^2 - \\frac{d-1}{2},
     \\qquad \\partial_{x_i}\\log\\pi = -x_i e^{-\\theta}.
 
-Exact moments (derived in ``theory.targets_sympy.funnel_moments``; the lognormal
+Exact moments (derived in ``smile_ref.theory.targets_sympy.funnel_moments``; the lognormal
 moment ``E[e^{k theta}] = e^{k^2 s^2/2}``):
 
 * mean 0; the coordinates are uncorrelated (``E[theta x_i] = E[x_i x_j] = 0``), so

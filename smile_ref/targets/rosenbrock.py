@@ -17,7 +17,7 @@ sampler).  Score:
     \\partial_{X_i}\\log\\pi = -(X_i - a) - \\frac{2 X_i (X_i^2 - Y_i)}{Q}, \\qquad
     \\partial_{Y_i}\\log\\pi = \\frac{X_i^2 - Y_i}{Q}.
 
-Exact moments (derived in ``theory.targets_sympy.rosenbrock_moments``):
+Exact moments (derived in ``smile_ref.theory.targets_sympy.rosenbrock_moments``):
 
 * ``E[X] = a``, ``Var[X] = 1``, ``E[X^2] = 1 + a^2``, ``Var[X^2] = 4a^2 + 2``;
 * ``E[Y] = 1 + a^2``, ``Var[Y] = Q + 4a^2 + 2``, ``Cov(X_i, Y_i) = 2a`` (all other

@@ -45,13 +45,13 @@ cost is per-step Python overhead).
 
 Theory (SGLD, SGHMC): on ``"icg"`` with any non-spatial noise the recursions are linear, so
 their exact stationary second moments follow from a discrete Lyapunov equation
-(:func:`theory.sgld.stationary_cov`, :func:`theory.sghmc.stationary_cov`): the
+(:func:`smile_ref.theory.sgld.stationary_cov`, :func:`smile_ref.theory.sghmc.stationary_cov`): the
 noise-induced "hot" bias ``~ h Sigma / 2`` (SGLD) and ``~ eta Sigma / (2 alpha)`` (SGHMC,
 ``beta_hat = 0``), valid once the chains have converged.
 
 Theory (SMILE): for ``"icg"`` with Gaussian ``iso``/``aniso``/``corr`` noise,
-:func:`theory.sg_mclmc_bias.predicted_second_moments` (SMILE) and
-:func:`~theory.sg_mclmc_bias.preconditioned_second_moments` (pSMILE, ideal
+:func:`smile_ref.theory.sg_mclmc_bias.predicted_second_moments` (SMILE) and
+:func:`~smile_ref.theory.sg_mclmc_bias.preconditioned_second_moments` (pSMILE, ideal
 diagonal preconditioner) with ``regime="overdamped"`` give ``E[x x^T]``, turned into
 ``b^2_th = (1/d) sum_i (C_ii - Sigma_t,ii)^2 / (2 Sigma_t,ii^2)``.  The overdamped
 limit needs ``r = eps lam_min(Sigma) sigma_min(Sigma_t) / (d-1) >> 1``; ``r`` is
@@ -67,15 +67,15 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 import numpy as np
 
-import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.diagnostics import bias_metric_se
 from smile_ref.errors import CorruptFileError
 from smile_ref.io import atomic_write_json, read_json
+from smile_ref.run import run_chains
 
 __all__ = ["TARGETS", "NOISES", "SAMPLERS", "QUICK_CONFIG", "FULL_CONFIG", "make_target", "noise_covariance",
            "make_gradient", "theory_b2", "run_cell", "run_benchmark"]
@@ -186,7 +186,7 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
     if key not in cache:
         if not compute:
             return None, r
-        from theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments
+        from smile_ref.theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments
 
         fn = predicted_second_moments if sampler == "smile" else preconditioned_second_moments
         cache[key] = np.diag(fn(target.cov, cov, eps, regime="overdamped")).tolist()
@@ -197,18 +197,18 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
 def _linear_theory_b2(sampler, eps, cov, target):
     """Exact stationary b^2 of SGLD / SGHMC on a Gaussian target (linear recursions; any noise law).
 
-    SGLD: ``S = (I - hP) S (I - hP)^T + h^2 cov + 2h I`` (:func:`theory.sgld.stationary_cov`);
-    SGHMC (alpha = 0.01, beta_hat = 0): :func:`theory.sghmc.stationary_cov`.  Only the noise
+    SGLD: ``S = (I - hP) S (I - hP)^T + h^2 cov + 2h I`` (:func:`smile_ref.theory.sgld.stationary_cov`);
+    SGHMC (alpha = 0.01, beta_hat = 0): :func:`smile_ref.theory.sghmc.stationary_cov`.  Only the noise
     covariance enters second moments.  ``None`` where the recursion is unstable.
     """
     P = np.linalg.inv(target.cov)
     try:
         if sampler == "sgld":
-            from theory.sgld import stationary_cov
+            from smile_ref.theory.sgld import stationary_cov
 
             S = stationary_cov(P, eps, cov)
         else:
-            from theory.sghmc import stationary_cov
+            from smile_ref.theory.sghmc import stationary_cov
 
             S = stationary_cov(P, eps, SAMPLER_OPTIONS["sghmc"]["alpha"], SAMPLER_OPTIONS["sghmc"]["beta_hat"],
                                cov)[:DIM, :DIM]
@@ -244,11 +244,11 @@ def run_cell(config, target_name, noise, sampler, eps) -> dict:
         x0 = target.exact_sample(np.random.default_rng(seed + 1), n)
     else:
         raise ValueError(f"init must be 'zero' or 'exact', got {config['init']!r}")
-    res = smile_ref.run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
-                               burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
-                               gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
-                               backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
-                               device=config.get("device"), **SAMPLER_OPTIONS[sampler])
+    res = run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
+                     burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
+                     gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
+                     backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
+                     device=config.get("device"), **SAMPLER_OPTIONS[sampler])
     s = res.samples
     finite = np.all(np.isfinite(s), axis=(1, 2))
     reps = []
@@ -304,7 +304,7 @@ def _validate(config):
     return cfg
 
 
-def run_benchmark(config: dict, on_record=None) -> dict:
+def run_benchmark(config: dict, on_record=None, executor=None) -> dict:
     """Run every cell of ``config`` (keys: see ``_DEFAULTS``; missing keys take defaults).
 
     Returns ``{"config": ..., "records": [cell dicts], "runtime_s": float}``; each
@@ -316,8 +316,18 @@ def run_benchmark(config: dict, on_record=None) -> dict:
     ``noise_sd``, and ``m2`` = Ehat[x_i^2]), pooled
     values, rejection counts, ``theory_b2`` and ``overdamped_ratio``.
     ``on_record(records)``, if given, is called after every finished cell (for
-    incremental output).
+    incremental output), with the finished records in cell order.
+
+    ``executor`` says where the cells run, one task per cell: ``"serial"`` (this process),
+    ``"process"``, ``"dask"``, a Dask scheduler address (``"dask://HOST:PORT"``), a
+    ``distributed.Client`` or any :class:`concurrent.futures.Executor`
+    (:func:`smile_ref.ensembles.executors.resolve_executor`; pools created here get
+    ``config["workers"]`` workers).  ``None`` keeps the ``workers`` rule: serial for
+    ``workers <= 1``, else a process pool.  Every cell is seeded by its own parameters, so the
+    records are the same wherever the cells run (all but ``wall_s``).
     """
+    from smile_ref.ensembles.executors import resolve_executor
+
     cfg = _validate(config)
     cells = list(_cells(cfg))
     t0 = time.perf_counter()
@@ -331,14 +341,17 @@ def run_benchmark(config: dict, on_record=None) -> dict:
                   f"(noise {rec['noise_mean']:.2g}){th} [{rec['wall_s']:.1f}s]", flush=True)
 
     workers = int(cfg["workers"])
-    if workers <= 1:
-        for i, cell in enumerate(cells, 1):
-            records.append(run_cell(cfg, *cell))
-            report(records[-1], i)
-            if on_record is not None:
-                on_record(records)
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if executor is None:
+        executor = "serial" if workers <= 1 else "process"
+    pool, close = resolve_executor(executor, n_workers=max(workers, 1))
+    try:
+        if pool is None:
+            for i, cell in enumerate(cells, 1):
+                records.append(run_cell(cfg, *cell))
+                report(records[-1], i)
+                if on_record is not None:
+                    on_record(records)
+        else:
             futs = {pool.submit(run_cell, cfg, *cell): k for k, cell in enumerate(cells)}
             done = {}
             for i, fut in enumerate(as_completed(futs), 1):
@@ -347,5 +360,7 @@ def run_benchmark(config: dict, on_record=None) -> dict:
                 if on_record is not None:
                     on_record([done[k] for k in sorted(done)])
             records = [done[k] for k in sorted(done)]
+    finally:
+        close()
     return {"config": json.loads(json.dumps(cfg, default=float)), "records": records,
             "runtime_s": time.perf_counter() - t0}

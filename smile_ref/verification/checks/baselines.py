@@ -50,7 +50,7 @@ def _gauss2():
 @check("sgld_stationary_additive_noise", group="baselines", seeds=(101,))
 def sgld_stationary_additive_noise(outdir, quick):
     """SGLD with additive Gaussian gradient noise C on N(m, P^-1), d = 2: the discrete Lyapunov covariance."""
-    from theory.sgld import stationary_cov
+    from smile_ref.theory.sgld import stationary_cov
 
     t, h = _gauss2(), 0.2
     n = 2000 if quick else 10000
@@ -65,7 +65,7 @@ def sgld_stationary_additive_noise(outdir, quick):
 @check("sgld_noise_corrected_equals_ula", group="baselines", seeds=(102,))
 def sgld_noise_corrected_equals_ula(outdir, quick):
     """Noise-corrected SGLD (injects 2hI - h^2 C) has noise-free ULA's stationary covariance."""
-    from theory.sgld import stationary_cov
+    from smile_ref.theory.sgld import stationary_cov
 
     t, h = _gauss2(), 0.2
     n = 2000 if quick else 10000
@@ -79,7 +79,7 @@ def sgld_noise_corrected_equals_ula(outdir, quick):
 @check("sghmc_stationary_variance_1d", group="baselines", seeds=(110, 111))
 def sghmc_stationary_variance_1d(outdir, quick):
     """SGHMC on N(0, 2) with noise V = 3 (eta = 0.01, alpha = 0.1): Var theta with beta_hat = 0 and eta V / 2."""
-    from theory.sghmc import var_theta
+    from smile_ref.theory.sghmc import var_theta
 
     a, eta, alpha, V = 0.5, 0.01, 0.1, 3.0
     t = Gaussian(np.zeros(1), np.array([[2.0]]))
@@ -102,10 +102,10 @@ def constant_sgd_mandt(outdir, quick):
 
     Model: pi = N(0, (N A)^-1), g_hat = -N A theta + N xi with Cov xi = C/S, so grad L_S = A theta - xi
     (additive Gaussian noise).  Iterate averages over T = 200 steps: T Var(theta_bar_T) against the exact
-    finite-T value (theory.constant_sgd.iterate_average_covariance); the T -> oo limit A^-1 (C/S) A^-1 is in
+    finite-T value (smile_ref.theory.constant_sgd.iterate_average_covariance); the T -> oo limit A^-1 (C/S) A^-1 is in
     the notes.  Chain means of Gaussian iterates are Gaussian: SE of their variance = pred sqrt(2/(M-1)).
     """
-    import theory.constant_sgd as th
+    import smile_ref.theory.constant_sgd as th
 
     A = np.array([[1.0, 0.3], [0.3, 2.0]])
     C = np.array([[2.0, 0.8], [0.8, 1.5]])
@@ -135,7 +135,7 @@ def constant_sgd_mandt(outdir, quick):
 @check("psgld_gamma_bias", group="baselines", seeds=(130, 131))
 def psgld_gamma_bias(outdir, quick):
     """pSGLD with G = 1/(1 + theta^2) on N(0, 1): E theta^2 with Gamma (about 1) and without (about 2)."""
-    from theory.psgld import discrete_second_moment
+    from smile_ref.theory.psgld import discrete_second_moment
 
     def G(x):
         return 1.0 / (1.0 + x * x)
@@ -159,7 +159,7 @@ def psgld_gamma_bias(outdir, quick):
                             m, se, alpha=ALPHA, n_tests=2,
                             reference=1.0 if with_gamma else 2.0, reference_label="continuous-time limit",
                             notes="" if k else "continuous-time limits: 1 with Gamma (the target), 2 without "
-                                               "(theory.psgld)"))
+                                               "(smile_ref.theory.psgld)"))
     return rows
 
 
@@ -168,8 +168,8 @@ def psgld_gamma_bias(outdir, quick):
                    "inputs: the discrete Lyapunov covariance with M = (1/q^2) P P^T.")
 def bnp_sgld_frozen_stationary(outdir, quick):
     """BNP-SGLD with frozen statistics, full batch, linear regression with off-centre, badly scaled inputs:
-    Cov = solve_discrete_lyapunov(I - hMA, 2hM), M = (1/q^2) P P^T (theory.bnp)."""
-    import theory.bnp as th
+    Cov = solve_discrete_lyapunov(I - hMA, 2hM), M = (1/q^2) P P^T (smile_ref.theory.bnp)."""
+    import smile_ref.theory.bnp as th
 
     r = np.random.default_rng(0)
     N = 50
@@ -199,7 +199,7 @@ def sgld_minibatch_vzt(outdir, quick):
     gradient noise (with replacement, b = 10) is state-independent with variance s2 = (N^2/b) Var_pop(y).
     Only second moments enter the Lyapunov equation, so the prediction is exact despite non-Gaussian noise.
     """
-    from theory.sgld import sgld_variance_1d
+    from smile_ref.theory.sgld import sgld_variance_1d
 
     r = np.random.default_rng(7)
     N, b = 500, 10

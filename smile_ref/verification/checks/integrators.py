@@ -13,7 +13,7 @@ from ._common import have_matplotlib, savefig
 @check("esh_update_exact", group="integrators", seeds=(0,))
 def esh_update_exact(outdir, quick):
     """Closed-form ESH velocity update vs a numerical ODE solve of du/dt = P(u) g/(d-1); SymPy residuals."""
-    from theory import esh
+    from smile_ref.theory import esh
 
     rs = np.random.default_rng(0)
     worst_u = worst_k = 0.0

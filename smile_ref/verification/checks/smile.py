@@ -53,7 +53,7 @@ def _rows(name, label, est, pred, truth, alpha):
 @check("smile_anisotropic_noise_bias_d2", group="smile", seeds=(3,))
 def smile_anisotropic_noise_bias_d2(outdir, quick):
     """SMILE-naive with anisotropic noise is biased exactly as the d=2 Fokker-Planck solution predicts."""
-    from theory.sg_mclmc_bias import fp_second_moments_2d
+    from smile_ref.theory.sg_mclmc_bias import fp_second_moments_2d
 
     eps = 0.02
     Q = _rot(0.4) @ np.diag([0.5, 4.0]) @ _rot(0.4).T  # per-unit-time diffusion eps * Sigma / (d-1)^2
@@ -96,7 +96,7 @@ def psmile_diagonal_noise_unbiased_d2(outdir, quick):
     latter (Var[grad_i] <= 2.6), so the ideal-preconditioner prediction applies to within about 1 %.
     The same run without preconditioning (SMILE-naive) is compared with its own biased prediction.
     """
-    from theory.sg_mclmc_bias import predicted_second_moments
+    from smile_ref.theory.sg_mclmc_bias import predicted_second_moments
 
     eps = 0.02
     Sigma = np.diag([2.0, 16.0]) / eps
@@ -117,7 +117,7 @@ def smile_isotropic_noise_unbiased(outdir, quick):
     Target: a rotated Gaussian in d=10 with standard deviations log-spaced 0.5..2 (the ICG construction
     with a smaller spread, so that 128 chains mix within the quick budget).
     """
-    from theory.sg_mclmc import L_eff
+    from smile_ref.theory.sg_mclmc import L_eff
 
     from ._common import ratio_second_moments
 
@@ -140,7 +140,7 @@ def smile_discretisation_richardson(outdir, quick):
     the Fokker-Planck (eps -> 0) prediction like eps^2; the Richardson extrapolation (4 m(eps/2) - m(eps))/3
     from eps = 0.16 and 0.08 must match the prediction, while the raw values at eps = 0.16 need not.
     """
-    from theory.sg_mclmc_bias import fp_second_moments_2d
+    from smile_ref.theory.sg_mclmc_bias import fp_second_moments_2d
 
     Q = _rot(0.4) @ np.diag([0.5, 4.0]) @ _rot(0.4).T  # fixed per-unit-time noise strength
     t = Gaussian(np.zeros(2), ST2)
@@ -173,7 +173,7 @@ def psmile_correlated_noise_d2(outdir, quick):
     authors' analytical-benchmark kernel normalises RMS(S) = 1 instead, a different constant factor that
     changes the noise strength in z and hence the stationary law (here E[x0^2] 1.069 vs 1.006).
     """
-    from theory.sg_mclmc_bias import preconditioned_second_moments
+    from smile_ref.theory.sg_mclmc_bias import preconditioned_second_moments
 
     eps = 0.01
     sd = np.array([0.7, 2.8])
