@@ -189,7 +189,7 @@ class SMILE:
         self.n_warmup = int(n_warmup)
         if step_size is None:
             raise ValueError(f"step_size is required for {self.name!r} (the initial step size; the paper "
-                             "chooses it from {{1e-2, 1e-3, 1e-4}})")
+                             "chooses it from {1e-2, 1e-3, 1e-4})")
         self.step_size0 = check_positive_float(step_size, "step_size")
         self.coefficients = get_integrator(integrator)
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
