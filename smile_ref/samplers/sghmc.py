@@ -26,9 +26,14 @@ alpha : float in (0, 1], default 0.01 (the authors suggest 0.01-0.1)
 beta_hat : float in [0, alpha], default 0.  ``beta_hat > alpha`` is an error
     (negative injected variance), as in the authors' code.
 
-Guardrails: a chain whose gradient, new velocity or new position is not finite
-is rejected (position and velocity restored); ``info["rejected"]`` flags it.
-One gradient-estimator evaluation per step; ``init`` evaluates nothing.
+Gradient at the proposal: as in ``"sgld"``, ``g_hat(theta')`` is evaluated at
+the end of the step (with the next step's draw) and carried in the state; ``init``
+evaluates it once, each step once.  Guardrails: a proposal whose position,
+velocity, log-density or gradient is not finite is rejected: the position and
+stored gradient of the accepted point are kept and the **velocity is set to
+zero** (as SMILE's reset; keeping it would push the chain straight back into the
+region that failed, and redrawing it would need random numbers on every step).
+``info["rejected"]`` and ``info["nonfinite"]`` flag the step.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_positive_float
 from .base import register
-from .guardrails import select_chains
+from .guardrails import check_initial_finite, evaluate_checked, select_chains
 
 __all__ = ["SGHMCState", "SGHMC", "build_sghmc"]
 
@@ -48,6 +53,8 @@ class SGHMCState(NamedTuple):
     position: object
     velocity: object
     grad_state: dict
+    logdensity: object = None  # (n,) estimate at position
+    grad: object = None  # (n, d) gradient estimate at position
 
 
 def _real(value, name):
@@ -61,7 +68,7 @@ class SGHMC:
 
     name = "sghmc"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0):
         self.target, self.gradient, self.backend = target, gradient, backend
@@ -86,24 +93,30 @@ class SGHMC:
     def init(self, position, rng) -> SGHMCState:
         n, d = position.shape
         v = rng.normal((n, d), dtype=position.dtype) * math.sqrt(self.eta)
-        return SGHMCState(position, v, self.gradient.init(n, rng))
+        gstate = self.gradient.init(n, rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite = evaluate_checked(self.xp, self.gradient, position, batch)
+        check_initial_finite(self.xp, finite, self.name)
+        return SGHMCState(position, v, gstate, lp, g)
 
     def step(self, state: SGHMCState, rng, warmup: bool):
         xp = self.xp
         x, v = state.position, state.velocity
         n, d = x.shape
-        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
-        _, g = self.gradient.evaluate(x, batch)
+        g = state.grad
         z = rng.normal((n, d), dtype=x.dtype)
         v_new = (1.0 - self.alpha) * v + self.eta * g + self.noise_scale * z
         x_new = x + v_new
-        bad = ~(xp.all(xp.isfinite(x_new), axis=-1) & xp.all(xp.isfinite(v_new), axis=-1)
-                & xp.all(xp.isfinite(g), axis=-1))
+        batch, gstate = self.gradient.draw(state.grad_state, rng, x_new)
+        lp_new, g_new, finite = evaluate_checked(xp, self.gradient, x_new, batch)
+        bad = ~(finite & xp.all(xp.isfinite(v_new), axis=-1))
         info = {
             "step_size": xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
+            "nonfinite": bad,
         }
-        return SGHMCState(select_chains(xp, bad, x, x_new), select_chains(xp, bad, v, v_new), gstate), info
+        return SGHMCState(select_chains(xp, bad, x, x_new), xp.where(bad[:, None], 0.0, v_new), gstate,
+                          select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 
 
 @register("sghmc")
