@@ -19,8 +19,12 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    ``B_t`` and ``B: esh_velocity_update(u, S g_hat, tau)``; the first ``B``
    reuses the gradient stored at the end of the previous step (batch
    ``B_{t-1}``), so a step costs 2 mini-batch gradients;
-3. gradients: NaN entries set to 0, entries clipped to ``+-gradient_clip``
-   (1e6);
+3. gradients: entries clipped to ``+-gradient_clip`` (1e6); a gradient with a
+   NaN or infinite entry makes the step non-finite, so it is rejected
+   (``nonfinite_gradient="reject"``, the default); ``nonfinite_gradient="zero_and_clip"``
+   is the authors' code: NaN entries set to 0 and infinite ones clipped, the
+   step kept unless the whole gradient is NaN.  Either way the step is flagged in
+   ``info["nonfinite"]``;
 4. energy error ``dE = dK - (l_new - l_old)``: by default both log-densities
    use ``B_t`` (``energy_error="same_batch"``; one extra log-density
    evaluation, counted as one gradient evaluation); the authors' code uses
@@ -87,7 +91,8 @@ class SMILE:
                  integrator="mclachlan", tuner="energy_error", adapt_during_sampling=True,
                  refresh=False, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
                  gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
-                 preconditioner="diag", preconditioner_options=None, tuner_options=None):
+                 preconditioner="diag", preconditioner_options=None, tuner_options=None,
+                 nonfinite_gradient="reject"):
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -100,6 +105,7 @@ class SMILE:
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
         self.keep_rejected = bool(reset_keeps_rejected_gradient)
         self.clip = check_positive_float(gradient_clip, "gradient_clip")
+        self.nonfinite_gradient = check_choice(nonfinite_gradient, "nonfinite_gradient", ("reject", "zero_and_clip"))
         self.refresh = bool(refresh)
         if self.refresh and L is None:
             raise ValueError("refresh=True needs L (the momentum decoherence length)")
@@ -131,13 +137,23 @@ class SMILE:
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
         self.init_grad_evals = 1
 
-    def _evaluate(self, x, batch):
+    def _evaluate(self, x, batch, acc=None):
+        """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
+
+        ``"reject"``: NaN and infinite entries become NaN, so that the step is non-finite and
+        rejected.  ``"zero_and_clip"`` (authors): NaN entries become 0, infinite ones are clipped;
+        ``acc`` (a list) receives ``(any entry non-finite, all entries NaN)`` per chain.
+        """
         xp = self.xp
         lp, g = self.gradient.evaluate(x, batch)
-        g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
-        return lp, g
+        if self.nonfinite_gradient == "reject":
+            return lp, xp.where(xp.isfinite(g), xp.clip(g, -self.clip, self.clip), xp.nan)
+        nan = xp.isnan(g)
+        if acc is not None:
+            acc.append((xp.any(~xp.isfinite(g), axis=-1), xp.all(nan, axis=-1)))
+        return lp, xp.clip(xp.where(nan, 0.0, g), -self.clip, self.clip)
 
-    def _dense_step(self, old, step_size, batch, pstate):
+    def _dense_step(self, old, step_size, batch, pstate, acc=None):
         """Isokinetic step in ``z = S^{-1} x`` (S symmetric, fixed within the step): MCLMC on
         ``p_z(z) ∝ p(S z)`` with score ``S g``; positions and gradients are mapped back to ``x``."""
         S, S_inv = self.precond.matrices(pstate)
@@ -146,7 +162,7 @@ class SMILE:
             return (v[:, None, :] @ M)[:, 0, :]
 
         def f_z(z):
-            lp, g = self._evaluate(mv(z, S), batch)
+            lp, g = self._evaluate(mv(z, S), batch, acc)
             return lp, mv(g, S)
 
         zs = IntegratorState(mv(old.position, S_inv), old.momentum, old.logdensity, mv(old.logdensity_grad, S))
@@ -160,6 +176,11 @@ class SMILE:
         gstate = self.gradient.init(n, rng)
         batch, gstate = self.gradient.draw(gstate, rng, position)
         lp, g = self._evaluate(position, batch)
+        bad = ~(self.xp.isfinite(lp) & self.xp.all(self.xp.isfinite(g), axis=-1))
+        if bool(self.xp.any(bad)):
+            from .guardrails import check_initial_finite
+
+            check_initial_finite(self.xp, ~bad, self.name)
         u = self.xp.zeros_like(position)
         params = TuningParams(b.full((n,), self.step_size0), b.full((n,), self.L0), None)
         pstate = self.precond.init(g) if self.precond is not None else None
@@ -173,15 +194,20 @@ class SMILE:
         if self.refresh:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
+        acc: list = []  # zero_and_clip: per evaluation (entries replaced, all NaN)
         if self.dense:
-            new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state)
+            new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state, acc)
         else:
             sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
             new, dK = isokinetic_step(old._replace(momentum=u), p.step_size,
-                                      lambda x: self._evaluate(x, batch), self.coefficients, sqrt_diag)
+                                      lambda x: self._evaluate(x, batch, acc), self.coefficients, sqrt_diag)
         lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
         dE = dK - (new.logdensity - lp_old)
         nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
+        met_nonfinite = nonfinite
+        for replaced, all_nan in acc:  # an all-NaN gradient is no gradient: reject the step
+            nonfinite = nonfinite | all_nan
+            met_nonfinite = met_nonfinite | replaced | all_nan
         if self.gamma_reset:
             reset = nonfinite | self.tuner.reset_mask(state.tuner_state, xp.where(nonfinite, 0.0, dE), xp)
         else:
@@ -209,13 +235,15 @@ class SMILE:
             wstep += 1
         pstate = state.precond_state
         if self.precond is not None and (warmup or not self.freeze_preconditioner):
-            pstate = self.precond.update(pstate, new.logdensity_grad)
+            # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
+            pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad,
+                                                               new.logdensity_grad))
         info = {
             "energy_error": xp.where(nonfinite, 0.0, dE),
             "kinetic_change": xp.where(nonfinite, 0.0, dK),
             "step_size": p.step_size,
             "rejected": reset,
-            "nonfinite": nonfinite,
+            "nonfinite": met_nonfinite,
             "logdensity": integ.logdensity,
         }
         return SMILEState(integ, params, tstate, gstate, pstate, wstep), info
