@@ -35,7 +35,9 @@ Gradient at the proposal (as ``"sgld"``): the estimate at a new iterate is drawn
 end of the step that proposes it and carried in the state (``init`` evaluates once at ``theta_0``).
 Guardrail: a proposed iterate whose gradient estimate, log-density estimate or value is not finite
 is rejected: the chain keeps its old iterate and its gradient, and has its velocity zeroed
-(``info["rejected"]``, ``info["nonfinite"]``).
+(``info["rejected"]``, ``info["nonfinite"]``); its next step uses half the learning rate (halved
+again after every further rejection, back to ``eps`` after an accepted step), because SGD injects no
+noise and the carried gradient would otherwise repeat the rejected move exactly.
 ``init_grad_evals = grad_evals_per_step = 1``; ``info`` has ``step_size`` (= ``eps``), ``rejected``,
 ``nonfinite``, ``loss`` (``L_S(theta)`` at the iterate the step starts from, from the mini-batch
 log-density estimate ``-logp_hat/N``) and ``window_end``.
@@ -64,6 +66,7 @@ class ConstantSGDState(NamedTuple):
     grad_state: dict
     logdensity: Any = None  # (n,) estimate at theta
     grad: Any = None  # (n, d) gradient estimate at theta
+    backoff: Any = None  # (n,) factor on the learning rate: halved after each rejected (non-finite) step
 
 
 def _parse_preconditioner(H, d):
@@ -141,12 +144,13 @@ class ConstantSGD:
         lp, g, finite = evaluate_checked(xp, self.gradient, position, batch)
         check_initial_finite(xp, finite, self.name)
         zeros = xp.zeros_like(position)
-        return ConstantSGDState(position, position, zeros, position, 0, zeros, 0, gstate, lp, g)
+        ones = xp.ones((n,), dtype=position.dtype, device=_device(position))
+        return ConstantSGDState(position, position, zeros, position, 0, zeros, 0, gstate, lp, g, ones)
 
     def step(self, state: ConstantSGDState, rng, warmup: bool):
         xp = self.xp
         theta, lp, g = state.theta, state.logdensity, state.grad
-        v_new = self._direction(g)
+        v_new = self._direction(g) * state.backoff[:, None]  # backoff = 1 except after a rejection (exact)
         if self.momentum != 0.0:
             v_new = self.momentum * state.velocity + v_new
         th_new = theta + v_new
@@ -156,6 +160,7 @@ class ConstantSGD:
         th_new = xp.where(ok[:, None], th_new, theta)
         v_new = xp.where(ok[:, None], v_new, 0.0)
         lp_keep, g_keep = xp.where(ok, lp_new, lp), xp.where(ok[:, None], g_new, g)
+        backoff = xp.where(ok, xp.ones_like(state.backoff), 0.5 * state.backoff)
         n = theta.shape[0]
         position, average, n_avg, wsum, wcount = state.position, state.average, state.n_averaged, state.window_sum, state.window_count
         end = False
@@ -180,7 +185,8 @@ class ConstantSGD:
             "loss": -lp / float(self.n_data),
             "window_end": xp.full((n,), end, dtype=xp.bool, device=_device(theta)),
         }
-        return ConstantSGDState(position, th_new, v_new, average, n_avg, wsum, wcount, gstate, lp_keep, g_keep), info
+        return ConstantSGDState(position, th_new, v_new, average, n_avg, wsum, wcount, gstate, lp_keep, g_keep,
+                                backoff), info
 
 
 def _device(x):

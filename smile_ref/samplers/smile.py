@@ -24,7 +24,12 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    (``nonfinite_gradient="reject"``, the default); ``nonfinite_gradient="zero_and_clip"``
    is the authors' code: NaN entries set to 0 and infinite ones clipped, the
    step kept unless the whole gradient is NaN.  Either way the step is flagged in
-   ``info["nonfinite"]``;
+   ``info["nonfinite"]``.  After a rejected non-finite step the next step of that chain
+   integrates with half the step size (``backoff``, halved again after every further
+   non-finite step, back to 1 after any other step): with the velocity zeroed and the
+   stored gradient restored the next step would otherwise repeat the failed move exactly
+   and the chain would freeze at the border of a non-finite region.  The tuner's step
+   size (``info["step_size"]``) is not changed;
 4. energy error ``dE = dK - (l_new - l_old)``: by default both log-densities
    use ``B_t`` (``energy_error="same_batch"``; one extra log-density
    evaluation, counted as one gradient evaluation); the authors' code uses
@@ -82,6 +87,7 @@ class SMILEState(NamedTuple):
     grad_state: dict
     precond_state: Any
     warmup_step: int
+    backoff: Any = None  # (n,) factor on the integrator's step size: halved after each non-finite step
 
 
 class SMILE:
@@ -184,7 +190,8 @@ class SMILE:
         u = self.xp.zeros_like(position)
         params = TuningParams(b.full((n,), self.step_size0), b.full((n,), self.L0), None)
         pstate = self.precond.init(g) if self.precond is not None else None
-        return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0)
+        return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0,
+                          b.full((n,), 1.0))
 
     def step(self, state: SMILEState, rng, warmup: bool):
         xp = self.xp
@@ -195,11 +202,12 @@ class SMILE:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
         acc: list = []  # zero_and_clip: per evaluation (entries replaced, all NaN)
+        eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
         if self.dense:
-            new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state, acc)
+            new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
         else:
             sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
-            new, dK = isokinetic_step(old._replace(momentum=u), p.step_size,
+            new, dK = isokinetic_step(old._replace(momentum=u), eps,
                                       lambda x: self._evaluate(x, batch, acc), self.coefficients, sqrt_diag)
         lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
         dE = dK - (new.logdensity - lp_old)
@@ -246,7 +254,8 @@ class SMILE:
             "nonfinite": met_nonfinite,
             "logdensity": integ.logdensity,
         }
-        return SMILEState(integ, params, tstate, gstate, pstate, wstep), info
+        backoff = xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff))
+        return SMILEState(integ, params, tstate, gstate, pstate, wstep, backoff), info
 
 
 @register("smile")
