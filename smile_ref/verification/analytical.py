@@ -243,11 +243,17 @@ def run_cell(config, target_name, noise, sampler, eps) -> dict:
         x0 = target.exact_sample(np.random.default_rng(seed + 1), n)
     else:
         raise ValueError(f"init must be 'zero' or 'exact', got {config['init']!r}")
-    res = smile_ref.run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
-                               burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
-                               gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
-                               backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
-                               device=config.get("device"), **SAMPLER_OPTIONS[sampler])
+    import warnings
+
+    from ..errors import RunHealthWarning
+
+    with warnings.catch_warnings():  # the benchmark sweeps step sizes on purpose up to large energy errors
+        warnings.simplefilter("ignore", RunHealthWarning)
+        res = smile_ref.run_chains(sampler, target, n_chains=n, n_steps=int(config["n_steps"]),
+                                   burn_in=int(config["burn_in"]), thinning=int(config["thinning"]), seed=seed,
+                                   gradient=grad, step_size=float(eps), initial_position=x0, progress=False,
+                                   backend=config.get("backend", "numpy"), dtype=config.get("dtype", "float64"),
+                                   device=config.get("device"), **SAMPLER_OPTIONS[sampler])
     s = res.samples
     finite = np.all(np.isfinite(s), axis=(1, 2))
     reps = []
