@@ -184,3 +184,15 @@ def test_smile_zero_and_clip_counts_replaced_entries():
         res = _run("smile", est, n_steps=2000, nonfinite_gradient="zero_and_clip")
     assert res.info["nonfinite"].sum() > 0
     assert np.all(np.isfinite(res.samples))
+
+
+@pytest.mark.parametrize("name", ["sgld", "sghmc", "constant_sgd", "smile"])
+def test_nan_region_on_array_api_strict(name):
+    """The proposal-gradient restructure and the SMILE/SGD backoff use only Array API calls."""
+    base = healthy_options(name).get("gradient") or gradients.Exact(TARGET)
+    extra = {"tuner": "mclmc"} if name == "smile" else {}
+    with pytest.warns(RunHealthWarning, match="non-finite"):
+        res = _run(name, NaNRegion(base, THRESHOLD), n_steps=300, backend="array_api_strict", **extra)
+    assert np.all(np.isfinite(res.samples)) and np.all(res.samples[..., 0] <= THRESHOLD)
+    assert res.info["nonfinite"].sum() > 0
+    assert not res.health.frozen.any()
