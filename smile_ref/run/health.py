@@ -212,7 +212,7 @@ def _rhat_ess(samples: np.ndarray):
     n, m, d = samples.shape
     if n < 2 or m < FROZEN_MIN_DRAWS or not np.all(np.isfinite(samples)):
         return None, None
-    from ..diagnostics.ess import ess, rhat  # layering: run -> diagnostics.ess, as tuners.mclmc (see report)
+    from ..diagnostics.ess import ess, rhat  # above the run layer, as in tuners.mclmc
 
     n_use = min(n, max(2, MAX_DIAGNOSTIC_VALUES // m))  # the first chains, if there are very many draws
     k = int(np.clip(MAX_DIAGNOSTIC_VALUES // (n_use * m), 1, min(d, MAX_DIAGNOSTIC_COORDS)))
