@@ -15,6 +15,8 @@ module may raise or warn with these classes.
   the file.
 * :class:`ResumeMismatchError` -- a checkpoint or run folder was written by a
   different configuration; the message names the field that differs.
+* :class:`VIDivergenceError` -- a variational fit diverged (its iterates grow
+  geometrically or become non-finite); the message names the setting to change.
 
 The error classes also derive from :class:`ValueError`, so code that caught
 ``ValueError`` before keeps working.
@@ -28,6 +30,7 @@ __all__ = [
     "RunHealthError",
     "CorruptFileError",
     "ResumeMismatchError",
+    "VIDivergenceError",
 ]
 
 
@@ -53,3 +56,7 @@ class CorruptFileError(SmileRefError, ValueError):
 
 class ResumeMismatchError(SmileRefError, ValueError):
     """A checkpoint or run folder belongs to a different configuration."""
+
+
+class VIDivergenceError(SmileRefError, FloatingPointError):
+    """A variational fit diverged (e.g. ``score_vi`` with a ``beta`` below its convergence bound)."""

@@ -152,22 +152,27 @@ def _smile(t, state, inputs, golden):
 
 
 def _sgld(t, state, inputs, golden):
+    # the gradient at x_t was evaluated on the batch drawn at the end of the previous step (init/batch for
+    # t = 0); this step's batch is for the gradient at the new position
+    state = _first_grad(state, golden)
     h = inputs["step_size"][:, None]
     x = state["position"]
+    x = x + h * state["grad"] + np.sqrt(2.0 * h) * inputs["sampler_normals"][0]
     g = _estimate(golden, x, inputs["batch"][0])[1]
-    x = x + h * g + np.sqrt(2.0 * h) * inputs["sampler_normals"][0]
-    return {"position": x, "logdensity": _target(golden)[0](x)[0], "rejected": np.zeros(x.shape[0])}
+    return {"position": x, "logdensity": _target(golden)[0](x)[0], "grad": g, "rejected": np.zeros(x.shape[0])}
 
 
 def _sghmc(t, state, inputs, golden):
     opts = golden.spec["sampler"]["options"]
     alpha, beta = opts.get("alpha", 0.01), opts.get("beta_hat", 0.0)
     eta = inputs["step_size"][:, None]
+    state = _first_grad(state, golden)  # gradient at x_t: evaluated with the previous step's (or init's) draw
     x, v = state["position"], state["velocity"]
-    g = _estimate(golden, x, inputs["batch"][0])[1]
-    v = (1.0 - alpha) * v + eta * g + np.sqrt(2.0 * (alpha - beta) * eta) * inputs["sampler_normals"][0]
+    v = (1.0 - alpha) * v + eta * state["grad"] + np.sqrt(2.0 * (alpha - beta) * eta) * inputs["sampler_normals"][0]
     x = x + v
-    return {"position": x, "velocity": v, "logdensity": _target(golden)[0](x)[0], "rejected": np.zeros(x.shape[0])}
+    g = _estimate(golden, x, inputs["batch"][0])[1]
+    return {"position": x, "velocity": v, "logdensity": _target(golden)[0](x)[0], "grad": g,
+            "rejected": np.zeros(x.shape[0])}
 
 
 STEPS = {"mclmc": _mclmc, "smile": _smile, "psmile": _smile, "sgld": _sgld, "sghmc": _sghmc}

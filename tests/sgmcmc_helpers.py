@@ -48,6 +48,26 @@ class NaNForChain0(GradientEstimator):
         return lp, xp.where(row, xp.nan, g)
 
 
+class NaNForChain0AfterInit(GradientEstimator):
+    """Exact gradient, except that every evaluation after the first returns a NaN gradient for chain 0
+    (the chain starts at a finite point and every proposal of the first step lands where the gradient
+    is NaN: the proposal must be rejected and the stored gradient of the start kept)."""
+
+    def __init__(self, target):
+        self.inner = Exact(target)
+        self.target = target
+        self.calls = 0
+
+    def evaluate(self, x, batch):
+        lp, g = self.inner.evaluate(x, batch)
+        self.calls += 1
+        if self.calls == 1:
+            return lp, g
+        xp = array_namespace(x)
+        row = xp.arange(x.shape[0], device=device_of(x))[:, None] == 0
+        return lp, xp.where(row, xp.nan, g)
+
+
 class SubsetMiniBatch(GradientEstimator):
     """Mini-batch estimator drawing an *independent* uniform ``b``-subset per chain and step.
 

@@ -22,7 +22,7 @@ from smile_ref.targets import Gaussian, LinearRegression, LogisticRegression
 import smile_ref.theory.bnp as th
 
 from .conftest import assert_backend, tol_for
-from .sgmcmc_helpers import Z_MAX, NaNForChain0, chain_z, cov_z
+from .sgmcmc_helpers import Z_MAX, NaNForChain0, NaNForChain0AfterInit, chain_z, cov_z
 
 
 def _data(N=50, seed=0, bias_col=0):
@@ -258,7 +258,7 @@ def test_guardrail_rejects_nonfinite():
     X, y, _ = _data()
     t = LinearRegression(X, y)
     be = get_backend()
-    k = get("bnp_sgld")(t, NaNForChain0(t), be, step_size=1e-3)
+    k = get("bnp_sgld")(t, NaNForChain0AfterInit(t), be, step_size=1e-3)
     s = k.init(be.asarray(np.ones((3, 3))), HostRandom(0, be))
     s, info = k.step(s, HostRandom(1, be), False)
     assert to_numpy(info["rejected"]).tolist() == [True, False, False]

@@ -416,4 +416,4 @@ def test_sim_linear_regression_minibatch_exact():
     iu = np.triu_indices(2)
     zc = (P.mean(0)[iu] - cov[iu]) / (P.std(0, ddof=1)[iu] / math.sqrt(n))
     assert np.max(np.abs(zm)) < Z and np.max(np.abs(zc)) < Z
-    assert res.n_gradient_evals == pytest.approx((burn + 1) * S / N)
+    assert res.n_gradient_evals == pytest.approx((burn + 2) * S / N)  # init + one evaluation per step

@@ -17,7 +17,7 @@ from smile_ref.targets import Gaussian
 import smile_ref.theory.psgld as th
 
 from .conftest import assert_backend
-from .sgmcmc_helpers import Z_MAX, NaNForChain0, chain_z
+from .sgmcmc_helpers import Z_MAX, NaNForChain0, NaNForChain0AfterInit, chain_z
 
 
 def G(x):
@@ -132,18 +132,19 @@ def test_run_chains_noisy_gradient_and_cost():
     res = smile_ref.run_chains("psgld", t, gradient=AdditiveNoise(t, 2.0), n_chains=8, n_steps=50, burn_in=10,
                                seed=0, step_size=1e-3, progress=False, backend="array_api_strict", dtype="float32")
     assert res.samples.dtype == np.float32 and np.all(np.isfinite(res.samples))
-    assert res.n_gradient_evals == 60.0 and res.n_rejected == 0
+    assert res.n_gradient_evals == 61.0 and res.n_rejected == 0
 
 
 def test_guardrail_rejects_nonfinite(backend):
     t = Gaussian(np.zeros(2), np.eye(2))
-    k = get("psgld")(t, NaNForChain0(t), backend, step_size=0.01)
+    k = get("psgld")(t, NaNForChain0AfterInit(t), backend, step_size=0.01)
     rng = HostRandom(0, backend)
     s0 = k.init(t.initial_position(rng, 4), rng)
     s1, info = k.step(s0, rng, False)
     assert to_numpy(info["rejected"]).tolist() == [True, False, False, False]
     assert np.array_equal(to_numpy(s1.position)[0], to_numpy(s0.position)[0])
     assert np.all(to_numpy(s1.V)[0] == 0) and np.all(np.isfinite(to_numpy(s1.V)))
+    assert to_numpy(info["nonfinite"]).tolist() == [True, False, False, False]
 
 
 def test_bad_inputs():

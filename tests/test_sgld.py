@@ -18,7 +18,7 @@ from smile_ref.targets import Gaussian, LinearRegression
 import smile_ref.theory.sgld as th
 
 from .conftest import assert_backend
-from .sgmcmc_helpers import Z_MAX, NaNForChain0, SubsetMiniBatch, chain_z, cov_z
+from .sgmcmc_helpers import Z_MAX, NaNForChain0, NaNForChain0AfterInit, SubsetMiniBatch, chain_z, cov_z
 
 
 # ----------------------------------------------------------------------------- theory
@@ -203,9 +203,10 @@ def test_backend_matrix(backend, variant):
 
 
 def test_guardrail_rejects_nonfinite(backend):
-    """A chain with a NaN gradient keeps its position and is flagged; the others move."""
+    """A proposal with a NaN gradient is rejected (position and stored gradient kept, flagged as rejected
+    and non-finite); the others move; a NaN gradient at the start is a ValueError."""
     t = Gaussian(np.zeros(2), np.eye(2))
-    k = get("sgld")(t, NaNForChain0(t), backend, step_size=0.1)
+    k = get("sgld")(t, NaNForChain0AfterInit(t), backend, step_size=0.1)
     rng = HostRandom(0, backend)
     s0 = k.init(t.initial_position(rng, 4), rng)
     s1, info = k.step(s0, rng, False)
@@ -213,6 +214,10 @@ def test_guardrail_rejects_nonfinite(backend):
     assert rej.tolist() == [True, False, False, False]
     p0, p1 = to_numpy(s0.position), to_numpy(s1.position)
     assert np.array_equal(p1[0], p0[0]) and np.all(p1[1:] != p0[1:]) and np.all(np.isfinite(p1))
+    assert to_numpy(info["nonfinite"]).tolist() == rej.tolist()
+    assert np.array_equal(to_numpy(s1.grad)[0], to_numpy(s0.grad)[0]) and np.all(np.isfinite(to_numpy(s1.grad)))
+    with pytest.raises(ValueError, match=r"initial_position.*chains \[0\]"):
+        get("sgld")(t, NaNForChain0(t), backend, step_size=0.1).init(t.initial_position(rng, 4), rng)
 
 
 def test_run_chains_float32_and_cost():
@@ -220,7 +225,7 @@ def test_run_chains_float32_and_cost():
     res = smile_ref.run_chains("sgld", t, n_chains=4, n_steps=10, burn_in=2, seed=1, progress=False,
                                step_size=0.1, dtype="float32", backend="array_api_strict")
     assert res.samples.dtype == np.float32 and res.samples.shape == (4, 10, 2)
-    assert res.n_gradient_evals == 12.0
+    assert res.n_gradient_evals == 13.0  # one evaluation at init, one per step (at the proposal)
     assert set(res.info) >= {"step_size", "rejected"}
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import smile_ref
+import smile_ref.errors
 from smile_ref import gradients, targets
 from smile_ref.backend import get_backend, HostRandom, to_numpy
 from smile_ref.gradients.base import GradientEstimator
@@ -87,13 +88,54 @@ class _Scripted(GradientEstimator):
         return lp, g
 
 
-def test_nan_gradient_entries_are_zeroed_not_propagated():
+def test_nan_gradient_entries_zero_and_clip_counts_them():
+    """The authors' NaN -> 0 replacement keeps the steps but flags them in info["nonfinite"]."""
     t = _target(3)
-    est = _Scripted(t, nan_calls={3, 4, 5})
-    res = smile_ref.run_chains("smile", t, gradient=est, n_chains=2, n_steps=20, step_size=0.05, seed=0,
-                               tuner=None, progress=False)
+    est = _Scripted(t, nan_calls={3, 4, 5})  # init = call 1; step k evaluates calls 2k, 2k + 1
+    with pytest.warns(smile_ref.errors.RunHealthWarning, match="non-finite"):
+        res = smile_ref.run_chains("smile", t, gradient=est, n_chains=2, n_steps=20, step_size=0.05, seed=0,
+                                   tuner=None, progress=False, nonfinite_gradient="zero_and_clip")
     assert np.all(np.isfinite(res.samples))
     assert res.n_rejected == 0  # NaN gradient entries are sanitised (set to 0), not rejected
+    assert res.info["nonfinite"][:, 0].nonzero()[0].tolist() == [0, 1]  # steps 1, 2 (calls 3; 4, 5)
+
+
+def test_nan_gradient_entries_reject_the_step_by_default():
+    t = _target(3)
+    est = _Scripted(t, nan_calls={3, 4, 5})
+    with pytest.warns(smile_ref.errors.RunHealthWarning, match="non-finite"):
+        res = smile_ref.run_chains("smile", t, gradient=est, n_chains=2, n_steps=20, step_size=0.05, seed=0,
+                                   tuner=None, progress=False)
+    assert np.all(np.isfinite(res.samples))
+    assert res.info["rejected"][:, 0].nonzero()[0].tolist() == [0, 1]
+    assert res.info["nonfinite"][:, 0].nonzero()[0].tolist() == [0, 1]
+    assert res.health.n_nonfinite.tolist() == [2, 2]
+
+
+def test_all_nan_gradient_is_rejected_in_zero_and_clip_mode():
+    """A gradient whose every entry is NaN carries no information: the step is rejected even in the
+    authors' mode (which would otherwise move with a zero gradient)."""
+    b = get_backend()
+    t = _target(2)
+
+    class AllNaN(_Scripted):
+        def evaluate(self, x, batch):
+            lp, g = super().evaluate(x, batch)
+            return lp, g * np.nan if self.calls == 3 else g
+
+    algo = get("smile")(t, AllNaN(t), b, step_size=0.1, n_warmup=0, tuner=None, nonfinite_gradient="zero_and_clip")
+    rng = HostRandom(0, b)
+    s = algo.init(b.asarray(np.array([[0.3, -0.1]])), rng)
+    s1, info = algo.step(s, rng, False)
+    assert bool(to_numpy(info["rejected"])[0]) and bool(to_numpy(info["nonfinite"])[0])
+    np.testing.assert_array_equal(to_numpy(s1.integrator.position), [[0.3, -0.1]])
+
+
+def test_nan_gradient_at_initial_position_is_an_error():
+    t = _target(3)
+    with pytest.raises(ValueError, match="initial_position"):
+        smile_ref.run_chains("smile", t, gradient=_Scripted(t, nan_calls={1}), n_chains=1, n_steps=2,
+                             step_size=0.05, seed=0, progress=False)
 
 
 @pytest.mark.parametrize("keep", [False, True])

@@ -401,7 +401,9 @@ def run_smile_ref_sghmc(problem: Problem, batches: list, normals: list, n_steps:
 
     eps, mdecay = SGHMC_SETTINGS[problem.name]
     overrides = dict(overrides or {})
-    algo = registry.get("sghmc")(problem.smile_ref_target(), problem.smile_ref_gradient(batches),
+    # smile_ref evaluates g_hat at the proposal at the end of each step (draw t + 1; the draw at init is 0), so
+    # a run of n steps makes n + 1 draws: the last one, for a step that is never taken, repeats batches[-1]
+    algo = registry.get("sghmc")(problem.smile_ref_target(), problem.smile_ref_gradient(list(batches) + batches[-1:]),
                                  get_backend("numpy", "float64"), step_size=eps**2, preset="authors", alpha=mdecay,
                                  **overrides)
     if overrides.get("initial_velocity") == "sample":

@@ -32,7 +32,8 @@ CONFIGS = {
     "smile_ref default (same_batch, restore)": {},
     "cross_batch energy error": {"energy_error": "cross_batch"},
     "reset keeps rejected gradient": {"reset_keeps_rejected_gradient": True},
-    "authors' code (both quirks)": {"energy_error": "cross_batch", "reset_keeps_rejected_gradient": True},
+    "authors' code (both quirks)": {"energy_error": "cross_batch", "reset_keeps_rejected_gradient": True,
+                                    "nonfinite_gradient": "zero_and_clip"},
 }
 
 

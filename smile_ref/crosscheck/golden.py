@@ -72,9 +72,12 @@ DRAW_ORDER = {
     "smile": {"init": ["gradient draws (init, then one draw; gradient at x0 on this batch)"],
               "step": ["normal (n,d) z1 (only with refresh=True)", "gradient draw B_t",
                        "normal (n,d) z2 (only with refresh=True)"]},
-    "sgld": {"init": ["gradient init draws"], "step": ["gradient draw", "normal (n,d) xi (injected noise)"]},
-    "sghmc": {"init": ["normal (n,d) z: v0 = sqrt(eta) z", "gradient init draws"],
-              "step": ["gradient draw", "normal (n,d) xi (injected noise)"]},
+    "sgld": {"init": ["gradient draws (init, then one draw; gradient at x0 on this batch)"],
+             "step": ["normal (n,d) xi (injected noise)", "gradient draw (for the gradient at the new position, "
+                      "used by the next step)"]},
+    "sghmc": {"init": ["normal (n,d) z: v0 = sqrt(eta) z", "gradient draws (init, then one draw; gradient at x0)"],
+              "step": ["normal (n,d) xi (injected noise)", "gradient draw (for the gradient at the new position, "
+                       "used by the next step)"]},
 }
 DRAW_ORDER["psmile"] = DRAW_ORDER["smile"]
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from pathlib import Path
@@ -44,6 +45,7 @@ import numpy as np
 
 from ..backend import array_namespace, get_backend, to_numpy
 from ..backend.validate import check_nonneg_int, check_positive_float
+from ..errors import RunHealthWarning
 from ..gradients import Exact, MiniBatch
 from ..run import run_chains
 from ..errors import CorruptFileError, ResumeMismatchError
@@ -77,7 +79,10 @@ class EnsembleResult:
     wall_time : dict
         Seconds: ``pretrain``, ``sampling``, ``predict``.
     members : list of dict
-        Per member: initial and final step size, guardrail rejections, draws kept.
+        Per member: initial and final step size, guardrail rejections, draws kept, and ``health``:
+        the problems :func:`smile_ref.run.health.run_health` found in the member's chain (``[]``:
+        healthy).  The members' runs do not warn one by one; :func:`run_ensemble` emits one
+        :class:`~smile_ref.errors.RunHealthWarning` listing the unhealthy members.
     predictions : dict or None
         Regression only: host arrays over (a seeded subset of at most 150 points of) the test split
         (standardised units, ``index`` into the test split) of the truth ``y``,
@@ -147,11 +152,13 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
     store = RunStore(task.out_dir) if task.out_dir is not None else None
     ckpt = store.checkpoint_path(members) if store is not None else None
     bk = get_backend(task.backend, task.dtype, task.device)
-    res = run_chains(task.sampler, target, n_chains=len(members), n_steps=cfg.n_samples, burn_in=cfg.n_warmup,
-                     thinning=cfg.thinning, seed=_group_seed(task.seed, members), gradient=gradient,
-                     step_size=step, backend=bk, initial_position=bk.asarray(np.asarray(init, dtype=np.float64)),
-                     progress=task.progress, checkpoint=ckpt, checkpoint_every=cfg.checkpoint_every if store else None,
-                     resume=store is not None, **opts)
+    with warnings.catch_warnings():  # per-member health goes to meta["health"]; run_ensemble warns once
+        warnings.simplefilter("ignore", RunHealthWarning)
+        res = run_chains(task.sampler, target, n_chains=len(members), n_steps=cfg.n_samples, burn_in=cfg.n_warmup,
+                         thinning=cfg.thinning, seed=_group_seed(task.seed, members), gradient=gradient,
+                         step_size=step, backend=bk, initial_position=bk.asarray(np.asarray(init, dtype=np.float64)),
+                         progress=task.progress, checkpoint=ckpt,
+                         checkpoint_every=cfg.checkpoint_every if store else None, resume=store is not None, **opts)
     out = []
     for j, m in enumerate(members):
         info = {k: v[:, j] for k, v in res.info.items()}
@@ -160,7 +167,8 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
                 "wall_time": res.wall_time, "group_size": len(members), "initial_step_size": step,
                 "final_step_size": float(steps[-1]) if steps is not None and steps.size else step,
                 "n_rejected": int(info["rejected"].sum()) if "rejected" in info else 0,
-                "n_draws": int(res.samples.shape[1])}
+                "n_draws": int(res.samples.shape[1]),
+                "health": res.health.chain_problems(j) if res.health is not None else []}
         arrays = {"samples": res.samples[j]}
         arrays.update({f"info/{k}": v for k, v in info.items()})
         if store is not None:
@@ -182,6 +190,17 @@ def _check_sampler_options(sampler, target, config, bk) -> None:
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"EnsembleConfig.sampler_options={config.sampler_options!r} are not valid for sampler "
                         f"{sampler!r}: {exc}") from None
+
+
+def _warn_member_health(sampler: str, members_info: list[dict]) -> None:
+    """One :class:`~smile_ref.errors.RunHealthWarning` listing the unhealthy members (``members[i]["health"]``)."""
+    sick = [(row["member"], row["health"]) for row in members_info if row.get("health")]
+    if sick:
+        listed = "; ".join(f"member {m}: {', '.join(p)}" for m, p in sick[:8])
+        more = f"; and {len(sick) - 8} more" if len(sick) > 8 else ""
+        warnings.warn(f"ensemble ({sampler}): {len(sick)}/{len(members_info)} members unhealthy ({listed}{more}); "
+                      "see EnsembleResult.members[i]['health'] and docs/run-health.md", RunHealthWarning,
+                      stacklevel=3)
 
 
 def _describe(sampler, config, seed, model, data, backend, dtype):
@@ -382,6 +401,9 @@ def run_ensemble(data, sampler: str = "smile", *, config: EnsembleConfig | None 
         members_info = [{k: done[m]["meta"][k] for k in ("member", "initial_step_size", "final_step_size",
                                                           "n_rejected", "n_draws", "wall_time")}
                         for m in range(config.n_members)]
+        for m, row in enumerate(members_info):
+            row["health"] = list(done[m]["meta"].get("health", []))
+        _warn_member_health(sampler, members_info)
     if data.y_scaler is not None:
         for key in list(metrics):
             if "rmse" in metrics[key]:

@@ -11,6 +11,7 @@ import numbers
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ from ..io import atomic_save_npz, check_writable
 from ..samplers import base as registry
 from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from .identity import IDENTITY_VERSION, check_identity, run_identity
+
+from ..errors import RunHealthError, RunHealthWarning
+from .health import run_health
 
 #: ``meta["format"]`` of the checkpoints :func:`run_chains` writes.
 CHECKPOINT_FORMAT = "smile_ref.checkpoint/2"
@@ -47,6 +51,9 @@ class ChainResult:
         of batch b counts b/N).
     state : Any
         Final sampler state (arrays of the run's namespace and device).
+    health : RunHealth or None
+        :class:`~smile_ref.run.health.RunHealth` of the run (rejections, non-finite steps,
+        step-size range, frozen chains, R-hat/ESS; ``health.ok``); see ``docs/run-health.md``.
     """
 
     samples: np.ndarray
@@ -61,6 +68,7 @@ class ChainResult:
     dtype: str
     wall_time: float
     meta: dict = field(default_factory=dict)
+    health: Any = None
 
     @property
     def n_chains(self) -> int:
@@ -154,6 +162,7 @@ def run_chains(
     checkpoint_every: int | None = None,
     resume: bool = False,
     block_size: int = 256,
+    strict: bool = False,
     **options,
 ) -> ChainResult:
     """Run ``n_chains`` chains of a registered sampler; the stable entry point of smile_ref.
@@ -192,6 +201,10 @@ def run_chains(
         configuration is continued, bit-identically on NumPy.
     block_size : int
         Steps per device-to-host copy of recorded values.
+    strict : bool
+        Raise :class:`~smile_ref.errors.RunHealthError` instead of emitting a
+        :class:`~smile_ref.errors.RunHealthWarning` when the finished run is unhealthy
+        (``ChainResult.health``; ``docs/run-health.md``).
     **options
         Sampler options (see each sampler's builder).
 
@@ -199,6 +212,8 @@ def run_chains(
     -------
     ChainResult
     """
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {strict!r}")
     n_chains = check_positive_int(n_chains, "n_chains")
     n_steps = check_nonneg_int(n_steps, "n_steps")
     thinning = check_positive_int(thinning, "thinning")
@@ -366,11 +381,25 @@ def run_chains(
         write_checkpoint(total)
     cost = float(getattr(gradient, "cost", 1.0))
     n_evals = cost * (algo.init_grad_evals + total * algo.grad_evals_per_step)
-    return ChainResult(
+    result = ChainResult(
         samples=samples, info=info_buf, n_gradient_evals=n_evals, state=state, sampler=sampler,
         n_warmup=burn_in, thinning=thinning, seed=seed, backend=bk.name, dtype=np_dtype.__name__,
         wall_time=wall, meta={"config": config},
     )
+    return _check_health(result, d, strict, getattr(algo, "energy_error", None) != "cross_batch")
+
+
+def _check_health(result: ChainResult, dim: int, strict, check_energy: bool) -> ChainResult:
+    """Attach :func:`~smile_ref.run.health.run_health` to ``result``; warn (or raise) once if unhealthy."""
+    if not isinstance(strict, bool):
+        raise TypeError(f"strict must be a bool, got {strict!r}")
+    result.health = run_health(result.samples, result.info, sampler=result.sampler, n_warmup=result.n_warmup,
+                               dim=dim, check_energy=check_energy)
+    if not result.health.ok:
+        if strict:
+            raise RunHealthError(result.health.message())
+        warnings.warn(result.health.message(), RunHealthWarning, stacklevel=3)
+    return result
 
 
 def _readable(value) -> Any:

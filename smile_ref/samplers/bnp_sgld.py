@@ -75,8 +75,12 @@ rho (0.99), eps1 (1e-2), eps2 (1e-4), schedule (as ``"sgld"``), bias_column (``"
 * ``True``: ``mu``, ``sigma^2`` computed once at ``init`` from all ``N`` examples (divisor ``N``);
 * a list with one ``(mu, sigma2)`` pair of host vectors per layer.
 
-Guardrails as ``"sgld"``: a chain whose gradient or new position is not finite is rejected (position
-restored, statistics kept: they do not depend on the position for GLMs).
+Gradient at the proposal, as ``"sgld"``: the gradient estimate and its mini-batch are drawn and evaluated
+at the end of the step that proposes the position and carried in the state (``init`` evaluates once, each
+step once); the statistics update of a step uses the carried batch, so the numbers are those of drawing the
+batch at the start of the step.  Guardrails as ``"sgld"``: a proposal whose position, log-density or
+gradient is not finite is rejected (position, gradient and batch of the accepted point kept, statistics
+kept: they do not depend on the position for GLMs); ``info["rejected"]``, ``info["nonfinite"]``.
 """
 from __future__ import annotations
 
@@ -89,7 +93,7 @@ from ..backend import device_of
 from ..backend.validate import check_float_in, check_host_vector, check_positive_float
 from ..gradients import MiniBatch
 from .base import register
-from .guardrails import select_chains
+from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
 __all__ = ["BNPLayer", "BNPSGLDState", "BNPSGLD", "build_bnp_sgld", "glm_layers", "sigma_tilde2",
@@ -111,6 +115,9 @@ class BNPSGLDState(NamedTuple):
     t: int
     mu: object  # (n, K) running means of all layers' inputs, K = sum of n_in
     sigma2: object  # (n, K) running variances
+    logdensity: object = None  # (n,) estimate at position
+    grad: object = None  # (n, d) gradient estimate at position
+    batch: object = None  # the estimator's draw behind ``grad`` (mini-batch indices (n, b)), or None
 
 
 def glm_layers(target, bias_column="auto") -> list[BNPLayer]:
@@ -196,7 +203,7 @@ class BNPSGLD:
 
     name = "bnp_sgld"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, rho=0.99, eps1=1e-2, eps2=1e-4,
                  schedule="constant", bias_column="auto", frozen_statistics=False):
@@ -293,7 +300,11 @@ class BNPSGLD:
                     mus.append(self._arr(np.tile(m, (n, 1)), position))
                     s2s.append(self._arr(np.tile(v, (n, 1)), position))
             mu, s2 = xp.concat(mus, axis=1), xp.concat(s2s, axis=1)
-        return BNPSGLDState(position, self.gradient.init(n, rng), 0, mu, s2)
+        gstate = self.gradient.init(n, rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite = evaluate_checked(xp, self.gradient, position, batch)
+        check_initial_finite(xp, finite, self.name)
+        return BNPSGLDState(position, gstate, 0, mu, s2, lp, g, batch)
 
     def _update_stats(self, x, batch, mu, s2):
         xp = self.xp
@@ -356,21 +367,26 @@ class BNPSGLD:
         x = state.position
         n, d = x.shape
         h = float(self.h(state.t))
-        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
-        _, g = self.gradient.evaluate(x, batch)
+        g, batch = state.grad, state.batch
         mu, s2 = state.mu, state.sigma2
         if self.frozen is None:
             mu, s2 = self._update_stats(x, batch, mu, s2)
         z = rng.normal((n, d), dtype=x.dtype)
         drift, noise = self.apply(g, z, mu, s2)
         new = x + h * drift + math.sqrt(2.0 * h) * noise
-        bad = ~(xp.all(xp.isfinite(new), axis=-1) & xp.all(xp.isfinite(g), axis=-1))
-        new = select_chains(xp, bad, x, new)
+        batch_new, gstate = self.gradient.draw(state.grad_state, rng, new)
+        lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch_new)
+        bad = ~finite
         info = {
             "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
+            "nonfinite": bad,
         }
-        return BNPSGLDState(new, gstate, state.t + 1, mu, s2), info
+        if getattr(batch, "shape", None) is not None and getattr(batch, "shape", None) == getattr(batch_new, "shape", 0):
+            batch_new = select_chains(xp, bad, batch, batch_new)
+        return BNPSGLDState(select_chains(xp, bad, x, new), gstate, state.t + 1, mu, s2,
+                            select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new),
+                            batch_new), info
 
 
 @register("bnp_sgld")

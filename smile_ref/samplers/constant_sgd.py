@@ -31,10 +31,16 @@ use ``thinning = window`` so that each draw is exactly one window mean (other va
 latest completed window, repeating it or skipping windows).  Without ``iasg`` ``position`` is the
 SGD iterate.
 
-Guardrail: a chain whose gradient estimate, log-density estimate or new iterate is not finite
-keeps its old iterate and has its velocity zeroed (``info["rejected"]``).
-``grad_evals_per_step = 1``; ``info`` has ``step_size`` (= ``eps``), ``rejected``, ``loss``
-(``L_S(theta)`` from the mini-batch log-density estimate ``-logp_hat/N``) and ``window_end``.
+Gradient at the proposal (as ``"sgld"``): the estimate at a new iterate is drawn and evaluated at the
+end of the step that proposes it and carried in the state (``init`` evaluates once at ``theta_0``).
+Guardrail: a proposed iterate whose gradient estimate, log-density estimate or value is not finite
+is rejected: the chain keeps its old iterate and its gradient, and has its velocity zeroed
+(``info["rejected"]``, ``info["nonfinite"]``); its next step uses half the learning rate (halved
+again after every further rejection, back to ``eps`` after an accepted step), because SGD injects no
+noise and the carried gradient would otherwise repeat the rejected move exactly.
+``init_grad_evals = grad_evals_per_step = 1``; ``info`` has ``step_size`` (= ``eps``), ``rejected``,
+``nonfinite``, ``loss`` (``L_S(theta)`` at the iterate the step starts from, from the mini-batch
+log-density estimate ``-logp_hat/N``) and ``window_end``.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ import numpy as np
 
 from ..backend.validate import check_bool, check_float_in, check_positive_float, check_positive_int, check_spd
 from .base import register
+from .guardrails import check_initial_finite, evaluate_checked
 
 __all__ = ["ConstantSGDState", "ConstantSGD", "build_constant_sgd"]
 
@@ -57,6 +64,9 @@ class ConstantSGDState(NamedTuple):
     window_sum: Any
     window_count: int
     grad_state: dict
+    logdensity: Any = None  # (n,) estimate at theta
+    grad: Any = None  # (n, d) gradient estimate at theta
+    backoff: Any = None  # (n,) factor on the learning rate: halved after each rejected (non-finite) step
 
 
 def _parse_preconditioner(H, d):
@@ -86,7 +96,7 @@ class ConstantSGD:
 
     name = "constant_sgd"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, *, learning_rate=None,
                  preconditioner=None, momentum=0.0, iasg=False, window=None, n_data=None):
@@ -130,22 +140,27 @@ class ConstantSGD:
         xp = self.xp
         n = position.shape[0]
         gstate = self.gradient.init(n, rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite = evaluate_checked(xp, self.gradient, position, batch)
+        check_initial_finite(xp, finite, self.name)
         zeros = xp.zeros_like(position)
-        return ConstantSGDState(position, position, zeros, position, 0, zeros, 0, gstate)
+        ones = xp.ones((n,), dtype=position.dtype, device=_device(position))
+        return ConstantSGDState(position, position, zeros, position, 0, zeros, 0, gstate, lp, g, ones)
 
     def step(self, state: ConstantSGDState, rng, warmup: bool):
         xp = self.xp
-        theta = state.theta
-        batch, gstate = self.gradient.draw(state.grad_state, rng, theta)
-        lp, g = self.gradient.evaluate(theta, batch)
-        v_new = self._direction(g)
+        theta, lp, g = state.theta, state.logdensity, state.grad
+        v_new = self._direction(g) * state.backoff[:, None]  # backoff = 1 except after a rejection (exact)
         if self.momentum != 0.0:
             v_new = self.momentum * state.velocity + v_new
         th_new = theta + v_new
-        ok = xp.isfinite(lp) & xp.all(xp.isfinite(g), axis=-1) & xp.all(xp.isfinite(th_new), axis=-1)
+        batch, gstate = self.gradient.draw(state.grad_state, rng, th_new)
+        lp_new, g_new, ok = evaluate_checked(xp, self.gradient, th_new, batch)
         bad = ~ok
         th_new = xp.where(ok[:, None], th_new, theta)
         v_new = xp.where(ok[:, None], v_new, 0.0)
+        lp_keep, g_keep = xp.where(ok, lp_new, lp), xp.where(ok[:, None], g_new, g)
+        backoff = xp.where(ok, xp.ones_like(state.backoff), 0.5 * state.backoff)
         n = theta.shape[0]
         position, average, n_avg, wsum, wcount = state.position, state.average, state.n_averaged, state.window_sum, state.window_count
         end = False
@@ -166,10 +181,12 @@ class ConstantSGD:
         info = {
             "step_size": xp.full((n,), self.eps, dtype=theta.dtype, device=_device(theta)),
             "rejected": bad,
-            "loss": xp.where(ok, -lp / float(self.n_data), xp.nan),
+            "nonfinite": bad,
+            "loss": -lp / float(self.n_data),
             "window_end": xp.full((n,), end, dtype=xp.bool, device=_device(theta)),
         }
-        return ConstantSGDState(position, th_new, v_new, average, n_avg, wsum, wcount, gstate), info
+        return ConstantSGDState(position, th_new, v_new, average, n_avg, wsum, wcount, gstate, lp_keep, g_keep,
+                                backoff), info
 
 
 def _device(x):

@@ -6,13 +6,21 @@ rejected chain's position, log-density and gradient are restored from before
 the step (all with ``xp.where`` masks: no data-dependent shapes, no host
 synchronisation), and the sampler decides what happens to the velocity.  The
 count of rejections is reported in ``info["rejected"]`` and so in
-``ChainResult.info``; NaN never reaches recorded samples.
+``ChainResult.info``; steps that met a non-finite value are also flagged in
+``info["nonfinite"]``.  NaN never reaches recorded samples.
+
+The SGLD-family samplers (``sgld``, ``psgld``, ``sghmc``, ``bnp_sgld``,
+``constant_sgd``) evaluate the gradient estimate at the *proposal* and carry
+it in their state (:func:`evaluate_checked`): a proposal whose log-density,
+gradient or position is not finite is rejected, and the next step reuses the
+gradient of the accepted position, so a chain never sits at a point where the
+next step must fail again.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["step_is_bad", "select_chains", "default_max_energy_error"]
+__all__ = ["step_is_bad", "select_chains", "default_max_energy_error", "evaluate_checked", "check_initial_finite"]
 
 
 def default_max_energy_error(dim: int) -> float:
@@ -42,3 +50,23 @@ def select_chains(xp, bad, old, new):
     """``old`` where ``bad`` else ``new``; works for ``(n,)`` and ``(n, d)`` arrays."""
     mask = bad if new.ndim == 1 else bad[:, None]
     return xp.where(mask, old, new)
+
+
+def evaluate_checked(xp, gradient, x, batch):
+    """``(logp_hat, g_hat, finite)`` at ``x``: ``finite`` is ``(n,)``, true where ``x``, ``logp_hat`` and
+    every entry of ``g_hat`` are finite."""
+    lp, g = gradient.evaluate(x, batch)
+    finite = xp.isfinite(lp) & xp.all(xp.isfinite(g), axis=-1) & xp.all(xp.isfinite(x), axis=-1)
+    return lp, g, finite
+
+
+def check_initial_finite(xp, finite, sampler: str) -> None:
+    """``ValueError`` naming ``initial_position`` and the chains whose log-density or gradient is not finite."""
+    if not bool(xp.all(finite)):
+        import numpy as np
+
+        from ..backend import to_numpy
+
+        bad = np.flatnonzero(~np.asarray(to_numpy(finite), dtype=bool)).tolist()
+        raise ValueError(f"initial_position: the log-density or gradient estimate is not finite for chains {bad} "
+                         f"({sampler} cannot start there; start inside the support of the target)")

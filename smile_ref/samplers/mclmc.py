@@ -10,8 +10,8 @@ step, for every chain at once (the O-B-A-B-A-B-O splitting of BlackJAX's
 2. a palindromic isokinetic step (:func:`~smile_ref.integrators.isokinetic_step`,
    McLachlan by default) with gradient estimate ``g_hat`` of ``grad log pi``;
 3. energy error ``dE = dK - (log pi(x') - log pi(x))``;
-4. guardrail: a chain with a non-finite value or ``|dE| > max_energy_error`` is
-   rejected (position, log-density, gradient restored; velocity redrawn
+4. guardrail: a chain with a non-finite value (flagged in ``info["nonfinite"]``)
+   or ``|dE| > max_energy_error`` is rejected (position, log-density, gradient restored; velocity redrawn
    uniformly on the sphere from the refresh draw ``z2``, so no extra random
    numbers are needed);
 5. half partial refresh with ``z2``;
@@ -150,6 +150,7 @@ class MCLMC:
         )
         dE = dK - (new.logdensity - old.logdensity)
         bad = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, self.max_energy_error)
+        nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
         if self.refresh:
             # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
             bad_c = bad[:, None]
@@ -175,6 +176,7 @@ class MCLMC:
             "step_size": p.step_size,
             "L": p.L,
             "rejected": bad,
+            "nonfinite": nonfinite,
             "logdensity": integ.logdensity,
         }
         return MCLMCState(integ, params, tstate, gstate, wstep), info

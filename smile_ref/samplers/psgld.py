@@ -42,9 +42,13 @@ the *history* of gradients ``g_hat(theta_1), ..., g_hat(theta_t)``, hence of
   computable and tested.
 
 Options: ``alpha``, ``lam``, ``schedule`` (as for ``"sgld"``),
-``gamma_correction``, ``preconditioner``, ``divergence``.  Guardrails: a chain
-whose gradient, preconditioner or new position is not finite is rejected
-(position and ``V`` restored).  One gradient evaluation per step.
+``gamma_correction``, ``preconditioner``, ``divergence``.  As in ``"sgld"``, the
+gradient estimate is evaluated at the proposal (with the next step's draw) and
+carried in the state: ``init`` evaluates it once, each step once.  Guardrails: a
+proposal whose position, log-density or gradient is not finite, or whose
+preconditioner is not finite and positive, is rejected (position, ``V`` and the
+stored gradient of the accepted point kept; ``info["rejected"]``,
+``info["nonfinite"]``).
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_float_in, check_positive_float
 from .base import register
-from .guardrails import select_chains
+from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
 __all__ = ["PSGLDState", "PSGLD", "build_psgld"]
@@ -64,6 +68,8 @@ class PSGLDState(NamedTuple):
     V: object
     grad_state: dict
     t: int
+    logdensity: object = None  # (n,) estimate at position
+    grad: object = None  # (n, d) gradient estimate at position
 
 
 class PSGLD:
@@ -71,7 +77,7 @@ class PSGLD:
 
     name = "psgld"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.99, lam=1e-5,
                  schedule="constant", gamma_correction=False, preconditioner=None, divergence=None):
@@ -100,7 +106,11 @@ class PSGLD:
     def init(self, position, rng) -> PSGLDState:
         xp = self.xp
         V = xp.zeros(position.shape, dtype=position.dtype, device=device_of(position))
-        return PSGLDState(position, V, self.gradient.init(position.shape[0], rng), 0)
+        gstate = self.gradient.init(position.shape[0], rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite = evaluate_checked(xp, self.gradient, position, batch)
+        check_initial_finite(xp, finite, self.name)
+        return PSGLDState(position, V, gstate, 0, lp, g)
 
     def _check(self, arr, x, name):
         if tuple(arr.shape) != tuple(x.shape):
@@ -112,8 +122,7 @@ class PSGLD:
         x = state.position
         n, d = x.shape
         h = float(self.h(state.t))
-        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
-        _, g = self.gradient.evaluate(x, batch)
+        g = state.grad
         z = rng.normal((n, d), dtype=x.dtype)
         if self.preconditioner is None:
             V = self.alpha * state.V + (1.0 - self.alpha) * (g * g)
@@ -126,13 +135,17 @@ class PSGLD:
             if self.gamma_correction:
                 drift = drift + self._check(self.divergence(x), x, "divergence")
         new = x + h * drift + xp.sqrt((2.0 * h) * G) * z
-        bad = ~(xp.all(xp.isfinite(new), axis=-1) & xp.all(xp.isfinite(g), axis=-1)
+        batch, gstate = self.gradient.draw(state.grad_state, rng, new)
+        lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch)
+        bad = ~(finite & xp.all(xp.isfinite(drift), axis=-1)
                 & xp.all(xp.isfinite(G), axis=-1) & xp.all(G > 0, axis=-1))
         info = {
             "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
+            "nonfinite": bad,
         }
-        return PSGLDState(select_chains(xp, bad, x, new), select_chains(xp, bad, state.V, V), gstate, state.t + 1), info
+        return PSGLDState(select_chains(xp, bad, x, new), select_chains(xp, bad, state.V, V), gstate, state.t + 1,
+                          select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 
 
 @register("psgld")

@@ -36,9 +36,17 @@ to 0 and the rest clipped to ``+-1e6``.  The preset sets ``beta_hat = step_size 
 ``alpha = mdecay`` (default 0.05 in their code).  Explicit options win.  Their kernel clips the noise
 variance at ``1e-7`` where ``eps^2 > 2 mdecay``; smile_ref raises instead (``beta_hat > alpha``).
 
-Guardrails: a chain whose gradient, new velocity or new position is not finite
-is rejected (position and velocity restored); ``info["rejected"]`` flags it.
-One gradient-estimator evaluation per step; ``init`` evaluates nothing.
+
+Gradient at the proposal: as in ``"sgld"``, ``g_hat(theta')`` is evaluated at
+the end of the step (with the next step's draw) and carried in the state; ``init``
+evaluates it once, each step once.  Guardrails: a proposal whose position,
+velocity, log-density or gradient is not finite is rejected: the position and
+stored gradient of the accepted point are kept and the **velocity is set to
+zero** (as SMILE's reset; keeping it would push the chain straight back into the
+region that failed, and redrawing it would need random numbers on every step).
+``info["rejected"]`` and ``info["nonfinite"]`` flag the step.  With ``gradient_clip`` (the authors'
+preset) NaN gradient entries are set to 0 and the rest clipped, the step is kept, and
+``info["nonfinite"]`` still counts it.
 """
 from __future__ import annotations
 
@@ -49,7 +57,7 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_positive_float
 from .base import register
-from .guardrails import select_chains
+from .guardrails import check_initial_finite, evaluate_checked, select_chains
 
 __all__ = ["SGHMCState", "SGHMC", "build_sghmc"]
 
@@ -58,6 +66,8 @@ class SGHMCState(NamedTuple):
     position: object
     velocity: object
     grad_state: dict
+    logdensity: object = None  # (n,) estimate at position
+    grad: object = None  # (n, d) gradient estimate at position
 
 
 def _real(value, name):
@@ -71,7 +81,7 @@ class SGHMC:
 
     name = "sghmc"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0,
                  initial_velocity="sample", gradient_clip=None):
@@ -104,26 +114,40 @@ class SGHMC:
             v = self.xp.zeros_like(position)
         else:
             v = rng.normal((n, d), dtype=position.dtype) * math.sqrt(self.eta)
-        return SGHMCState(position, v, self.gradient.init(n, rng))
+        gstate = self.gradient.init(n, rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite, _ = self._evaluate(position, batch)
+        check_initial_finite(self.xp, finite, self.name)
+        return SGHMCState(position, v, gstate, lp, g)
+
+    def _evaluate(self, x, batch):
+        """``(logp_hat, g_hat, finite, raw_nonfinite)`` at ``x``; with ``gradient_clip`` (authors) NaN entries of
+        ``g_hat`` are set to 0 and the rest clipped, so only ``x`` and ``logp_hat`` decide ``finite``."""
+        xp = self.xp
+        lp, g, finite = evaluate_checked(xp, self.gradient, x, batch)
+        if self.clip is None:
+            return lp, g, finite, ~finite
+        g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
+        return lp, g, xp.isfinite(lp) & xp.all(xp.isfinite(x), axis=-1), ~finite
 
     def step(self, state: SGHMCState, rng, warmup: bool):
         xp = self.xp
         x, v = state.position, state.velocity
         n, d = x.shape
-        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
-        _, g = self.gradient.evaluate(x, batch)
-        if self.clip is not None:  # authors: NaN entries -> 0, the rest clipped to +-gradient_clip
-            g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
+        g = state.grad
         z = rng.normal((n, d), dtype=x.dtype)
         v_new = (1.0 - self.alpha) * v + self.eta * g + self.noise_scale * z
         x_new = x + v_new
-        bad = ~(xp.all(xp.isfinite(x_new), axis=-1) & xp.all(xp.isfinite(v_new), axis=-1)
-                & xp.all(xp.isfinite(g), axis=-1))
+        batch, gstate = self.gradient.draw(state.grad_state, rng, x_new)
+        lp_new, g_new, finite, raw_bad = self._evaluate(x_new, batch)
+        bad = ~(finite & xp.all(xp.isfinite(v_new), axis=-1))
         info = {
             "step_size": xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
+            "nonfinite": bad | raw_bad,
         }
-        return SGHMCState(select_chains(xp, bad, x, x_new), select_chains(xp, bad, v, v_new), gstate), info
+        return SGHMCState(select_chains(xp, bad, x, x_new), xp.where(bad[:, None], 0.0, v_new), gstate,
+                          select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 
 
 @register("sghmc")

@@ -45,9 +45,15 @@ variant : ``"sgld"`` (default) or ``"msgld"``
 ``(d, d)`` noise factor is recomputed on the host at every step (one small
 host-to-device copy per step); with a constant step it is computed once.
 
-Guardrails: a chain whose gradient or new position is not finite is rejected
-(its position restored); ``info["rejected"]`` flags it.  One gradient-estimator
-evaluation per step; ``init`` evaluates nothing.
+Gradient at the proposal: the estimate ``g_hat(theta')`` is evaluated at the end of the step that
+proposes ``theta'`` (with the mini-batch / noise draw of the *next* step) and carried in the state, so
+that ``init`` evaluates ``g_hat(theta_0)`` once and every step costs one evaluation (the random stream
+is consumed in the same order as drawing the batch at the start of each step, so finite runs give the
+same numbers).  Guardrail: a proposal whose position, log-density or gradient estimate is not finite
+is rejected (position and gradient of the accepted point kept); ``info["rejected"]`` and
+``info["nonfinite"]`` flag it.  A rejected chain reuses its stored gradient (and mini-batch) in the
+next step, so it never sits at a point where the next step must fail again.  A non-finite
+gradient at ``initial_position`` is a ``ValueError``.
 """
 from __future__ import annotations
 
@@ -60,7 +66,7 @@ import numpy as np
 from ..backend import device_of
 from ..backend.validate import check_choice, check_host_vector, check_positive_float, check_spd
 from .base import register
-from .guardrails import select_chains
+from .guardrails import check_initial_finite, evaluate_checked, select_chains
 
 __all__ = ["SGLDState", "SGLD", "build_sgld", "parse_schedule", "as_covariance"]
 
@@ -69,6 +75,8 @@ class SGLDState(NamedTuple):
     position: object
     grad_state: dict
     t: int
+    logdensity: object = None  # (n,) estimate at position (from the carried evaluation)
+    grad: object = None  # (n, d) gradient estimate at position
 
 
 def parse_schedule(schedule, step_size):
@@ -114,7 +122,7 @@ class SGLD:
 
     name = "sgld"
     grad_evals_per_step = 1
-    init_grad_evals = 0
+    init_grad_evals = 1
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, schedule="constant",
                  noise_correction=None, variant="sgld"):
@@ -156,26 +164,31 @@ class SGLD:
         return hit
 
     def init(self, position, rng) -> SGLDState:
-        return SGLDState(position, self.gradient.init(position.shape[0], rng), 0)
+        gstate = self.gradient.init(position.shape[0], rng)
+        batch, gstate = self.gradient.draw(gstate, rng, position)
+        lp, g, finite = evaluate_checked(self.xp, self.gradient, position, batch)
+        check_initial_finite(self.xp, finite, self.name)
+        return SGLDState(position, gstate, 0, lp, g)
 
     def step(self, state: SGLDState, rng, warmup: bool):
         xp = self.xp
-        x = state.position
+        x, g = state.position, state.grad
         n, d = x.shape
         h = float(self.h(state.t))
-        batch, gstate = self.gradient.draw(state.grad_state, rng, x)
-        _, g = self.gradient.evaluate(x, batch)
         z = rng.normal((n, d), dtype=x.dtype)
         L = self._noise_factor(h, x)
         noise = z * math.sqrt(2.0 * h) if L is None else z @ L.mT
         new = x + h * g + noise
-        bad = ~(xp.all(xp.isfinite(new), axis=-1) & xp.all(xp.isfinite(g), axis=-1))
-        new = select_chains(xp, bad, x, new)
+        batch, gstate = self.gradient.draw(state.grad_state, rng, new)
+        lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch)
+        bad = ~finite
         info = {
             "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
+            "nonfinite": bad,
         }
-        return SGLDState(new, gstate, state.t + 1), info
+        return SGLDState(select_chains(xp, bad, x, new), gstate, state.t + 1,
+                         select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 
 
 @register("sgld")

@@ -19,8 +19,18 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    ``B_t`` and ``B: esh_velocity_update(u, S g_hat, tau)``; the first ``B``
    reuses the gradient stored at the end of the previous step (batch
    ``B_{t-1}``), so a step costs 2 mini-batch gradients;
-3. gradients: NaN entries set to 0, entries clipped to ``+-gradient_clip``
-   (1e6);
+3. gradients: entries clipped to ``+-gradient_clip`` (1e6); a gradient with a
+   NaN or infinite entry makes the step non-finite, so it is rejected
+   (``nonfinite_gradient="reject"``, the default); ``nonfinite_gradient="zero_and_clip"``
+   is the authors' code: NaN entries set to 0 and infinite ones clipped, the
+   step kept unless the whole gradient is NaN.  Either way the step is flagged in
+   ``info["nonfinite"]``.  After a rejected non-finite step the next step of that chain
+   integrates with half the step size (``backoff``, halved again after every further
+   non-finite step, back to 1 after any other step): with the velocity zeroed and the
+   stored gradient restored the next step would otherwise repeat the failed move exactly
+   and the chain would freeze at the border of a non-finite region.  The tuner's step
+   size (``info["step_size"]``) is not changed; ``nonfinite_backoff=False`` (the authors'
+   preset) turns the halving off;
 4. energy error ``dE = dK - (l_new - l_old)``: by default both log-densities
    use ``B_t`` (``energy_error="same_batch"``; one extra log-density
    evaluation, counted as one gradient evaluation); the authors' code uses
@@ -84,7 +94,7 @@ from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import default_max_energy_error, select_chains, step_is_bad
+from .guardrails import check_initial_finite, default_max_energy_error, select_chains, step_is_bad
 
 __all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
 
@@ -103,6 +113,7 @@ class SMILEState(NamedTuple):
     warmup_step: int
     grad_sqrt_diag: Any = None  # first_b_preconditioner="previous": the S the stored gradient was scaled by
     sampling_started: bool = False  # warmup_boundary_reset: the boundary reset has been applied
+    backoff: Any = None  # (n,) factor on the integrator's step size: halved after each non-finite step
 
 
 _AUTHORS_SMILE = MappingProxyType({
@@ -118,6 +129,8 @@ _AUTHORS_SMILE = MappingProxyType({
     "gradient_clip": 1e6,
     "initial_state": "zero",
     "warmup_boundary_reset": True,
+    "nonfinite_gradient": "zero_and_clip",
+    "nonfinite_backoff": False,
 })
 _AUTHORS_PSMILE = MappingProxyType(dict(
     _AUTHORS_SMILE,
@@ -182,7 +195,8 @@ class SMILE:
                  refresh=None, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
                  gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
                  preconditioner="diag", preconditioner_options=None, tuner_options=None,
-                 initial_state="evaluate", warmup_boundary_reset=False, first_b_preconditioner="current"):
+                 initial_state="evaluate", warmup_boundary_reset=False, first_b_preconditioner="current",
+                 nonfinite_gradient="reject", nonfinite_backoff=True):
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -195,6 +209,8 @@ class SMILE:
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
         self.keep_rejected = check_bool(reset_keeps_rejected_gradient, "reset_keeps_rejected_gradient")
         self.clip = check_positive_float(gradient_clip, "gradient_clip")
+        self.nonfinite_gradient = check_choice(nonfinite_gradient, "nonfinite_gradient", ("reject", "zero_and_clip"))
+        self.nonfinite_backoff = check_bool(nonfinite_backoff, "nonfinite_backoff")
         if refresh is not None:
             refresh = check_bool(refresh, "refresh (None for automatic, True or False)")
         stochastic = bool(getattr(gradient, "stochastic", False))
@@ -272,13 +288,23 @@ class SMILE:
         if self.initial_state == "zero":
             self.init_grad_evals = 0
 
-    def _evaluate(self, x, batch):
+    def _evaluate(self, x, batch, acc=None):
+        """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
+
+        ``"reject"``: NaN and infinite entries become NaN, so that the step is non-finite and
+        rejected.  ``"zero_and_clip"`` (authors): NaN entries become 0, infinite ones are clipped;
+        ``acc`` (a list) receives ``(any entry non-finite, all entries NaN)`` per chain.
+        """
         xp = self.xp
         lp, g = self.gradient.evaluate(x, batch)
-        g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
-        return lp, g
+        if self.nonfinite_gradient == "reject":
+            return lp, xp.where(xp.isfinite(g), xp.clip(g, -self.clip, self.clip), xp.nan)
+        nan = xp.isnan(g)
+        if acc is not None:
+            acc.append((xp.any(~xp.isfinite(g), axis=-1), xp.all(nan, axis=-1)))
+        return lp, xp.clip(xp.where(nan, 0.0, g), -self.clip, self.clip)
 
-    def _dense_step(self, old, step_size, batch, pstate):
+    def _dense_step(self, old, step_size, batch, pstate, acc=None):
         """Isokinetic step in ``z = S^{-1} x`` (S symmetric, fixed within the step): MCLMC on
         ``p_z(z) ∝ p(S z)`` with score ``S g``; positions and gradients are mapped back to ``x``."""
         S, S_inv = self.precond.matrices(pstate)
@@ -287,7 +313,7 @@ class SMILE:
             return (v[:, None, :] @ M)[:, 0, :]
 
         def f_z(z):
-            lp, g = self._evaluate(mv(z, S), batch)
+            lp, g = self._evaluate(mv(z, S), batch, acc)
             return lp, mv(g, S)
 
         zs = IntegratorState(mv(old.position, S_inv), old.momentum, old.logdensity, mv(old.logdensity_grad, S))
@@ -304,12 +330,13 @@ class SMILE:
         else:
             batch, gstate = self.gradient.draw(gstate, rng, position)
             lp, g = self._evaluate(position, batch)
+            check_initial_finite(self.xp, self.xp.isfinite(lp) & self.xp.all(self.xp.isfinite(g), axis=-1), self.name)
         u = self.xp.zeros_like(position)
         params = TuningParams(b.full((n,), self.step_size0), b.full((n,), self.L0), None)
         pstate = self.precond.init(g) if self.precond is not None else None
         gsd = self.precond.sqrt_diag(pstate) if self.stale_first_b else None
         return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0,
-                          gsd, False)
+                          gsd, False, b.full((n,), 1.0))
 
     def step(self, state: SMILEState, rng, warmup: bool):
         xp = self.xp
@@ -325,21 +352,27 @@ class SMILE:
         if self.refresh:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
+        acc: list = []  # zero_and_clip: per evaluation (entries replaced, all NaN)
+        eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
         if self.dense:
-            new, dK = self._dense_step(old._replace(momentum=u), p.step_size, batch, state.precond_state)
+            new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
         else:
             sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
             start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK = isokinetic_step(start, p.step_size,
-                                      lambda x: self._evaluate(x, batch), self.coefficients, sqrt_diag)
+            new, dK = isokinetic_step(start, eps,
+                                      lambda x: self._evaluate(x, batch, acc), self.coefficients, sqrt_diag)
         lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
             dE = dK - xp.where(lp_old != 0.0, new.logdensity - lp_old, 0.0)
         else:
             dE = dK - (new.logdensity - lp_old)
         nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
+        met_nonfinite = nonfinite
+        for replaced, all_nan in acc:  # an all-NaN gradient is no gradient: reject the step
+            nonfinite = nonfinite | all_nan
+            met_nonfinite = met_nonfinite | replaced | all_nan
         if self.gamma_reset:
             reset = nonfinite | self.tuner.reset_mask(state.tuner_state, xp.where(nonfinite, 0.0, dE), xp)
         else:
@@ -367,19 +400,24 @@ class SMILE:
             wstep += 1
         pstate = state.precond_state
         if self.precond is not None and (warmup or not self.freeze_preconditioner):
-            pstate = self.precond.update(pstate, new.logdensity_grad)
+            # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
+            pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad,
+                                                               new.logdensity_grad))
         info = {
             "energy_error": xp.where(nonfinite, 0.0, dE),
             "kinetic_change": xp.where(nonfinite, 0.0, dK),
             "step_size": p.step_size,
             "rejected": reset,
-            "nonfinite": nonfinite,
+            "nonfinite": met_nonfinite,
             "logdensity": integ.logdensity,
         }
+        backoff = state.backoff
+        if self.nonfinite_backoff:
+            backoff = xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff))
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
             gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag)
-        return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started), info
+        return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started, backoff), info
 
 
 @register("smile")

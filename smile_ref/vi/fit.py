@@ -101,7 +101,7 @@ def _initial_family(family: str, bk: Backend, d: int, init_mean, init_cov, n_lay
 
 
 def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n_samples: int, seed,
-           beta: float = 0.0, gradient=None, backend=None, dtype: str | None = None, device=None,
+           beta="auto", gradient=None, backend=None, dtype: str | None = None, device=None,
            init_mean=None, init_cov=None, on_invalid: str = "skip", callback=None, **options) -> VIResult:
     """Fit a Gaussian variational family to ``target`` with a registered VI method.
 
@@ -116,8 +116,12 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     n_iter, n_samples : int
         Iterations and samples ``M`` per iteration (``score_vi`` full family: ``M >= d + 1``).
     seed : int or numpy.random.SeedSequence
-    beta : float >= 0
-        Proximal weight of ``score_vi`` (ignored by the other methods).
+    beta : "auto" or float >= 0
+        Proximal weight of ``score_vi`` (ignored by the other methods).  ``"auto"`` (default) starts
+        at 0 and doubles ``beta`` from a precision scale whenever the iterates start to diverge
+        (:class:`~smile_ref.vi.score_vi.ScoreVI`); a numeric ``beta`` is kept fixed and a divergence
+        raises :class:`~smile_ref.errors.VIDivergenceError`.  The value used last is
+        ``VIResult.meta["beta"]``.
     gradient : GradientEstimator, optional
         Score estimator (default :class:`~smile_ref.gradients.Exact`); a
         :class:`~smile_ref.gradients.MiniBatch` gives each sample its own batch.
@@ -178,6 +182,8 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
                                          "(pass on_invalid='skip' to skip such iterations)")
             n_skipped += 1
             trace.append(xp.asarray(math.nan, dtype=bk.dtype, device=bk.device))
+            if hasattr(algo, "on_nonfinite_scores"):  # score_vi: divergence monitor (restart or raise)
+                state = algo.on_nonfinite_scores(state, t)
         else:
             state, objective, bad = algo.update(state, theta, aux, logp, s, t)
             n_skipped += bad
@@ -189,7 +195,9 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     return VIResult(
         family=algo.family(state), trace=to_numpy(xp.stack(trace)), n_skipped=n_skipped,
         n_gradient_evals=cost * n_iter * n_samples, method=method, seed=seed, backend=bk.name, wall_time=wall,
-        meta={"family": family, "beta": float(beta), "n_iter": n_iter, "n_samples": n_samples,
+        meta={"family": family, "beta": float(getattr(algo, "beta_used", 0.0)) if method == "score_vi" else None,
+              "beta_option": beta if isinstance(beta, str) else float(beta),
+              "n_restarts": int(getattr(algo, "n_restarts", 0)), "n_iter": n_iter, "n_samples": n_samples,
               "options": {k: repr(v) for k, v in sorted(options.items())},
               "target": target.describe() if hasattr(target, "describe") else repr(target)},
     )

@@ -36,17 +36,39 @@ variance of ``theta_j`` and covariance of ``(theta_j, s_j)``):
   ``K = n_inner`` Adam steps (step ``inner_lr``) on ``J_t`` from ``q_t`` (:func:`inner_update`).
 * full covariance, ``beta > 0``: ``K = n_inner`` preconditioned, SPD-preserving descent steps on the
   jointly convex ``J`` (see :func:`full_update`).
+
+Choice of ``beta`` and divergence.  On a Gaussian target ``N(mu, P^{-1})`` the mean map of the
+mean-field update has Jacobian ``I - 2 (2D + beta I)^{-1} P`` at its fixed point (``D = diag P``):
+the iteration converges iff ``2D + beta I - P`` is positive definite (docs/derivations/score-vi.md,
+statement 3), so ``beta = 0`` diverges whenever ``2D - P`` is indefinite (the 10-d ill-conditioned
+Gaussian: mean error 1.9e18 after 200 iterations).  The bound ``lambda_max(P - 2D)`` is unknown
+before the fit, so the default ``beta="auto"`` adapts it: it starts at 0 (the exact one-step update
+for the full Gaussian family) and monitors the sample means of successive iterates in units of
+their standard deviations, ``r_t = rms_j((theta_bar_t - theta_bar_{t-1})_j / sd_{t,j})``.  On the
+population iteration ``r_t`` never grows when the map converges (it is the
+``D^{1/2}``-norm of a step of a symmetric contraction); Monte Carlo noise keeps it near
+``sqrt(2/M)``.  Two consecutive iterations with ``r_t > 1`` and ``r_t > 1.2 r_{t-1}`` mark
+divergence: the fit returns to the last iterate with ``r <= 1`` (the anchor) and sets
+``beta <- max(2 beta, max_j 1 / Var theta_j)`` (a precision scale; doubling reaches any bound in
+logarithmically many restarts).  With a numeric ``beta`` the same signal over
+:data:`DIVERGENCE_PATIENCE` consecutive iterations, or non-finite family parameters, raises
+:class:`~smile_ref.errors.VIDivergenceError` naming ``beta``.
 """
 from __future__ import annotations
 
 import math
 
 from ..backend import array_namespace
+from ..errors import VIDivergenceError
 from ..backend.validate import check_positive_int
 from ._common import batch_stats, check_on_invalid, invalid, outer_mean
 from .families import DiagGaussian, FullGaussian, is_spd
 
-__all__ = ["ScoreVI", "diag_update", "full_update", "score_matching_objective"]
+__all__ = ["ScoreVI", "diag_update", "full_update", "score_matching_objective", "DIVERGENCE_PATIENCE"]
+
+DIVERGENCE_PATIENCE = 5  # consecutive growing iterations before a numeric beta raises
+_GROWTH, _STEP = 1.2, 1.0  # r_t > _GROWTH r_{t-1} and r_t > _STEP (standard deviations)
+_MAX_RESTARTS = 60
 
 
 def score_matching_objective(q, theta, s, beta: float = 0.0):
@@ -226,26 +248,97 @@ def inner_update(q, theta, s, beta: float = 0.0, on_invalid: str = "skip", n_inn
 
 
 class ScoreVI:
-    """The ``"score_vi"`` algorithm (see the module docstring); ``beta >= 0``, ``on_invalid`` in {skip, raise}."""
+    """The ``"score_vi"`` algorithm (see the module docstring).
 
-    def __init__(self, beta: float = 0.0, on_invalid: str = "skip", n_inner: int = 50, inner_lr: float = 0.05):
-        beta = float(beta)
+    ``beta``: ``"auto"`` (default; adapted, see the module docstring) or a float ``>= 0`` (fixed;
+    divergence raises :class:`~smile_ref.errors.VIDivergenceError`).  ``on_invalid`` in {skip, raise}.
+    After a fit, ``beta_used`` is the final ``beta`` and ``n_restarts`` the number of returns to the anchor.
+    """
+
+    def __init__(self, beta="auto", on_invalid: str = "skip", n_inner: int = 50, inner_lr: float = 0.05):
         self.inner_lr = float(inner_lr)
         if not (math.isfinite(self.inner_lr) and self.inner_lr > 0.0):
             raise ValueError(f"inner_lr must be a finite float > 0, got {inner_lr!r}")
         self.n_inner = check_positive_int(n_inner, "n_inner")
-        if not (math.isfinite(beta) and beta >= 0.0):
-            raise ValueError(f"beta must be a finite float >= 0, got {beta!r}")
+        if isinstance(beta, str):
+            if beta != "auto":
+                raise ValueError(f"beta must be 'auto' or a finite float >= 0, got {beta!r}")
+            self.auto, beta = True, 0.0
+        else:
+            if isinstance(beta, bool):
+                raise TypeError(f"beta must be 'auto' or a finite float >= 0, got {beta!r}")
+            beta = float(beta)
+            if not (math.isfinite(beta) and beta >= 0.0):
+                raise ValueError(f"beta must be a finite float >= 0 (or 'auto'), got {beta!r}")
+            self.auto = False
+        self.beta0 = beta
         self.beta = beta
         self.on_invalid = check_on_invalid(on_invalid)
 
     def init(self, q0):
+        self.beta, self.beta_used, self.n_restarts = self.beta0, self.beta0, 0
+        self._anchor, self._prev, self._r_prev, self._n_grow = q0, None, 0.0, 0
         return q0
 
     def sample(self, state, random, M):
         return state.sample(random, M), None
 
+    def _watch(self, state, theta, t):
+        """Divergence monitor on the sample means of successive iterates; returns a state to restart from or None."""
+        xp = array_namespace(theta)
+        tbar = xp.mean(theta, axis=0)
+        var = xp.mean((theta - tbar[None, :]) ** 2, axis=0)
+        growing, r = False, None
+        if self._prev is not None:
+            r = float(xp.sqrt(xp.mean((tbar - self._prev) ** 2 / var)))
+            growing = (not math.isfinite(r)) or (r > _STEP and r > _GROWTH * self._r_prev)
+        self._n_grow = self._n_grow + 1 if growing else 0
+        if r is not None and not growing and r <= _STEP:
+            self._anchor = state
+        self._prev, self._r_prev = tbar, (r if r is not None and math.isfinite(r) else 0.0)
+        patience = 2 if self.auto else DIVERGENCE_PATIENCE
+        if self._n_grow < patience:
+            return None
+        if not self.auto:
+            raise VIDivergenceError(
+                f"score_vi diverged at iteration {t} with beta={self.beta:g}: the sample means of successive "
+                f"iterates moved by {r:.3g} standard deviations, growing for {self._n_grow} iterations (the mean-field "
+                "update converges only if 2 diag(P) + beta I - P is positive definite, P the target precision); "
+                "use beta='auto' or a larger beta")
+        if self.n_restarts >= _MAX_RESTARTS:
+            raise VIDivergenceError(f"score_vi diverged at iteration {t}: beta='auto' reached beta={self.beta:g} "
+                                    f"after {self.n_restarts} restarts without stabilising")
+        scale = float(xp.max(1.0 / var))
+        self.beta = max(2.0 * self.beta, scale if math.isfinite(scale) else 1.0)
+        self.n_restarts += 1
+        self._prev, self._r_prev, self._n_grow = None, 0.0, 0
+        return self._anchor
+
+    def on_nonfinite_scores(self, state, t):
+        """Called by :func:`~smile_ref.vi.fit_vi` for an iteration skipped because a score at a sample of
+        ``state`` was not finite: counted as a growing iteration (a diverged member samples at huge values)."""
+        self._n_grow += 1
+        patience = 2 if self.auto else DIVERGENCE_PATIENCE
+        if self._n_grow < patience:
+            return state
+        if not self.auto:
+            raise VIDivergenceError(
+                f"score_vi diverged at iteration {t} with beta={self.beta:g}: the scores at samples of the last "
+                f"{self._n_grow} iterates were not finite; use beta='auto' or a larger beta")
+        if self.n_restarts >= _MAX_RESTARTS:
+            raise VIDivergenceError(f"score_vi diverged at iteration {t}: beta='auto' reached beta={self.beta:g} "
+                                    f"after {self.n_restarts} restarts without stabilising")
+        self.beta = max(2.0 * self.beta, 1.0)
+        self.beta_used = self.beta
+        self.n_restarts += 1
+        self._prev, self._r_prev, self._n_grow = None, 0.0, 0
+        return self._anchor
+
     def update(self, state, theta, aux, logp, s, t):
+        restart = self._watch(state, theta, t)
+        if restart is not None:
+            self.beta_used = self.beta
+            return restart, score_matching_objective(restart, theta, s, self.beta), 0
         upd = diag_update if isinstance(state, DiagGaussian) else full_update
         if hasattr(state, "param_derivatives") or hasattr(state, "objective_grads"):
             q, n_bad = inner_update(state, theta, s, self.beta, self.on_invalid, self.n_inner, self.inner_lr)
@@ -253,6 +346,7 @@ class ScoreVI:
             q, n_bad = full_update(state, theta, s, self.beta, self.on_invalid, self.n_inner)
         else:
             q, n_bad = diag_update(state, theta, s, self.beta, self.on_invalid)
+        self.beta_used = self.beta
         return q, score_matching_objective(q, theta, s, self.beta), n_bad
 
     def family(self, state):
