@@ -17,7 +17,7 @@ import pytest
 import smile_ref
 from smile_ref import targets
 from smile_ref.backend import get_backend, to_numpy
-from smile_ref.errors import SmileRefWarning
+from smile_ref.errors import RunHealthWarning, SmileRefWarning
 from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch
 from smile_ref.samplers import base as registry
 from smile_ref.samplers.guardrails import default_max_energy_error
@@ -80,7 +80,8 @@ def test_authors_gamma_tuner_spirals_on_the_reproducer():
     the default on the same run is healthy (``test_default_run_is_healthy[icg10_exact_1e-2]``)."""
     t = targets.ill_conditioned_gaussian(10)
     kw = dict(n_chains=2, n_steps=300, burn_in=500, step_size=1e-2, seed=0, progress=False)
-    gamma = smile_ref.run_chains("smile", t, tuner="energy_error", **kw)
+    with pytest.warns(RunHealthWarning, match="floor"):  # and the run-health check says so
+        gamma = smile_ref.run_chains("smile", t, tuner="energy_error", **kw)
     assert gamma.info["rejected"][10:].all()
     np.testing.assert_array_equal(gamma.info["step_size"][-1], GAMMA_FLOOR)
 
