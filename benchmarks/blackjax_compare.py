@@ -1,4 +1,4 @@
-"""Wall time per step of smile_ref (NumPy) vs BlackJAX (jit, CPU), side by side (issue 8, Performance).
+"""Wall time per step of smile_ref (NumPy) vs BlackJAX (jit, CPU), side by side.
 
 Run by hand (not a test), from the repository root, in an environment with jax + blackjax
 (the ``crosscheck`` extra; without them only our columns are filled)::

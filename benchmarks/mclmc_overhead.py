@@ -1,4 +1,4 @@
-"""MCLMC sampler overhead in gradient-equivalents, chain scaling and ESS per gradient (issue 3).
+"""MCLMC sampler overhead in gradient-equivalents, chain scaling and ESS per gradient.
 
 Run by hand (not a test)::
 

@@ -1,4 +1,4 @@
-"""Where the time and the memory of one smile_ref step go (issue 8, Performance; used by blackjax_compare.py).
+"""Where the time and the memory of one smile_ref step go (used by blackjax_compare.py).
 
 Parts (all NumPy float64, single process, fixed step size, exact gradients):
 

@@ -1,4 +1,4 @@
-"""Cross-check smile_ref against BlackJAX (issue 8): isokinetic integrators and tuned MCLMC.
+"""Cross-check smile_ref against BlackJAX: isokinetic integrators and tuned MCLMC.
 
 Run with an environment that has ``jax`` and ``blackjax`` (the ``crosscheck`` extra)::
 

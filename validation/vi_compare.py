@@ -1,4 +1,4 @@
-"""Score-based VI vs ADVI vs GSM vs BaM against a reference posterior (issue 6 validation).
+"""Score-based VI vs ADVI vs GSM vs BaM against a reference posterior.
 
 Targets
 -------

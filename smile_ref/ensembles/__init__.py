@@ -1,4 +1,4 @@
-"""BNN ensembles (issue 7; Sommer et al. 2026, Sec. 5): deep-ensemble pre-training, one chain per member with any
+"""BNN ensembles (Sommer et al. 2026, Sec. 5): deep-ensemble pre-training, one chain per member with any
 registered sampler, predictive metrics, local/process/Dask execution with atomic per-member results.
 
 Layer: above :mod:`smile_ref.run` (uses :func:`smile_ref.run_chains`); below :mod:`smile_ref.verification`.

@@ -1,4 +1,4 @@
-"""Predictive metrics of a sample ensemble (issue 7, item 4), namespace-native.
+"""Predictive metrics of a sample ensemble, namespace-native.
 
 An ensemble of S parameter vectors theta_1..theta_S (all members x retained draws, flattened)
 defines at test point x_i the uniform mixture predictive

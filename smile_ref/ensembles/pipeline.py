@@ -1,4 +1,4 @@
-"""SMILE ensembles for Bayesian neural networks: pre-train, sample per member, predict (issue 7).
+"""SMILE ensembles for Bayesian neural networks: pre-train, sample per member, predict.
 
 The pipeline of Sommer et al. (2026, Sec. 3.4 and Sec. 5; authors' ``src/training``):
 

@@ -1,4 +1,4 @@
-"""Bayesian multilayer perceptron (issue 7): batched forward pass and hand-written backpropagation.
+"""Bayesian multilayer perceptron: batched forward pass and hand-written backpropagation.
 
 Parameters are flat vectors ``theta`` of shape ``(n, dim)`` (one row per chain/ensemble member).
 Layout: for each layer ``l = 1..L`` (hidden widths ``hidden`` then the output layer) the weight

@@ -103,7 +103,7 @@ __all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_R
 REJECT_SHRINK = 0.8  # f: a rejection says "the proposal should have been f * eps_prop"
 CAP_RELAX = REJECT_SHRINK ** -0.5  # g: soft-cap growth per accepted step
 FLOOR_FACTOR = 1e-12  # step-size floor relative to the initial L
-MIN_ESS_DRAWS = 4
+MIN_ESS_DRAWS = 8  # fewer draws give no usable ESS: no ESS window, L is kept
 XI_REJECTED = REJECT_SHRINK ** -6.0  # a rejected step enters the EMA as xi = f^-6
 
 
@@ -302,7 +302,7 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                                      eps_sum=xp.zeros((n,), dtype=dt, device=dev))
                 st.buffer[:, k, :] = inp.position
                 st = st._replace(eps_sum=st.eps_sum + eps)
-                if t == e_ess - 1 and e_ess - s_ess >= 8:  # ESS needs a few draws; else L is kept
+                if t == e_ess - 1:  # the window has >= MIN_ESS_DRAWS draws (_windows)
                     T = e_ess - s_ess
                     tau = _mean_tau(xp, st.buffer)
                     L_ess = Lfactor * (st.eps_sum / T) * tau

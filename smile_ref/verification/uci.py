@@ -25,7 +25,7 @@ from ..ensembles.config import STEP_SIZE_GRIDS
 __all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_uci", "summarise",
            "markdown_table", "plot_intervals", "plot_cost"]
 
-#: Best LPPD reported for the paper (10 members, full budget; issue 7's reference numbers).
+#: Best LPPD reported for the paper (10 members, full budget).
 PAPER_BEST_LPPD = {"airfoil": 0.28, "energy": 2.02, "bikesharing": 0.13}
 METHODS = ("de", "smile", "psmile", "sgld", "sghmc", "mclmc")
 #: Extra benchmark methods: ``name -> (registered sampler, sampler options)``.  ``"smile_gamma"`` and
