@@ -154,7 +154,7 @@ def test_L_from_ess_on_ar1(rho):
     tuner = mclmc_tuner(frac_tune1=0.05, frac_tune2=0.05, frac_tune3=0.9, Lfactor=0.4)
     params, state, used = drive(tuner, NP64, n, d, N, EPS_STAR, rng, positions=ar1)
     T = N - 220
-    assert to_numpy(state.buffer).shape == (n, T, d)
+    assert to_numpy(state.buffer).shape == (n, 0, 1)  # the window's positions leave the state once L is set
     eps_mean = used[220:].mean(0)
     tau = float(ar1_tau().subs(theory_rho, rho))  # (1 + rho)/(1 - rho), SymPy (theory/batch_means.py)
     sd = tau * math.sqrt(2 * 41 / T) / math.sqrt(d)
@@ -223,8 +223,10 @@ def test_chain_with_identity_is_transparent():
 
 
 def test_backend_matrix(backend):
-    """(6) Every phase (incl. diagonal preconditioning and ESS) on every backend; same numbers as NumPy-f64."""
-    n, d, N = 3, 4, 100
+    """(6) Every phase (incl. diagonal preconditioning and ESS) on every backend; same numbers as NumPy-f64.
+
+    N = 150 gives an ESS window of 15 - 5 = 10 >= MIN_ESS_DRAWS draws, so phase 3 sets L."""
+    n, d, N = 3, 4, 150
     rng = np.random.default_rng(19)
     dEs = 0.05 * rng.standard_normal((N, n))
     xs = rng.standard_normal((N, n, d)) * np.array([1.0, 2.0, 0.5, 3.0])
@@ -246,7 +248,8 @@ def test_backend_matrix(backend):
     for name in MCLMCTunerState._fields:
         if name != "n_rejected":
             assert_backend(getattr(state, name), backend)
-    assert to_numpy(state.buffer).shape == (n, 10 - 3, d)
+    assert to_numpy(state.buffer).shape == (n, 0, 1)  # used by phase 3, then dropped
+    assert not np.any(to_numpy(params.L) == 2.0)  # phase 3 replaced the initial L
     ref, _ = res[True]
     tol = tol_for(backend, 1e-9, 1e-3)
     for a, b in zip((ref.step_size, ref.L, ref.sqrt_diag), (params.step_size, params.L, params.sqrt_diag)):

@@ -321,6 +321,7 @@ def run_chains(
                 raise CorruptFileError(f"checkpoint {path!r}: 'info/{k}' has shape {v.shape}, expected "
                                        f"{(total, n_chains)}")
 
+    direct = bool(bk.is_numpy)  # NumPy positions are host arrays: record them without a block buffer
     pos_block: list = []
     pos_slots: list[int] = []
     info_block: list[dict] = []
@@ -364,8 +365,11 @@ def run_chains(
             if not warm and (t - burn_in + 1) % thinning == 0:
                 slot = (t - burn_in + 1) // thinning - 1
                 if slot < n_draws:
-                    pos_block.append(_position(state))
-                    pos_slots.append(slot)
+                    if direct:  # host arrays: copy straight into the preallocated samples, no block
+                        samples[:, slot, :] = _position(state)
+                    else:
+                        pos_block.append(_position(state))
+                        pos_slots.append(slot)
             if len(info_block) >= block_size:
                 flush()
             if checkpoint_every is not None and (t + 1) % checkpoint_every == 0 and t + 1 < total:

@@ -307,6 +307,9 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                     tau = _mean_tau(xp, st.buffer)
                     L_ess = Lfactor * (st.eps_sum / T) * tau
                     L = xp.where(xp.isfinite(L_ess) & (L_ess > 0.0), L_ess, L)
+                    # the window's positions are needed only here: drop them from the state (memory of the
+                    # sampling phase and of its checkpoints)
+                    st = st._replace(buffer=xp.zeros((n, 0, 1), dtype=dt, device=dev))
         if t == N - 1:  # hand-over to sampling: the held value, below the latest failing proposal
             new_eps = _hand_over(xp, st, st.eps_hold, t, n_eff, f)
             st = st._replace(eps_hold=new_eps)
