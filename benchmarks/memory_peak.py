@@ -21,20 +21,13 @@ import os
 import sys
 
 
-def _vmhwm_bytes() -> int:
+def _proc_status_bytes(key: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (``VmHWM``: peak RSS, ``VmRSS``: current RSS) in bytes (Linux)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("VmHWM not found (Linux only)")
-
-
-def _vmrss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("VmRSS not found (Linux only)")
+    raise RuntimeError(f"{key} not found in /proc/self/status (Linux only)")
 
 
 def _state_bytes(state) -> int:
@@ -60,11 +53,11 @@ def _child(args: dict, queue) -> None:
     from smile_ref import targets
 
     target = targets.Gaussian.isotropic(args["dim"])
-    base = _vmrss_bytes()
+    base = _proc_status_bytes("VmRSS")
     res = smile_ref.run_chains(args["sampler"], target, n_chains=args["chains"], n_steps=args["steps"],
                                burn_in=args["burn_in"], thinning=args["thinning"], seed=0, step_size=args["step_size"],
                                progress=False)
-    peak = _vmhwm_bytes()
+    peak = _proc_status_bytes("VmHWM")
     info_bytes = sum(v.nbytes for v in res.info.values())
     queue.put({"baseline_rss": base, "peak_rss": peak, "samples_bytes": int(res.samples.nbytes),
                "state_bytes": _state_bytes(res.state), "info_bytes": int(info_bytes),
