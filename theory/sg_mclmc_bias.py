@@ -58,6 +58,7 @@ __all__ = [
     "overdamped_coefficients_closure",
     "lyapunov_second_moments",
     "predicted_second_moments",
+    "regime_numbers",
     "noise_preconditioner",
     "preconditioned_second_moments",
 ]
@@ -241,22 +242,119 @@ def lyapunov_second_moments(target_cov, A, D):
     return (C + C.T) / 2
 
 
-def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich", **fp_kwargs):
+#: Galerkin degrees ``(n_x, n_u)`` used by ``regime="auto"`` for d > 2 (by d; larger d: the last).
+GALERKIN_DEGREES = {3: (4, 8), 4: (4, 8), 5: (4, 6), 6: (4, 4)}
+#: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
+#: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
+OVERDAMPED_ERROR_COEF = 0.2
+
+
+def regime_numbers(target_cov, noise_cov, eps):
+    """Dimensionless numbers that decide which continuous-time prediction applies.
+
+    With ``kappa2 = eps/(d-1)^2`` and ``u`` uniform on the sphere, the noise generator gives
+    ``d/dt E[u(t).u(0)] = -lam E[u.u]`` at ``t = 0`` with the velocity decorrelation rate
+    ``lam = (kappa2/2) tr Σ (d-1)/d = eps tr Σ / (2 d (d-1))`` (``eps s2/(2(d-1))`` for ``Σ = s2 I``).
+    Along an eigen-axis ``i`` of Σ the rate of ``E[u_i(t) u_i(0)]`` is
+    ``(kappa2/2)[tr Σ d/(d+2) + lam_i (d-2)/(d+2)]``: it is set by ``tr Σ``, not by ``lam_i``,
+    because noise in the other directions turns ``u`` away from axis ``i`` as well.
+
+    Returns
+    -------
+    dict with ``d``, ``rate`` (lam), ``rate_axis_min`` (smallest axis rate),
+    ``rate_sigma_min`` (``rate_axis_min * sqrt(lam_min(Σ_t))``: the overdamped limit needs
+    this ``>> 1``), ``kick`` (per-step velocity kick ``eps sqrt(tr Σ)/(d-1)``; the
+    continuous-time model needs ``<< 1``) and ``anisotropy`` (``lam_max/lam_min`` of Σ).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = regime_numbers(np.eye(3), 4.0 * np.eye(3), 0.5)
+    >>> round(r["rate"], 6), round(r["kick"], 6)
+    (0.5, 0.866025)
+    """
+    St = _check_target(target_cov)
+    S = _check_cov(noise_cov)
+    d = St.shape[0]
+    k2 = noise_kappa2(eps, d)
+    lam = np.linalg.eigvalsh(S)
+    tr = float(lam.sum())
+    rate = 0.5 * k2 * tr * (d - 1) / d
+    rate_axis = 0.5 * k2 * (tr * d / (d + 2) + lam * (d - 2) / (d + 2))
+    rmin = float(rate_axis.min())
+    return {
+        "d": d,
+        "rate": rate,
+        "rate_axis_min": rmin,
+        "rate_sigma_min": rmin * math.sqrt(float(np.linalg.eigvalsh(St)[0])),
+        "kick": float(eps) * math.sqrt(tr) / (d - 1),
+        "anisotropy": float(lam[-1] / lam[0]) if lam[0] > 0 else math.inf,
+    }
+
+
+def _regime_text(r):
+    return (f"d={r['d']}, velocity decorrelation rate {r['rate']:.3g} (smallest axis rate x smallest target "
+            f"std = {r['rate_sigma_min']:.3g}), per-step kick {r['kick']:.3g}, noise anisotropy {r['anisotropy']:.3g}")
+
+
+_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry")
+
+
+def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
+                             return_error=False, rtol=0.01, max_basis=2500, **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
     ----------
     target_cov, noise_cov : (d, d) arrays; eps : float.
-    regime : ``"fokker-planck"`` (d = 2 only: exact continuous-time stationary law, any noise
-        strength where the spectral solve converges), ``"overdamped"`` (d = 2: exact
-        homogenised limit; d > 2: polynomial Galerkin of :mod:`theory.sg_mclmc_overdamped`,
-        ``degree`` keyword, default 2, Stratonovich only), ``"auto"``
-        (``"fokker-planck"`` for d = 2, else ``"overdamped"``).
-    Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
+    regime : str
+        ``"fokker-planck"``: d = 2 only, the Hermite × Fourier solve of the exact continuous-time
+        stationary law (:func:`fp_second_moments_2d`, keywords ``n_hermite``, ``n_fourier``,
+        ``ref_scale``).
+        ``"galerkin"``: any d, the polynomial Galerkin solve of the same law
+        (:func:`theory.sg_mclmc_galerkin.galerkin_second_moments`, keywords ``n_x``, ``n_u``,
+        ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES``,
+        ``ref_scale=1.2``, ``refine=1``).  Stratonovich only.
+        ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
+        problem of :mod:`theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3).
+        ``"auto"``: d = 2 ``"fokker-planck"``; d > 2 ``"galerkin"`` when its basis has at most
+        ``max_basis`` functions and its truncation error is at most ``rtol * max|C|``, else
+        ``"overdamped"`` when that limit's error bound is below ``rtol * max|C|``, else the
+        better of the two with a warning.
+    return_error : bool
+        Also return an error estimate of the continuous-time prediction (absolute, on the
+        entries of ``C``): the truncation change for the spectral solves; for the overdamped
+        limit ``OVERDAMPED_ERROR_COEF * max|C| / rate_sigma_min^2`` (an empirical bound measured in
+        d = 2, 3) plus, for d > 2, the change between cell-problem degrees.
+    rtol : float, relative error below which ``"auto"`` accepts a prediction without warning.
+    max_basis : int, largest Galerkin basis ``"auto"`` tries.
 
-    Validity: continuous time (discretisation bias O(eps) not included); the
-    overdamped regime needs ``eps lam_min(Σ)/(d-1) >> 1/σ_min(Σ_t)`` roughly, i.e.
-    velocity decorrelation length ``L_eff`` well below the smallest target scale.
+    Returns
+    -------
+    C : (d, d) ndarray, or ``(C, err)``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Where no prediction with an error below ``rtol * max|C|`` exists (the message names the
+        regime numbers of :func:`regime_numbers`), and where the per-step kick exceeds 0.5 (the
+        discrete map then departs from the continuous-time model, not included in any regime).
+
+    Notes
+    -----
+    Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
+    Validity of the overdamped limit: the velocity must decorrelate within a distance much
+    smaller than the smallest target scale, ``rate_axis_min * sigma_min(Σ_t) >> 1`` with the rate
+    ``~ eps tr Σ/(2 d (d-1))`` of :func:`regime_numbers` (set by ``tr Σ``, not by the smallest
+    noise eigenvalue); its relative error is about ``0.08/(rate_sigma_min)^2`` where measured.
+    All predictions are continuous-time: the ``O(eps)`` discretisation bias is not included.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = predicted_second_moments(np.eye(3), np.diag([1.0, 2.0, 4.0]) * 800, 0.01)
+    >>> bool(C[0, 0] < 1.0 < C[2, 2])
+    True
     """
     St = _check_target(target_cov)
     S = _check_cov(noise_cov)
@@ -265,31 +363,92 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise ValueError(f"noise_cov must have the shape of target_cov {St.shape}, got {S.shape}")
     noise_kappa2(eps, d)
     _check_calc(calculus)
-    if regime not in ("auto", "fokker-planck", "overdamped"):
-        raise ValueError(f"regime must be 'auto', 'fokker-planck' or 'overdamped', got {regime!r}")
-    degree = fp_kwargs.pop("degree", 2)
+    if regime not in ("auto", "fokker-planck", "overdamped", "galerkin"):
+        raise ValueError(f"regime must be 'auto', 'fokker-planck', 'overdamped' or 'galerkin', got {regime!r}")
+    if not (isinstance(rtol, (int, float)) and rtol > 0):
+        raise ValueError(f"rtol must be a positive float, got {rtol!r}")
+    degree = fp_kwargs.pop("degree", 3)
+    gkw = {k: fp_kwargs.pop(k) for k in _GALERKIN_KEYS if k in fp_kwargs}
     lam = np.linalg.eigvalsh(S)
     if lam[-1] - lam[0] <= 1e-12 * lam[-1]:
-        return St.copy()
-    if regime == "auto":
-        regime = "fokker-planck" if d == 2 else "overdamped"
-    if regime == "fokker-planck":
+        return (St.copy(), 0.0) if return_error else St.copy()
+    r = regime_numbers(St, S, eps)
+    if r["kick"] > 0.5:
+        warnings.warn(f"per-step kick {r['kick']:.3g} > 0.5: the discrete sampler departs from the "
+                      f"continuous-time prediction (not modelled); {_regime_text(r)}", RuntimeWarning, stacklevel=2)
+
+    def out(C, err):
+        return (C, float(err)) if return_error else C
+
+    def galerkin():
+        if calculus != "stratonovich":
+            raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
+        from theory.sg_mclmc_galerkin import galerkin_second_moments
+
+        nx, nu = GALERKIN_DEGREES.get(d, GALERKIN_DEGREES[max(GALERKIN_DEGREES)])
+        kw = {"n_x": nx, "n_u": nu, "ref_scale": 1.2, "refine": 1, **gkw}
+        return galerkin_second_moments(St, S, eps, return_error=True, **kw)
+
+    def overdamped():
+        if d == 2:
+            C = lyapunov_second_moments(St, *overdamped_coefficients_2d(S, calculus))
+            err_t = 0.0
+        else:
+            if calculus != "stratonovich":
+                raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
+            from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
+
+            C = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, degree))
+            Cc = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, max(degree - 1, 0)))
+            err_t = float(np.max(np.abs(C - Cc))) if degree > 0 else math.inf
+        return C, err_t + OVERDAMPED_ERROR_COEF * float(np.max(np.abs(C))) / r["rate_sigma_min"] ** 2
+
+    def warn(what, err, C):
+        warnings.warn(f"no validated prediction: {what} (error estimate {err:.2e}, {err / np.max(np.abs(C)):.1%} "
+                      f"of max|C|); {_regime_text(r)}", RuntimeWarning, stacklevel=3)
+
+    if regime == "fokker-planck" or (regime == "auto" and d == 2):
         if d != 2:
             raise ValueError("regime 'fokker-planck' is implemented for d = 2 only")
         C, err = fp_second_moments_2d(St, S, eps, calculus=calculus, return_error=True, **fp_kwargs)
         if err > 1e-3 * np.max(np.abs(C)):
-            warnings.warn(f"Fokker-Planck truncation not converged (change {err:.2e}); raise n_hermite/n_fourier",
-                          RuntimeWarning, stacklevel=2)
-        return C
-    if d == 2:
-        A, D = overdamped_coefficients_2d(S, calculus)
-    else:
-        if calculus != "stratonovich":
-            raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
-        from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
+            warnings.warn(f"Fokker-Planck truncation not converged (change {err:.2e}); raise n_hermite/n_fourier; "
+                          f"{_regime_text(r)}", RuntimeWarning, stacklevel=2)
+        return out(C, err)
+    if fp_kwargs:
+        raise TypeError(f"unexpected keyword(s) for regime {regime!r}: {sorted(fp_kwargs)}")
+    if regime == "galerkin":
+        C, err = galerkin()
+        if err > rtol * np.max(np.abs(C)):
+            warn("Galerkin truncation not converged", err, C)
+        return out(C, err)
+    if regime == "overdamped":
+        C, err = overdamped()
+        if err > rtol * np.max(np.abs(C)):
+            warn("outside the overdamped regime", err, C)
+        return out(C, err)
+    # auto, d > 2
+    from theory.sg_mclmc_galerkin import galerkin_basis_size, _auto_symmetry
 
-        A, D = overdamped_coefficients_galerkin(S, degree)
-    return lyapunov_second_moments(St, A, D)
+    nx, nu = GALERKIN_DEGREES.get(d, GALERKIN_DEGREES[max(GALERKIN_DEGREES)])
+    sym = gkw.get("symmetry", "auto")
+    sym = _auto_symmetry(St, S) if sym == "auto" else sym
+    size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total"))
+    cands = []
+    if size <= max_basis:
+        Cg, eg = galerkin()
+        if eg <= rtol * np.max(np.abs(Cg)):
+            return out(Cg, eg)
+        cands.append(("Galerkin truncation not converged", Cg, eg))
+    if calculus == "stratonovich" or d == 2:
+        Co, eo = overdamped()
+        if eo <= rtol * np.max(np.abs(Co)):
+            return out(Co, eo)
+        cands.append(("outside the overdamped regime" + ("" if size <= max_basis else
+                      f" and Galerkin basis {size} > max_basis {max_basis}"), Co, eo))
+    what, C, err = min(cands, key=lambda c: c[2])
+    warn(what, err, C)
+    return out(C, err)
 
 
 def noise_preconditioner(noise_cov):
