@@ -218,3 +218,48 @@ def test_galerkin_vs_discrete_sampler_d3_quick():
     here).  The target and the overdamped limit must both be rejected.
     """
     _check_sim(3, 0.5, 0.02, False, 500, 50.0, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "d,rate,eps,rotated,M,T,reject_od,warns",
+    [
+        (3, 0.1, 0.02, False, 500, 100.0, True, True),  # weak: truncation error ~5e-2, warned
+        (3, 0.5, 0.02, True, 500, 50.0, True, False),  # intermediate, rotated
+        (4, 0.5, 0.02, False, 500, 50.0, True, False),
+        (4, 2.0, 0.01, False, 500, 50.0, False, False),  # near-overdamped
+        (6, 0.5, 0.02, False, 500, 50.0, False, True),  # Galerkin (4, 4): error estimate 3 %, warned
+        (6, 4.0, 0.01, False, 300, 50.0, False, True),  # strong: overdamped bound 4 %, warned
+    ],
+)
+def test_prediction_vs_discrete_sampler_slow(d, rate, eps, rotated, M, T, reject_od, warns):
+    """Default prediction vs the discrete sampler across regimes; per entry |mean - C| < 4.5 SE + stated
+    error on the d(d+1)/2 entries (failure prob < 1.5e-4 per case, at most 21 entries); the target must be
+    rejected; where the overdamped limit differs from the prediction by > 8 SE it must be rejected too.
+    ``warns``: the prediction must warn (no validated prediction at rtol = 1 %) exactly there.
+    """
+    St, S = _case(d, rate, eps, rotated)
+    _, w = _warns(mb.predicted_second_moments, St, S, eps)
+    assert bool(w) == warns, w
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _check_sim(d, rate, eps, rotated, M, T, 2, reject_od)
+
+
+def test_preconditioned_return_error_passthrough():
+    """pSMILE residual bias, d = 3, correlated noise: kwargs reach predicted_second_moments in z-space."""
+    St = np.diag([0.5, 1.0, 1.5])
+    R = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 1.0]])
+    sd = np.array([1.0, 3.0, 6.0])
+    eps = 0.02
+    S = R * np.outer(sd, sd)
+    p = mb.noise_preconditioner(S)
+    S = S * 1.0 / mb.regime_numbers(St / np.outer(p, p), S * np.outer(p, p), eps)["rate"]  # rate 1 in z
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        C, err = mb.preconditioned_second_moments(St, S, eps, return_error=True)
+        C2 = mb.preconditioned_second_moments(St, S, eps)
+        Cz, ez = mb.predicted_second_moments(St / np.outer(p, p), S * np.outer(p, p), eps, return_error=True)
+    np.testing.assert_allclose(C, C2)
+    np.testing.assert_allclose(C, Cz * np.outer(p, p))
+    assert err == pytest.approx(ez * np.max(p) ** 2) and np.max(np.abs(C - St)) > 0.05

@@ -316,7 +316,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES``,
         ``ref_scale=1.2``, ``refine=1``).  Stratonovich only.
         ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
-        problem of :mod:`theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3).
+        problem of :mod:`theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3 for d <= 6,
+        2 above, where degree 3 is slow).
         ``"auto"``: d = 2 ``"fokker-planck"``; d > 2 ``"galerkin"`` when its basis has at most
         ``max_basis`` functions and its truncation error is at most ``rtol * max|C|``, else
         ``"overdamped"`` when that limit's error bound is below ``rtol * max|C|``, else the
@@ -367,7 +368,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise ValueError(f"regime must be 'auto', 'fokker-planck', 'overdamped' or 'galerkin', got {regime!r}")
     if not (isinstance(rtol, (int, float)) and rtol > 0):
         raise ValueError(f"rtol must be a positive float, got {rtol!r}")
-    degree = fp_kwargs.pop("degree", 3)
+    degree = fp_kwargs.pop("degree", 3 if St.shape[0] <= 6 else 2)
     gkw = {k: fp_kwargs.pop(k) for k in _GALERKIN_KEYS if k in fp_kwargs}
     lam = np.linalg.eigvalsh(S)
     if lam[-1] - lam[0] <= 1e-12 * lam[-1]:
@@ -465,12 +466,18 @@ def preconditioned_second_moments(target_cov, noise_cov, eps, precond=None, **kw
     """``E[x x^T]`` for SG-MCLMC run in ``z = S^{-1} x`` with diagonal ``S`` (default: :func:`noise_preconditioner`).
 
     Diagonal ``noise_cov`` with the default ``S`` is isotropic in ``z``: returns ``target_cov``;
-    correlated noise leaves the residual bias predicted in ``z``-space.
+    correlated noise leaves the residual bias predicted in ``z``-space by
+    :func:`predicted_second_moments` (keywords, including ``regime`` and ``return_error``, are
+    passed through; the error bound is mapped back with ``max(S)^2``).  ``S`` is fixed: the
+    running EMA estimate of the real pSMILE is not modelled.
     """
     St = _check_target(target_cov)
     S = _check_cov(noise_cov)
     s = noise_preconditioner(S) if precond is None else np.asarray(precond, dtype=np.float64)
     if s.shape != (St.shape[0],) or np.any(~np.isfinite(s)) or np.any(s <= 0):
         raise ValueError(f"precond must be a positive vector of shape ({St.shape[0]},)")
-    Cz = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, **kwargs)
-    return Cz * np.outer(s, s)
+    res = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, **kwargs)
+    if kwargs.get("return_error", False):
+        Cz, err = res
+        return Cz * np.outer(s, s), err * float(np.max(s) ** 2)
+    return res * np.outer(s, s)
