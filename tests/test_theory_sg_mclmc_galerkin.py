@@ -174,12 +174,12 @@ def test_warning_logic():
     # the overdamped limit requested where it does not hold
     _, w = _warns(mb.predicted_second_moments, St, S, 0.02, regime="overdamped")
     assert len(w) == 1 and "outside the overdamped regime" in w[0] and "decorrelation rate 0.5" in w[0]
-    # d = 4 rotated, intermediate: Galerkin basis (10470) > max_basis, overdamped invalid -> warning
-    St4, S4 = _case(4, 0.5, 0.02, rotated=True)
+    # d = 5 rotated, intermediate: Galerkin basis > max_basis, overdamped invalid -> warning
+    St4, S4 = _case(5, 0.5, 0.02, rotated=True)
     _, w = _warns(mb.predicted_second_moments, St4, S4, 0.02)
-    assert len(w) == 1 and "no validated prediction" in w[0] and "max_basis" in w[0] and "d=4" in w[0]
-    # d = 4 rotated, strong noise: the overdamped limit is valid (error bound < 1 %), no warning
-    St4, S4 = _case(4, 40.0, 0.001, rotated=True)
+    assert len(w) == 1 and "no validated prediction" in w[0] and "max_basis" in w[0] and "d=5" in w[0]
+    # d = 5 rotated, strong noise: the overdamped limit is valid (error bound < 1 %), no warning
+    St4, S4 = _case(5, 40.0, 0.001, rotated=True)
     _, w = _warns(mb.predicted_second_moments, St4, S4, 0.001)
     assert w == []
     # per-step kick > 0.5 warns even where the continuous-time prediction converged

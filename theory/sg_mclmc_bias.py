@@ -20,8 +20,9 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    ``E[y1 y2] = c_{He_1 He_1}`` (normalisation ``c_000 = 1``).  The error
    estimate is the change against a coarser truncation.
 
-2. Overdamped limit (noise fast compared with the target's time scales,
-   ``|Q| σ_min >> 1``): homogenisation gives ``dx = A g dt + sqrt(2 D) dW``
+2. Overdamped limit (the velocity decorrelates within a distance much smaller than the
+   smallest target scale: ``rate * σ_min >> 1``, ``rate ≈ eps tr Σ/(2 d (d-1))``, see
+   :func:`regime_numbers`): homogenisation gives ``dx = A g dt + sqrt(2 D) dW``
    with ``L0 Φ = -u`` (unit-normalised noise generator),
    ``D = sym E_rho0[u Φ^T]``, ``A = E_rho0[∇_S Φ]^T/(d-1)``, ``rho0`` the
    noise-only velocity law; the stationary covariance solves
@@ -35,7 +36,10 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    (``-> lam_i/mean(lam)`` as ``d -> inf``).  The closure is exact for
    isotropic Σ and approximate otherwise (d = 2: ~5 % off, see docs).
 
-3. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
+3. Any d, any noise strength: :mod:`theory.sg_mclmc_galerkin` (polynomial Galerkin solve of the
+   full stationary law, exact assembly, reducing to item 1 at d = 2 and to item 2 at strong noise).
+
+4. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
    ``S^{-1} Σ_t S^{-1}`` and noise covariance ``S Σ S``;
    ``E[x x^T] = S E[z z^T] S``.
 """
@@ -242,8 +246,11 @@ def lyapunov_second_moments(target_cov, A, D):
     return (C + C.T) / 2
 
 
-#: Galerkin degrees ``(n_x, n_u)`` used by ``regime="auto"`` for d > 2 (by d; larger d: the last).
-GALERKIN_DEGREES = {3: (4, 8), 4: (4, 8), 5: (4, 6), 6: (4, 4)}
+#: Galerkin degrees ``(n_x, n_u)`` of ``regime="galerkin"``/``"auto"`` for d > 2, by d (larger d: the
+#: last), when both covariances are diagonal (reflection symmetry) ...
+GALERKIN_DEGREES = {3: (6, 8), 4: (4, 8), 5: (4, 6), 6: (4, 4)}
+#: ... and otherwise (global symmetry only, about 2^(d-1) times more basis functions).
+GALERKIN_DEGREES_ROTATED = {3: (4, 8), 4: (4, 4)}
 #: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
 #: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
 OVERDAMPED_ERROR_COEF = 0.2
@@ -313,7 +320,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         ``ref_scale``).
         ``"galerkin"``: any d, the polynomial Galerkin solve of the same law
         (:func:`theory.sg_mclmc_galerkin.galerkin_second_moments`, keywords ``n_x``, ``n_u``,
-        ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES``,
+        ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES`` and
+        ``GALERKIN_DEGREES_ROTATED``,
         ``ref_scale=1.2``, ``refine=1``).  Stratonovich only.
         ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
         problem of :mod:`theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3 for d <= 6,
@@ -381,12 +389,18 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     def out(C, err):
         return (C, float(err)) if return_error else C
 
+    def _degrees():
+        from theory.sg_mclmc_galerkin import _auto_symmetry
+
+        table = GALERKIN_DEGREES if _auto_symmetry(St, S) == "reflections" else GALERKIN_DEGREES_ROTATED
+        return table.get(d, table[max(table)])
+
     def galerkin():
         if calculus != "stratonovich":
             raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
         from theory.sg_mclmc_galerkin import galerkin_second_moments
 
-        nx, nu = GALERKIN_DEGREES.get(d, GALERKIN_DEGREES[max(GALERKIN_DEGREES)])
+        nx, nu = _degrees()
         kw = {"n_x": nx, "n_u": nu, "ref_scale": 1.2, "refine": 1, **gkw}
         return galerkin_second_moments(St, S, eps, return_error=True, **kw)
 
@@ -431,7 +445,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     # auto, d > 2
     from theory.sg_mclmc_galerkin import galerkin_basis_size, _auto_symmetry
 
-    nx, nu = GALERKIN_DEGREES.get(d, GALERKIN_DEGREES[max(GALERKIN_DEGREES)])
+    nx, nu = _degrees()
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
     size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total"))
