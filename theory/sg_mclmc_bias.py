@@ -311,7 +311,7 @@ _GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry")
 
 
 def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
-                             return_error=False, rtol=0.01, max_basis=2500, **fp_kwargs):
+                             return_error=False, rtol=0.01, max_basis=2500, error_weights=None, **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
@@ -340,6 +340,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         d = 2, 3) plus, for d > 2, the change between cell-problem degrees.
     rtol : float, relative error below which ``"auto"`` accepts a prediction without warning.
     max_basis : int, largest Galerkin basis ``"auto"`` tries.
+    error_weights : (d,) positive array, optional
+        Report (and judge against ``rtol``) the error of ``diag(w) C diag(w)`` instead of ``C``
+        (used by :func:`preconditioned_second_moments` with ``w = S``).  For d = 2 the
+        Fokker–Planck error is bounded by ``max(w)^2`` times its own.
 
     Returns
     -------
@@ -390,6 +394,14 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         warnings.warn(f"per-step kick {r['kick']:.3g} > {KICK_WARN}: the discrete sampler departs from the "
                       f"continuous-time prediction (not modelled); {_regime_text(r)}", RuntimeWarning, stacklevel=2)
 
+    w = np.ones(d) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
+    if w.shape != (d,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"error_weights must be a positive vector of shape ({d},)")
+    ww = np.outer(w, w)
+
+    def mag(C):  # max |entry| of the reported matrix diag(w) C diag(w)
+        return float(np.max(np.abs(C) * ww))
+
     def out(C, err):
         return (C, float(err)) if return_error else C
 
@@ -406,7 +418,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
 
         nx, nu = _degrees()
         kw = {"n_x": nx, "n_u": nu, "ref_scale": 1.2, "refine": 1, **gkw}
-        return galerkin_second_moments(St, S, eps, return_error=True, **kw)
+        return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
 
     def overdamped():
         if d == 2:
@@ -419,18 +431,19 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
 
             C = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, degree))
             Cc = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, max(degree - 1, 0)))
-            err_t = float(np.max(np.abs(C - Cc))) if degree > 0 else math.inf
-        return C, err_t + OVERDAMPED_ERROR_COEF * float(np.max(np.abs(C))) / r["rate_sigma_min"] ** 2
+            err_t = float(np.max(np.abs(C - Cc) * ww)) if degree > 0 else math.inf
+        return C, err_t + OVERDAMPED_ERROR_COEF * mag(C) / r["rate_sigma_min"] ** 2
 
     def warn(what, err, C):
-        warnings.warn(f"no validated prediction: {what} (error estimate {err:.2e}, {err / np.max(np.abs(C)):.1%} "
+        warnings.warn(f"no validated prediction: {what} (error estimate {err:.2e}, {err / mag(C):.1%} "
                       f"of max|C|); {_regime_text(r)}", RuntimeWarning, stacklevel=3)
 
     if regime == "fokker-planck" or (regime == "auto" and d == 2):
         if d != 2:
             raise ValueError("regime 'fokker-planck' is implemented for d = 2 only")
         C, err = fp_second_moments_2d(St, S, eps, calculus=calculus, return_error=True, **fp_kwargs)
-        if err > 1e-3 * np.max(np.abs(C)):
+        err = err * float(np.max(w)) ** 2
+        if err > 1e-3 * mag(C):
             warnings.warn(f"Fokker-Planck truncation not converged (change {err:.2e}); raise n_hermite/n_fourier; "
                           f"{_regime_text(r)}", RuntimeWarning, stacklevel=2)
         return out(C, err)
@@ -438,12 +451,12 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise TypeError(f"unexpected keyword(s) for regime {regime!r}: {sorted(fp_kwargs)}")
     if regime == "galerkin":
         C, err = galerkin()
-        if err > rtol * np.max(np.abs(C)):
+        if err > rtol * mag(C):
             warn("Galerkin truncation not converged", err, C)
         return out(C, err)
     if regime == "overdamped":
         C, err = overdamped()
-        if err > rtol * np.max(np.abs(C)):
+        if err > rtol * mag(C):
             warn("outside the overdamped regime", err, C)
         return out(C, err)
     # auto, d > 2
@@ -456,12 +469,12 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     cands = []
     if size <= max_basis:
         Cg, eg = galerkin()
-        if eg <= rtol * np.max(np.abs(Cg)):
+        if eg <= rtol * mag(Cg):
             return out(Cg, eg)
         cands.append(("Galerkin truncation not converged", Cg, eg))
     if calculus == "stratonovich" or d == 2:
         Co, eo = overdamped()
-        if eo <= rtol * np.max(np.abs(Co)):
+        if eo <= rtol * mag(Co):
             return out(Co, eo)
         cands.append(("outside the overdamped regime" + ("" if size <= max_basis else
                       f" and Galerkin basis {size} > max_basis {max_basis}"), Co, eo))
@@ -486,7 +499,7 @@ def preconditioned_second_moments(target_cov, noise_cov, eps, precond=None, **kw
     Diagonal ``noise_cov`` with the default ``S`` is isotropic in ``z``: returns ``target_cov``;
     correlated noise leaves the residual bias predicted in ``z``-space by
     :func:`predicted_second_moments` (keywords, including ``regime`` and ``return_error``, are
-    passed through; the error bound is mapped back with ``max(S)^2``).  ``S`` is fixed: the
+    passed through; the error is that of ``C_x = S C_z S``, via ``error_weights=S``).  ``S`` is fixed: the
     running EMA estimate of the real pSMILE is not modelled.
     """
     St = _check_target(target_cov)
@@ -494,8 +507,8 @@ def preconditioned_second_moments(target_cov, noise_cov, eps, precond=None, **kw
     s = noise_preconditioner(S) if precond is None else np.asarray(precond, dtype=np.float64)
     if s.shape != (St.shape[0],) or np.any(~np.isfinite(s)) or np.any(s <= 0):
         raise ValueError(f"precond must be a positive vector of shape ({St.shape[0]},)")
-    res = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, **kwargs)
+    res = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, error_weights=s, **kwargs)
     if kwargs.get("return_error", False):
         Cz, err = res
-        return Cz * np.outer(s, s), err * float(np.max(s) ** 2)
+        return Cz * np.outer(s, s), err
     return res * np.outer(s, s)

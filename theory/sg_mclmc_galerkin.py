@@ -218,7 +218,7 @@ def _auto_symmetry(St, S):
 
 
 def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=1.5, symmetry="auto",
-                            return_error=False, ref_cov=None, refine=0, n_total=None):
+                            return_error=False, ref_cov=None, refine=0, n_total=None, error_weights=None):
     """Stationary ``E[x x^T]`` of continuous-time SG-MCLMC on ``N(0, target_cov)``, any d (module doc).
 
     Parameters
@@ -231,6 +231,8 @@ def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=
         covariance must stay below ``2 ref_scale ref_cov`` for ``h`` to be square-integrable.
     ref_cov : (d, d) array, default ``target_cov``.
     n_total : int, optional, maximal joint degree in ``(y, u)`` (default: no joint limit).
+    error_weights : (d,) array, optional; the error estimate becomes ``max |ΔC_ij| w_i w_j`` (the
+        error of ``diag(w) C diag(w)``, e.g. for a preconditioned ``z = x/w``).
     refine : int >= 0, number of extra passes, each with ``ref_cov`` set to the previous
         pass's ``E[x x^T]`` (brings ``h`` close to a function of ``u`` alone, which polynomials
         in ``x`` then represent with far lower degree).
@@ -283,4 +285,6 @@ def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=
     nt = None if n_total is None else n_total - 2
     Cx = _solve(St, S, eps, n_x - 2, n_u, k2, symmetry, R, nt)
     Cu = _solve(St, S, eps, n_x, n_u - 2, k2, symmetry, R, nt)
-    return C, float(max(np.max(np.abs(C - Cx)), np.max(np.abs(C - Cu))))
+    w = np.ones(St.shape[0]) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
+    ww = np.outer(w, w)
+    return C, float(max(np.max(np.abs(C - Cx) * ww), np.max(np.abs(C - Cu) * ww)))
