@@ -71,7 +71,8 @@ def test_assembly_matches_sympy_generator():
         gx = sp.Matrix([sp.diff(f, v) for v in y])
         gu = sp.Matrix([sp.diff(f, v) for v in u])
         H = sp.hessian(f, u)
-        return sp.expand(((Wi * u).T * gx)[0] + (drift.T * gu)[0] + sum(diff[i, j] * H[i, j] for i in range(d) for j in range(d)))
+        second = sum(diff[i, j] * H[i, j] for i in range(d) for j in range(d))
+        return sp.expand(((Wi * u).T * gx)[0] + (drift.T * gu)[0] + second)
 
     def gauss_mom(e, var):
         return math.prod(0 if a % 2 else var ** (a / 2) * math.prod(range(a - 1, 0, -2)) for a in e)

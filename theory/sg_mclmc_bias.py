@@ -55,6 +55,8 @@ from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
 from theory.sg_mclmc import _check_cov, noise_kappa2
+from theory.sg_mclmc_galerkin import _auto_symmetry, galerkin_basis_size, galerkin_second_moments
+from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
 __all__ = [
     "fp_second_moments_2d",
@@ -406,16 +408,12 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         return (C, float(err)) if return_error else C
 
     def _degrees():
-        from theory.sg_mclmc_galerkin import _auto_symmetry
-
         table = GALERKIN_DEGREES if _auto_symmetry(St, S) == "reflections" else GALERKIN_DEGREES_ROTATED
         return table.get(d, table[max(table)])
 
     def galerkin():
         if calculus != "stratonovich":
             raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
-        from theory.sg_mclmc_galerkin import galerkin_second_moments
-
         nx, nu = _degrees()
         kw = {"n_x": nx, "n_u": nu, "ref_scale": 1.2, "refine": 1, **gkw}
         return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
@@ -427,8 +425,6 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         else:
             if calculus != "stratonovich":
                 raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
-            from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
-
             C = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, degree))
             Cc = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, max(degree - 1, 0)))
             err_t = float(np.max(np.abs(C - Cc) * ww)) if degree > 0 else math.inf
@@ -460,8 +456,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             warn("outside the overdamped regime", err, C)
         return out(C, err)
     # auto, d > 2
-    from theory.sg_mclmc_galerkin import galerkin_basis_size, _auto_symmetry
-
+    if calculus != "stratonovich":
+        raise ValueError("the d > 2 predictions are implemented for calculus='stratonovich' only")
     nx, nu = _degrees()
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
@@ -472,12 +468,11 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         if eg <= rtol * mag(Cg):
             return out(Cg, eg)
         cands.append(("Galerkin truncation not converged", Cg, eg))
-    if calculus == "stratonovich" or d == 2:
-        Co, eo = overdamped()
-        if eo <= rtol * mag(Co):
-            return out(Co, eo)
-        cands.append(("outside the overdamped regime" + ("" if size <= max_basis else
-                      f" and Galerkin basis {size} > max_basis {max_basis}"), Co, eo))
+    Co, eo = overdamped()
+    if eo <= rtol * mag(Co):
+        return out(Co, eo)
+    cands.append(("outside the overdamped regime" + ("" if size <= max_basis else
+                  f" and Galerkin basis {size} > max_basis {max_basis}"), Co, eo))
     what, C, err = min(cands, key=lambda c: c[2])
     warn(what, err, C)
     return out(C, err)
