@@ -138,6 +138,7 @@ def test_strong_noise_approaches_overdamped_limit_d3():
 def test_basis_sizes_and_symmetry():
     assert mg.galerkin_basis_size(3, 4, 8, "reflections") == 396
     assert mg.galerkin_basis_size(6, 4, 4, "reflections") == 1505
+    assert mg.galerkin_basis_size(6, 4, 6, "reflections", n_total=6) == 850
     By, Gu, iy, iu = mg.galerkin_basis(4, 2, 4, "reflections")
     assert np.all((By[iy] + Gu[iu]) % 2 == 0) and np.all(Gu[:, -1] <= 1)
     with pytest.raises(ValueError, match="symmetry must be"):
@@ -178,10 +179,14 @@ def test_warning_logic():
     # the overdamped limit requested where it does not hold
     _, w = _warns(mb.predicted_second_moments, St, S, 0.02, regime="overdamped")
     assert len(w) == 1 and "outside the overdamped regime" in w[0] and "decorrelation rate 0.5" in w[0]
-    # d = 5 rotated, intermediate: Galerkin basis > max_basis, overdamped invalid -> warning
-    St4, S4 = _case(5, 0.5, 0.02, rotated=True)
-    _, w = _warns(mb.predicted_second_moments, St4, S4, 0.02)
-    assert len(w) == 1 and "no validated prediction" in w[0] and "max_basis" in w[0] and "d=5" in w[0]
+    # d = 4 rotated, intermediate, Galerkin basis (1408) > max_basis, overdamped invalid -> warning
+    St4, S4 = _case(4, 0.5, 0.02, rotated=True)
+    _, w = _warns(mb.predicted_second_moments, St4, S4, 0.02, max_basis=1000)
+    assert len(w) == 1 and "no validated prediction" in w[0] and "max_basis" in w[0] and "d=4" in w[0]
+    # d = 5 rotated, intermediate: Galerkin (4, 4, 4) not converged (4.5 %) -> warning
+    St5, S5 = _case(5, 0.5, 0.02, rotated=True)
+    _, w = _warns(mb.predicted_second_moments, St5, S5, 0.02)
+    assert len(w) == 1 and "Galerkin truncation not converged" in w[0] and "d=5" in w[0]
     # d = 5 rotated, strong noise: the overdamped limit is valid (error bound < 1 %), no warning
     St4, S4 = _case(5, 40.0, 0.001, rotated=True)
     _, w = _warns(mb.predicted_second_moments, St4, S4, 0.001)
@@ -260,9 +265,9 @@ def test_galerkin_vs_discrete_sampler_d3():
         (3, 0.5, 0.02, True, 500, 50.0, True, False),  # intermediate, rotated
         (4, 0.5, 0.02, False, 500, 50.0, True, False),
         (4, 2.0, 0.01, False, 500, 50.0, False, False),  # near-overdamped
-        (4, 0.5, 0.02, True, 500, 50.0, False, True),  # rotated, Galerkin (4, 4): error estimate 2.8 %, warned
-        (6, 0.5, 0.02, False, 500, 50.0, False, True),  # Galerkin (4, 4): error estimate 3 %, warned
-        (6, 4.0, 0.01, False, 300, 50.0, False, True),  # strong: overdamped bound 4 %, warned
+        (4, 0.5, 0.02, True, 500, 50.0, False, False),  # rotated, Galerkin (4, 6, 6)
+        (6, 0.5, 0.02, False, 500, 50.0, False, False),  # Galerkin (4, 6, 6)
+        (6, 4.0, 0.01, False, 300, 50.0, False, False),  # Galerkin (4, 6, 6), near-overdamped
     ],
 )
 def test_prediction_vs_discrete_sampler_slow(d, rate, eps, rotated, M, T, reject_od, warns):

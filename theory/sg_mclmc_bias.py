@@ -248,11 +248,11 @@ def lyapunov_second_moments(target_cov, A, D):
     return (C + C.T) / 2
 
 
-#: Galerkin degrees ``(n_x, n_u)`` of ``regime="galerkin"``/``"auto"`` for d > 2, by d (larger d: the
-#: last), when both covariances are diagonal (reflection symmetry) ...
-GALERKIN_DEGREES = {3: (6, 8), 4: (4, 8), 5: (4, 6), 6: (4, 4)}
+#: Galerkin degrees ``(n_x, n_u, n_total)`` of ``regime="galerkin"``/``"auto"`` for d > 2, by d (larger
+#: d: the last), when both covariances are diagonal (reflection symmetry) ...
+GALERKIN_DEGREES = {3: (6, 8, None), 4: (4, 8, None), 5: (4, 6, 6)}
 #: ... and otherwise (global symmetry only, about 2^(d-1) times more basis functions).
-GALERKIN_DEGREES_ROTATED = {3: (4, 8), 4: (4, 4)}
+GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 4, 4)}
 #: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
 #: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
 OVERDAMPED_ERROR_COEF = 0.2
@@ -414,8 +414,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     def galerkin():
         if calculus != "stratonovich":
             raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
-        nx, nu = _degrees()
-        kw = {"n_x": nx, "n_u": nu, "ref_scale": 1.2, "refine": 1, **gkw}
+        nx, nu, nt = _degrees()
+        kw = {"n_x": nx, "n_u": nu, "n_total": nt, "ref_scale": 1.2, "refine": 1, **gkw}
         return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
 
     def overdamped():
@@ -458,10 +458,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     # auto, d > 2
     if calculus != "stratonovich":
         raise ValueError("the d > 2 predictions are implemented for calculus='stratonovich' only")
-    nx, nu = _degrees()
+    nx, nu, nt = _degrees()
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
-    size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total"))
+    size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total", nt))
     cands = []
     if size <= max_basis:
         Cg, eg = galerkin()
