@@ -201,11 +201,11 @@ def test_warning_logic():
 
 
 # ----------------------------------------------------------------------------- simulations
-def _check_sim(d, rate, eps, rotated, M, T, seed, reject_overdamped=True):
+def _check_sim(d, rate, eps, rotated, M, T, seed, reject_overdamped=True, burn_frac=0.1):
     St, S = _case(d, rate, eps, rotated)
     C, err = mb.predicted_second_moments(St, S, eps, return_error=True)
     n = int(T / eps)
-    est = sg_mclmc_run(St, S, eps, n, M, n // 10, seed)
+    est = sg_mclmc_run(St, S, eps, n, M, int(n * burn_frac), seed)
     iu = np.triu_indices(d)
     se = (est.std(0, ddof=1) / math.sqrt(M))[iu]
     dev = np.abs(est.mean(0) - C)[iu]
@@ -267,7 +267,7 @@ def test_galerkin_vs_discrete_sampler_d3():
         (4, 2.0, 0.01, False, 500, 50.0, False, False),  # near-overdamped
         (4, 0.5, 0.02, True, 500, 50.0, False, False),  # rotated, Galerkin (4, 6, 6)
         (6, 0.5, 0.02, False, 500, 50.0, False, False),  # Galerkin (4, 6, 6)
-        (6, 4.0, 0.01, False, 300, 50.0, False, False),  # Galerkin (4, 6, 6), near-overdamped
+        (6, 4.0, 0.01, False, 300, 150.0, False, False),  # near-overdamped: slow position relaxation
     ],
 )
 def test_prediction_vs_discrete_sampler_slow(d, rate, eps, rotated, M, T, reject_od, warns):
@@ -276,13 +276,16 @@ def test_prediction_vs_discrete_sampler_slow(d, rate, eps, rotated, M, T, reject
     seven cases); the target must be
     rejected; where the overdamped limit differs from the prediction by > 8 SE it must be rejected too.
     ``warns``: the prediction must warn (no validated prediction at rtol = 1 %) exactly there.
+    Chains start from the target, not the stationary law; near the overdamped regime the position
+    relaxes slowly (mobility ~ 1/rate), so that case runs 150 time units with a third as burn-in
+    (with 50 and 10 % the noisiest axis came out 20 % low, 4.8 SE).
     """
     St, S = _case(d, rate, eps, rotated)
     _, w = _warns(mb.predicted_second_moments, St, S, eps)
     assert bool(w) == warns, w
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        _check_sim(d, rate, eps, rotated, M, T, 2, reject_od)
+        _check_sim(d, rate, eps, rotated, M, T, 2, reject_od, burn_frac=1 / 3 if T > 100 else 0.1)
 
 
 def test_preconditioned_return_error_passthrough():
