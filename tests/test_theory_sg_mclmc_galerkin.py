@@ -145,6 +145,9 @@ def test_basis_sizes_and_symmetry():
         mg.galerkin_basis(3, 2, 2, "x")
     with pytest.raises(ValueError, match="n_u must be an int >= 2"):
         mg.galerkin_second_moments(np.eye(3), np.eye(3), 0.1, n_u=1)
+    assert mg.velocity_monomial_count(8, 6) == 2508
+    with pytest.raises(ValueError, match="MAX_U_ENTRIES"):
+        mg.galerkin_second_moments(np.eye(8), np.diag(np.arange(1.0, 9.0)), 0.1, n_x=2, n_u=6)
     with pytest.raises(ValueError, match="return_error=True needs"):
         mg.galerkin_second_moments(np.eye(3), np.eye(3), 0.1, n_x=2, n_u=4, return_error=True)
 

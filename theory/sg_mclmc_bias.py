@@ -55,7 +55,8 @@ from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
 from theory.sg_mclmc import _check_cov, noise_kappa2
-from theory.sg_mclmc_galerkin import _auto_symmetry, galerkin_basis_size, galerkin_second_moments
+from theory.sg_mclmc_galerkin import (MAX_U_ENTRIES, _auto_symmetry, galerkin_basis_size, galerkin_second_moments,
+                                     velocity_monomial_count)
 from theory.sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
 __all__ = [
@@ -461,7 +462,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     nx, nu, nt = _degrees()
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
-    size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total", nt))
+    nu_ = gkw.get("n_u", nu)
+    size = galerkin_basis_size(d, gkw.get("n_x", nx), nu_, sym, gkw.get("n_total", nt))
+    if velocity_monomial_count(d, nu_) ** 2 * d > MAX_U_ENTRIES:
+        size = max(size, max_basis + 1)  # velocity moment matrices too large to assemble
     cands = []
     if size <= max_basis:
         Cg, eg = galerkin()

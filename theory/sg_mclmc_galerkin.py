@@ -47,7 +47,8 @@ import numpy as np
 
 from theory.sg_mclmc import _check_cov, noise_kappa2
 
-__all__ = ["galerkin_basis", "galerkin_second_moments", "galerkin_basis_size"]
+__all__ = ["galerkin_basis", "galerkin_second_moments", "galerkin_basis_size", "velocity_monomial_count",
+           "MAX_U_ENTRIES"]
 
 
 def _exponents(n_vars, max_deg, last_max=None):
@@ -141,6 +142,16 @@ def galerkin_basis_size(d, n_x, n_u, symmetry="global", n_total=None):
     return int(galerkin_basis(d, n_x, n_u, symmetry, n_total)[2].size)
 
 
+#: Largest ``n_u'^2 d`` (``n_u'`` = number of velocity monomials) assembled: the velocity moment
+#: matrices are dense ``(n_u', n_u')`` int/float arrays (2e7 entries: ~160 MB per array).
+MAX_U_ENTRIES = 2e7
+
+
+def velocity_monomial_count(d, n_u):
+    """Number ``n_u'`` of velocity monomials (degree ``<= n_u``, ``γ_d <= 1``): ``C(n_u+d-1, d-1) + C(n_u+d-2, d-1)``."""
+    return math.comb(n_u + d - 1, d - 1) + (math.comb(n_u + d - 2, d - 1) if n_u >= 1 else 0)
+
+
 def _unit(d, j):
     e = np.zeros(d, dtype=np.int64)
     e[j] = 1
@@ -194,6 +205,9 @@ def _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total=None):
     W = np.linalg.cholesky(R)
     Winv = np.linalg.inv(W)
     F = np.linalg.solve(St, W)  # g = -Σ_t^{-1} W y
+    if velocity_monomial_count(d, n_u) ** 2 * d > MAX_U_ENTRIES:
+        raise ValueError(f"n_u = {n_u} in d = {d}: {velocity_monomial_count(d, n_u)} velocity monomials exceed "
+                         f"the memory limit MAX_U_ENTRIES = {MAX_U_ENTRIES:.0e} (n_u'^2 d)")
     By, Gu, iy, iu = galerkin_basis(d, n_x, n_u, symmetry, n_total)
     M, mass, mom = _assemble(Winv, F, S, k2, noise_kappa2(eps, d), By, Gu, iy, iu)
     # rows of A: test functions b; unknowns c_a.  Replace the constant test function's row.
