@@ -20,8 +20,9 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    ``E[y1 y2] = c_{He_1 He_1}`` (normalisation ``c_000 = 1``).  The error
    estimate is the change against a coarser truncation.
 
-2. Overdamped limit (noise fast compared with the target's time scales,
-   ``|Q| σ_min >> 1``): homogenisation gives ``dx = A g dt + sqrt(2 D) dW``
+2. Overdamped limit (the velocity decorrelates within a distance much smaller than the
+   smallest target scale: ``rate * σ_min >> 1``, ``rate ≈ eps tr Σ/(2 d (d-1))``, see
+   :func:`regime_numbers`): homogenisation gives ``dx = A g dt + sqrt(2 D) dW``
    with ``L0 Φ = -u`` (unit-normalised noise generator),
    ``D = sym E_rho0[u Φ^T]``, ``A = E_rho0[∇_S Φ]^T/(d-1)``, ``rho0`` the
    noise-only velocity law; the stationary covariance solves
@@ -35,7 +36,10 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    (``-> lam_i/mean(lam)`` as ``d -> inf``).  The closure is exact for
    isotropic Σ and approximate otherwise (d = 2: ~5 % off, see docs).
 
-3. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
+3. Any d, any noise strength: :mod:`smile_ref.theory.sg_mclmc_galerkin` (polynomial Galerkin solve of the
+   full stationary law, exact assembly, reducing to item 1 at d = 2 and to item 2 at strong noise).
+
+4. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
    ``S^{-1} Σ_t S^{-1}`` and noise covariance ``S Σ S``;
    ``E[x x^T] = S E[z z^T] S``.
 """
@@ -51,6 +55,9 @@ from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
 from .sg_mclmc import _check_cov, noise_kappa2
+from .sg_mclmc_galerkin import (MAX_U_ENTRIES, _auto_symmetry, galerkin_basis_size, galerkin_second_moments,
+                                     velocity_monomial_count)
+from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
 __all__ = [
     "fp_second_moments_2d",
@@ -58,6 +65,7 @@ __all__ = [
     "overdamped_coefficients_closure",
     "lyapunov_second_moments",
     "predicted_second_moments",
+    "regime_numbers",
     "noise_preconditioner",
     "preconditioned_second_moments",
 ]
@@ -241,22 +249,132 @@ def lyapunov_second_moments(target_cov, A, D):
     return (C + C.T) / 2
 
 
-def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich", **fp_kwargs):
+#: Galerkin degrees ``(n_x, n_u, n_total)`` of ``regime="galerkin"``/``"auto"`` for d > 2, by d (larger
+#: d: the last), when both covariances are diagonal (reflection symmetry) ...
+GALERKIN_DEGREES = {3: (6, 8, None), 4: (4, 8, None), 5: (4, 6, 6)}
+#: ... and otherwise (global symmetry only, about 2^(d-1) times more basis functions).
+GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 4, 4)}
+#: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
+#: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
+OVERDAMPED_ERROR_COEF = 0.2
+#: Per-step kick above which the discrete sampler was measured to depart from the continuous-time
+#: law by more than about 2 % (d = 3, fixed Q: +1.5 % at kick 0.24, +3 % at 0.49, +7-11 % at 0.98).
+KICK_WARN = 0.35
+
+
+def regime_numbers(target_cov, noise_cov, eps):
+    """Dimensionless numbers that decide which continuous-time prediction applies.
+
+    With ``kappa2 = eps/(d-1)^2`` and ``u`` uniform on the sphere, the noise generator gives
+    ``d/dt E[u(t).u(0)] = -lam E[u.u]`` at ``t = 0`` with the velocity decorrelation rate
+    ``lam = (kappa2/2) tr Σ (d-1)/d = eps tr Σ / (2 d (d-1))`` (``eps s2/(2(d-1))`` for ``Σ = s2 I``).
+    Along an eigen-axis ``i`` of Σ the rate of ``E[u_i(t) u_i(0)]`` is
+    ``(kappa2/2)[tr Σ d/(d+2) + lam_i (d-2)/(d+2)]``: it is set by ``tr Σ``, not by ``lam_i``,
+    because noise in the other directions turns ``u`` away from axis ``i`` as well.
+
+    Returns
+    -------
+    dict with ``d``, ``rate`` (lam), ``rate_axis_min`` (smallest axis rate),
+    ``rate_sigma_min`` (``rate_axis_min * sqrt(lam_min(Σ_t))``: the overdamped limit needs
+    this ``>> 1``), ``kick`` (per-step velocity kick ``eps sqrt(tr Σ)/(d-1)``; the
+    continuous-time model needs ``<< 1``) and ``anisotropy`` (``lam_max/lam_min`` of Σ).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = regime_numbers(np.eye(3), 4.0 * np.eye(3), 0.5)
+    >>> round(r["rate"], 6), round(r["kick"], 6)
+    (0.5, 0.866025)
+    """
+    St = _check_target(target_cov)
+    S = _check_cov(noise_cov)
+    d = St.shape[0]
+    k2 = noise_kappa2(eps, d)
+    lam = np.linalg.eigvalsh(S)
+    tr = float(lam.sum())
+    rate = 0.5 * k2 * tr * (d - 1) / d
+    rate_axis = 0.5 * k2 * (tr * d / (d + 2) + lam * (d - 2) / (d + 2))
+    rmin = float(rate_axis.min())
+    return {
+        "d": d,
+        "rate": rate,
+        "rate_axis_min": rmin,
+        "rate_sigma_min": rmin * math.sqrt(float(np.linalg.eigvalsh(St)[0])),
+        "kick": float(eps) * math.sqrt(tr) / (d - 1),
+        "anisotropy": float(lam[-1] / lam[0]) if lam[0] > 0 else math.inf,
+    }
+
+
+def _regime_text(r):
+    return (f"d={r['d']}, velocity decorrelation rate {r['rate']:.3g} (smallest axis rate x smallest target "
+            f"std = {r['rate_sigma_min']:.3g}), per-step kick {r['kick']:.3g}, noise anisotropy {r['anisotropy']:.3g}")
+
+
+_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry")
+
+
+def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
+                             return_error=False, rtol=0.01, max_basis=2500, error_weights=None, **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
     ----------
     target_cov, noise_cov : (d, d) arrays; eps : float.
-    regime : ``"fokker-planck"`` (d = 2 only: exact continuous-time stationary law, any noise
-        strength where the spectral solve converges), ``"overdamped"`` (d = 2: exact
-        homogenised limit; d > 2: polynomial Galerkin of :mod:`smile_ref.theory.sg_mclmc_overdamped`,
-        ``degree`` keyword, default 2, Stratonovich only), ``"auto"``
-        (``"fokker-planck"`` for d = 2, else ``"overdamped"``).
-    Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
+    regime : str
+        ``"fokker-planck"``: d = 2 only, the Hermite × Fourier solve of the exact continuous-time
+        stationary law (:func:`fp_second_moments_2d`, keywords ``n_hermite``, ``n_fourier``,
+        ``ref_scale``).
+        ``"galerkin"``: any d, the polynomial Galerkin solve of the same law
+        (:func:`smile_ref.theory.sg_mclmc_galerkin.galerkin_second_moments`, keywords ``n_x``, ``n_u``,
+        ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES`` and
+        ``GALERKIN_DEGREES_ROTATED``,
+        ``ref_scale=1.2``, ``refine=1``).  Stratonovich only.
+        ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
+        problem of :mod:`smile_ref.theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3 for d <= 6,
+        2 above, where degree 3 is slow).
+        ``"auto"``: d = 2 ``"fokker-planck"``; d > 2 ``"galerkin"`` when its basis has at most
+        ``max_basis`` functions and its truncation error is at most ``rtol * max|C|``, else
+        ``"overdamped"`` when that limit's error bound is below ``rtol * max|C|``, else the
+        better of the two with a warning.
+    return_error : bool
+        Also return an error estimate of the continuous-time prediction (absolute, on the
+        entries of ``C``): the truncation change for the spectral solves; for the overdamped
+        limit ``OVERDAMPED_ERROR_COEF * max|C| / rate_sigma_min^2`` (an empirical bound measured in
+        d = 2, 3) plus, for d > 2, the change between cell-problem degrees.
+    rtol : float, relative error below which ``"auto"`` accepts a prediction without warning.
+    max_basis : int, largest Galerkin basis ``"auto"`` tries.
+    error_weights : (d,) positive array, optional
+        Report (and judge against ``rtol``) the error of ``diag(w) C diag(w)`` instead of ``C``
+        (used by :func:`preconditioned_second_moments` with ``w = S``).  For d = 2 the
+        Fokker–Planck error is bounded by ``max(w)^2`` times its own.
 
-    Validity: continuous time (discretisation bias O(eps) not included); the
-    overdamped regime needs ``eps lam_min(Σ)/(d-1) >> 1/σ_min(Σ_t)`` roughly, i.e.
-    velocity decorrelation length ``L_eff`` well below the smallest target scale.
+    Returns
+    -------
+    C : (d, d) ndarray, or ``(C, err)``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Where no prediction with an error below ``rtol * max|C|`` exists (the message names the
+        regime numbers of :func:`regime_numbers`), and where the per-step kick exceeds ``KICK_WARN``
+        (0.35: the discrete map then departs from the continuous-time model by more than about
+        2 %, measured; not included in any regime).
+
+    Notes
+    -----
+    Isotropic ``noise_cov`` returns ``target_cov`` (exactly unbiased in continuous time).
+    Validity of the overdamped limit: the velocity must decorrelate within a distance much
+    smaller than the smallest target scale, ``rate_axis_min * sigma_min(Σ_t) >> 1`` with the rate
+    ``~ eps tr Σ/(2 d (d-1))`` of :func:`regime_numbers` (set by ``tr Σ``, not by the smallest
+    noise eigenvalue); its relative error is about ``0.08/(rate_sigma_min)^2`` where measured.
+    All predictions are continuous-time: the ``O(eps)`` discretisation bias is not included.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = predicted_second_moments(np.eye(3), np.diag([1.0, 2.0, 4.0]) * 800, 0.01)
+    >>> bool(C[0, 0] < 1.0 < C[2, 2])
+    True
     """
     St = _check_target(target_cov)
     S = _check_cov(noise_cov)
@@ -265,31 +383,103 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise ValueError(f"noise_cov must have the shape of target_cov {St.shape}, got {S.shape}")
     noise_kappa2(eps, d)
     _check_calc(calculus)
-    if regime not in ("auto", "fokker-planck", "overdamped"):
-        raise ValueError(f"regime must be 'auto', 'fokker-planck' or 'overdamped', got {regime!r}")
-    degree = fp_kwargs.pop("degree", 2)
+    if regime not in ("auto", "fokker-planck", "overdamped", "galerkin"):
+        raise ValueError(f"regime must be 'auto', 'fokker-planck', 'overdamped' or 'galerkin', got {regime!r}")
+    if not (isinstance(rtol, (int, float)) and rtol > 0):
+        raise ValueError(f"rtol must be a positive float, got {rtol!r}")
+    degree = fp_kwargs.pop("degree", 3 if St.shape[0] <= 6 else 2)
+    gkw = {k: fp_kwargs.pop(k) for k in _GALERKIN_KEYS if k in fp_kwargs}
     lam = np.linalg.eigvalsh(S)
     if lam[-1] - lam[0] <= 1e-12 * lam[-1]:
-        return St.copy()
-    if regime == "auto":
-        regime = "fokker-planck" if d == 2 else "overdamped"
-    if regime == "fokker-planck":
+        return (St.copy(), 0.0) if return_error else St.copy()
+    r = regime_numbers(St, S, eps)
+    if r["kick"] > KICK_WARN:
+        warnings.warn(f"per-step kick {r['kick']:.3g} > {KICK_WARN}: the discrete sampler departs from the "
+                      f"continuous-time prediction (not modelled); {_regime_text(r)}", RuntimeWarning, stacklevel=2)
+
+    w = np.ones(d) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
+    if w.shape != (d,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"error_weights must be a positive vector of shape ({d},)")
+    ww = np.outer(w, w)
+
+    def mag(C):  # max |entry| of the reported matrix diag(w) C diag(w)
+        return float(np.max(np.abs(C) * ww))
+
+    def out(C, err):
+        return (C, float(err)) if return_error else C
+
+    def _degrees():
+        table = GALERKIN_DEGREES if _auto_symmetry(St, S) == "reflections" else GALERKIN_DEGREES_ROTATED
+        return table.get(d, table[max(table)])
+
+    def galerkin():
+        if calculus != "stratonovich":
+            raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
+        nx, nu, nt = _degrees()
+        kw = {"n_x": nx, "n_u": nu, "n_total": nt, "ref_scale": 1.2, "refine": 1, **gkw}
+        return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
+
+    def overdamped():
+        if d == 2:
+            C = lyapunov_second_moments(St, *overdamped_coefficients_2d(S, calculus))
+            err_t = 0.0
+        else:
+            if calculus != "stratonovich":
+                raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
+            C = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, degree))
+            Cc = lyapunov_second_moments(St, *overdamped_coefficients_galerkin(S, max(degree - 1, 0)))
+            err_t = float(np.max(np.abs(C - Cc) * ww)) if degree > 0 else math.inf
+        return C, err_t + OVERDAMPED_ERROR_COEF * mag(C) / r["rate_sigma_min"] ** 2
+
+    def warn(what, err, C):
+        warnings.warn(f"no validated prediction: {what} (error estimate {err:.2e}, {err / mag(C):.1%} "
+                      f"of max|C|); {_regime_text(r)}", RuntimeWarning, stacklevel=3)
+
+    if regime == "fokker-planck" or (regime == "auto" and d == 2):
         if d != 2:
             raise ValueError("regime 'fokker-planck' is implemented for d = 2 only")
         C, err = fp_second_moments_2d(St, S, eps, calculus=calculus, return_error=True, **fp_kwargs)
-        if err > 1e-3 * np.max(np.abs(C)):
-            warnings.warn(f"Fokker-Planck truncation not converged (change {err:.2e}); raise n_hermite/n_fourier",
-                          RuntimeWarning, stacklevel=2)
-        return C
-    if d == 2:
-        A, D = overdamped_coefficients_2d(S, calculus)
-    else:
-        if calculus != "stratonovich":
-            raise ValueError("the d > 2 overdamped limit is implemented for calculus='stratonovich' only")
-        from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
-
-        A, D = overdamped_coefficients_galerkin(S, degree)
-    return lyapunov_second_moments(St, A, D)
+        err = err * float(np.max(w)) ** 2
+        if err > 1e-3 * mag(C):
+            warnings.warn(f"Fokker-Planck truncation not converged (change {err:.2e}); raise n_hermite/n_fourier; "
+                          f"{_regime_text(r)}", RuntimeWarning, stacklevel=2)
+        return out(C, err)
+    if fp_kwargs:
+        raise TypeError(f"unexpected keyword(s) for regime {regime!r}: {sorted(fp_kwargs)}")
+    if regime == "galerkin":
+        C, err = galerkin()
+        if err > rtol * mag(C):
+            warn("Galerkin truncation not converged", err, C)
+        return out(C, err)
+    if regime == "overdamped":
+        C, err = overdamped()
+        if err > rtol * mag(C):
+            warn("outside the overdamped regime", err, C)
+        return out(C, err)
+    # auto, d > 2
+    if calculus != "stratonovich":
+        raise ValueError("the d > 2 predictions are implemented for calculus='stratonovich' only")
+    nx, nu, nt = _degrees()
+    sym = gkw.get("symmetry", "auto")
+    sym = _auto_symmetry(St, S) if sym == "auto" else sym
+    nu_ = gkw.get("n_u", nu)
+    size = galerkin_basis_size(d, gkw.get("n_x", nx), nu_, sym, gkw.get("n_total", nt))
+    if velocity_monomial_count(d, nu_) ** 2 * d > MAX_U_ENTRIES:
+        size = max(size, max_basis + 1)  # velocity moment matrices too large to assemble
+    cands = []
+    if size <= max_basis:
+        Cg, eg = galerkin()
+        if eg <= rtol * mag(Cg):
+            return out(Cg, eg)
+        cands.append(("Galerkin truncation not converged", Cg, eg))
+    Co, eo = overdamped()
+    if eo <= rtol * mag(Co):
+        return out(Co, eo)
+    cands.append(("outside the overdamped regime" + ("" if size <= max_basis else
+                  f" and Galerkin basis {size} > max_basis {max_basis}"), Co, eo))
+    what, C, err = min(cands, key=lambda c: c[2])
+    warn(what, err, C)
+    return out(C, err)
 
 
 def noise_preconditioner(noise_cov):
@@ -306,12 +496,18 @@ def preconditioned_second_moments(target_cov, noise_cov, eps, precond=None, **kw
     """``E[x x^T]`` for SG-MCLMC run in ``z = S^{-1} x`` with diagonal ``S`` (default: :func:`noise_preconditioner`).
 
     Diagonal ``noise_cov`` with the default ``S`` is isotropic in ``z``: returns ``target_cov``;
-    correlated noise leaves the residual bias predicted in ``z``-space.
+    correlated noise leaves the residual bias predicted in ``z``-space by
+    :func:`predicted_second_moments` (keywords, including ``regime`` and ``return_error``, are
+    passed through; the error is that of ``C_x = S C_z S``, via ``error_weights=S``).  ``S`` is fixed: the
+    running EMA estimate of the real pSMILE is not modelled.
     """
     St = _check_target(target_cov)
     S = _check_cov(noise_cov)
     s = noise_preconditioner(S) if precond is None else np.asarray(precond, dtype=np.float64)
     if s.shape != (St.shape[0],) or np.any(~np.isfinite(s)) or np.any(s <= 0):
         raise ValueError(f"precond must be a positive vector of shape ({St.shape[0]},)")
-    Cz = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, **kwargs)
-    return Cz * np.outer(s, s)
+    res = predicted_second_moments(St / np.outer(s, s), S * np.outer(s, s), eps, error_weights=s, **kwargs)
+    if kwargs.get("return_error", False):
+        Cz, err = res
+        return Cz * np.outer(s, s), err
+    return res * np.outer(s, s)
