@@ -91,11 +91,15 @@ def test_anisotropic_noise_smile_biased_psmile_removes_most(tiny):
 
 
 def test_theory_b2_isotropic_and_regime_ratio():
-    """Isotropic noise: continuous-time prediction b^2 = 0 exactly; r = eps lam_min sqrt(lam_min(Sigma_t)) / (d-1)."""
+    """Isotropic noise: continuous-time prediction b^2 = 0 exactly.
+
+    Regime ratio r = (slowest axis decorrelation rate) x sigma_min(Sigma_t); for Sigma = s2 I in d dimensions
+    the axis rate is (kappa2/2) s2 [d^2/(d+2) + (d-2)/(d+2)] = (kappa2/2) s2 (d - 1), kappa2 = eps/(d-1)^2,
+    so r = eps s2 / (2 (d-1)) * sigma_min = 0.01 * 256 / 18 * 0.1 for the ICG (sigma_min = 0.1)."""
     cov = noise_covariance("iso")
     b2, r = theory_b2("icg", "iso", "smile", 0.01, cov)
     assert b2 == 0.0
-    assert r == pytest.approx(0.01 * 256.0 * 0.1 / 9.0, rel=1e-9)
+    assert r == pytest.approx(0.01 * 256.0 / 18.0 * 0.1, rel=1e-9)
     assert theory_b2("funnel", "iso", "smile", 0.01, cov) == (None, None)
     assert theory_b2("icg", "spatial", "sgld", 0.01, cov) == (None, None)
 

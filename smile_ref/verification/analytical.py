@@ -54,7 +54,9 @@ Theory (SMILE): for ``"icg"`` with Gaussian ``iso``/``aniso``/``corr`` noise,
 :func:`~smile_ref.theory.sg_mclmc_bias.preconditioned_second_moments` (pSMILE, ideal
 diagonal preconditioner) with ``regime="overdamped"`` give ``E[x x^T]``, turned into
 ``b^2_th = (1/d) sum_i (C_ii - Sigma_t,ii)^2 / (2 Sigma_t,ii^2)``.  The overdamped
-limit needs ``r = eps lam_min(Sigma) sigma_min(Sigma_t) / (d-1) >> 1``; ``r`` is
+limit needs ``r = rate_axis_min sigma_min(Sigma_t) >> 1`` (the slowest per-axis velocity
+decorrelation rate times the smallest target scale,
+:func:`~smile_ref.theory.sg_mclmc_bias.regime_numbers`); ``r`` is
 recorded with each cell (for the paper's setting ``r < 0.01``: the regime does not
 apply and the curve is shown for reference only).  The overdamped prediction does
 not depend on ``eps`` (checked: identical at eps = 0.01 and 0.1); it is slow
@@ -77,6 +79,7 @@ from smile_ref.diagnostics import bias_metric_se
 from smile_ref.errors import CorruptFileError, RunHealthWarning
 from smile_ref.io import atomic_write_json, read_json
 from smile_ref.run import run_chains
+from smile_ref.theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments, regime_numbers
 
 __all__ = ["TARGETS", "NOISES", "SAMPLERS", "QUICK_CONFIG", "FULL_CONFIG", "make_target", "noise_covariance",
            "make_gradient", "theory_b2", "run_cell", "run_benchmark"]
@@ -164,7 +167,7 @@ def _b2_from_diag(m2, target):
 def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), compute=False):
     """Overdamped-limit prediction ``(b2_th, r)`` or ``(None, r)`` where no theory applies / is cached.
 
-    ``r = eps lam_min(cov) sigma_min(Sigma_t) / (d - 1)`` (overdamped regime needs ``r >> 1``).
+    ``r = regime_numbers(Sigma_t, cov, eps)["rate_sigma_min"]`` (overdamped regime needs ``r >> 1``).
     Isotropic Gaussian noise: ``b2_th = 0`` (continuous time; discretisation not included).
     """
     if target_name == "icg" and sampler in ("sgld", "sghmc") and noise != "spatial":
@@ -172,7 +175,7 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
     if target_name != "icg" or sampler not in ("smile", "psmile") or noise not in ("iso", "aniso", "corr"):
         return None, None
     target = make_target("icg", icg_scales)
-    r = eps * float(np.linalg.eigvalsh(cov)[0]) * math.sqrt(float(np.linalg.eigvalsh(target.cov)[0])) / (DIM - 1)
+    r = float(regime_numbers(target.cov, cov, eps)["rate_sigma_min"])
     if noise == "iso":
         return 0.0, r
     digest = hashlib.sha1(np.ascontiguousarray(np.concatenate([(cov / np.trace(cov)).ravel(), target.cov.ravel()]))
@@ -187,8 +190,6 @@ def theory_b2(target_name, noise, sampler, eps, cov, *, icg_scales=(0.1, 10.0), 
     if key not in cache:
         if not compute:
             return None, r
-        from smile_ref.theory.sg_mclmc_bias import predicted_second_moments, preconditioned_second_moments
-
         fn = predicted_second_moments if sampler == "smile" else preconditioned_second_moments
         cache[key] = np.diag(fn(target.cov, cov, eps, regime="overdamped")).tolist()
         atomic_write_json(THEORY_CACHE, cache, indent=1, sort_keys=False)
