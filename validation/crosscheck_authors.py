@@ -7,8 +7,11 @@ exported copy, passed as ``--authors-src``; nothing of it is vendored here) and 
 differences in position ``x``, velocity ``u``, step size ``eps`` and ``|dE|`` after 1, 10, 100 and 1000
 steps, and the reset steps of both.  It also runs the authors' plain ``SGHMC`` kernel
 (``src/kernels/sghmc.py``) against ``"sghmc"`` with ``preset="authors"`` (``step_size = eps^2``,
-``alpha = mdecay``; velocity compared as ``eps m``), with their normals re-derived from their
-``jax.random`` keys and replayed to smile_ref in its draw order.
+``alpha = mdecay``; velocity compared as ``eps m``), their ``SGLD`` (``src/kernels/sgld.py``) against
+``"sgld"`` (``step_size`` = their step size) and their AdaSGHMC (``AdaSGHMCWarmup`` for the warm-up, then
+``SGHMC`` rebuilt from its state) against ``"sghmc_adaptive"`` with ``preset="authors"`` (``step_size = eps^2``,
+``alpha = mdecay``; step size compared per coordinate as ``eps^2 / s``), with their normals re-derived from
+their ``jax.random`` keys and replayed to smile_ref in its draw order.
 
 Identical inputs: the script draws every random input once with NumPy (the additive gradient noise of
 the Gaussian target, the mini-batch indices of the logistic regression, in the authors' batch schedule:
@@ -421,6 +424,144 @@ def run_smile_ref_sghmc(problem: Problem, batches: list, normals: list, n_steps:
     return {k: np.stack(v) for k, v in rec.items()}
 
 
+# ----------------------------------------------------------------------------- SGLD and AdaSGHMC
+SGLD_PAIRING = "SGLD"  # the authors' SGLD kernel vs "sgld" (step_size = their step size)
+SGLD_SETTINGS = {"gaussian": 0.01, "logistic": 1e-4}  # their step size
+ADASGHMC_PAIRING = "AdaSGHMC"  # their AdaSGHMCWarmup + SGHMC vs "sghmc_adaptive" with preset="authors"
+ADASGHMC_SETTINGS = {"gaussian": (0.02, 0.05), "logistic": (0.01, 0.05)}  # (their eps, mdecay)
+
+
+def authors_sgld_normals(keys_per_step, dim):
+    """The normals of their SGLD step: ``blackjax.util.generate_gaussian_noise`` with the step's key."""
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(jax.vmap(lambda key: jax.random.normal(key, (dim,), dtype=jnp.float64)))
+    return [np.array(f(k)) for k in keys_per_step]
+
+
+def _nan_rec(rec):
+    rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+    rec["reset"].append(np.zeros(N_CHAINS, dtype=bool))
+
+
+def run_authors_sgld(problem: Problem, batches: list, n_steps: int, authors_src: str) -> dict:
+    """The authors' ``SGLD`` kernel (``src/kernels/sgld.py``, unmodified, pmapped), step for step."""
+    import importlib
+
+    import_authors(authors_src)
+    import jax.numpy as jnp
+
+    sgld_mod = importlib.import_module("src.kernels.sgld")
+    h = SGLD_SETTINGS[problem.name]
+    sampler = sgld_mod.SGLD(grad_estimator=problem.authors_grad_estimator(), position=jnp.asarray(problem.x0))
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t, keys in enumerate(authors_sghmc_keys(n_steps)):
+        mb = tuple(jnp.asarray(a) for a in problem.authors_minibatch(batches[t]))
+        sampler.update_state(keys, mb, jnp.asarray(h))
+        rec["x"].append(np.array(sampler.state.position, dtype=np.float64))
+        rec["u"].append(np.full((N_CHAINS, problem.dim), np.nan))
+        rec["eps"].append(np.full(N_CHAINS, h))
+        _nan_rec(rec)
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_smile_ref_sgld(problem: Problem, batches: list, normals: list, n_steps: int, overrides=None) -> dict:
+    """``"sgld"`` with ``step_size`` = their step size and the same normals (``n + 1`` batches, as for SGHMC)."""
+    from smile_ref.backend import get_backend
+    from smile_ref.samplers import base as registry
+
+    h = SGLD_SETTINGS[problem.name]
+    algo = registry.get("sgld")(problem.smile_ref_target(), problem.smile_ref_gradient(list(batches) + batches[-1:]),
+                                get_backend("numpy", "float64"), step_size=h, **dict(overrides or {}))
+    rng = ReplayNormals(normals)
+    state = algo.init(np.array(problem.x0, dtype=np.float64), rng)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for _ in range(n_steps):
+        state, info = algo.step(state, rng, False)
+        rec["x"].append(np.array(state.position))
+        rec["u"].append(np.full((N_CHAINS, problem.dim), np.nan))
+        rec["eps"].append(np.array(info["step_size"]))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.array(info["rejected"], dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_authors_adasghmc(problem: Problem, batches: list, n_steps: int, n_warmup: int, authors_src: str) -> dict:
+    """The authors' ``AdaSGHMCWarmup`` for ``n_warmup`` steps, then ``SGHMC`` rebuilt from its state as their
+    ``src/training/sampling.py`` does (``s`` kept, momentum zeroed); velocity reported as ``eps m``, step size
+    as the per-coordinate ``eps^2 / s``."""
+    import importlib
+
+    import_authors(authors_src)
+    import jax.numpy as jnp
+
+    sghmc_mod = importlib.import_module("src.kernels.sghmc")
+    eps, mdecay = ADASGHMC_SETTINGS[problem.name]
+    ge = problem.authors_grad_estimator()
+    sampler = sghmc_mod.AdaSGHMCWarmup(grad_estimator=ge, position=jnp.asarray(problem.x0), mdecay=mdecay)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t, keys in enumerate(authors_sghmc_keys(n_steps)):
+        if t == n_warmup:
+            sampler = sghmc_mod.SGHMC(grad_estimator=ge, state=sampler.state, mdecay=mdecay)
+        mb = tuple(jnp.asarray(a) for a in problem.authors_minibatch(batches[t]))
+        sampler.update_state(keys, mb, jnp.asarray(eps))
+        rec["x"].append(np.array(sampler.state.position, dtype=np.float64))
+        rec["u"].append(eps * np.array(sampler.state.momentum, dtype=np.float64))
+        rec["eps"].append(eps**2 / np.array(sampler.state.elementwise_sd, dtype=np.float64))
+        _nan_rec(rec)
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_smile_ref_adasghmc(problem: Problem, batches: list, normals: list, n_steps: int, n_warmup: int,
+                           overrides=None) -> dict:
+    """``"sghmc_adaptive"`` with ``preset="authors"``, ``step_size = eps^2``, ``alpha = mdecay``, the same
+    normals; the first ``n_warmup`` steps are warm-up steps."""
+    from smile_ref.backend import get_backend
+    from smile_ref.samplers import base as registry
+
+    eps, mdecay = ADASGHMC_SETTINGS[problem.name]
+    algo = registry.get("sghmc_adaptive")(problem.smile_ref_target(),
+                                          problem.smile_ref_gradient(list(batches) + batches[-1:]),
+                                          get_backend("numpy", "float64"), step_size=eps**2, preset="authors",
+                                          alpha=mdecay, **dict(overrides or {}))
+    rng = ReplayNormals(normals)
+    state = algo.init(np.array(problem.x0, dtype=np.float64), rng)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t in range(n_steps):
+        state, info = algo.step(state, rng, t < n_warmup)
+        rec["x"].append(np.array(state.position))
+        rec["u"].append(eps * np.array(state.momentum))
+        rec["eps"].append(eps**2 / np.array(state.sd))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.array(info["rejected"], dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def _sg_baselines(problem, batches, n_steps, n_warmup, authors_src, normals_fn, overrides=None):
+    """``{pairing: (authors' record, smile_ref record)}`` for SGLD and AdaSGHMC; with ``normals_fn`` (a stand-in
+    for the authors) smile_ref with ``preset="authors"`` is the reference."""
+    out = {}
+    if normals_fn is None:
+        keys = authors_sghmc_keys(n_steps)
+        ref_sgld = run_authors_sgld(problem, batches, n_steps, authors_src)
+        n_sgld = authors_sgld_normals(keys, problem.dim)
+        ref_ada = run_authors_adasghmc(problem, batches, n_steps, n_warmup, authors_src)
+        n_ada = authors_sghmc_normals(keys, problem.dim)
+    else:
+        n_sgld = n_ada = normals_fn(problem, n_steps)
+        ref_sgld = run_smile_ref_sgld(problem, batches, n_sgld, n_steps)
+        ref_ada = run_smile_ref_adasghmc(problem, batches, n_ada, n_steps, n_warmup)
+    out[SGLD_PAIRING] = (ref_sgld, lambda o=None: run_smile_ref_sgld(problem, batches, n_sgld, n_steps, o))
+    out[ADASGHMC_PAIRING] = (ref_ada, lambda o=None: run_smile_ref_adasghmc(problem, batches, n_ada, n_steps,
+                                                                             n_warmup, o))
+    return out
+
+
+ADASGHMC_ABLATIONS = {"moment_gradient='current'": {"moment_gradient": "current"},
+                      "gradient_clip=None (guardrails)": {"gradient_clip": None}}
+
+
 # ----------------------------------------------------------------------------- comparison
 def _maxdiff(a, b):
     if np.all(np.isnan(a)) or np.all(np.isnan(b)):
@@ -481,6 +622,16 @@ def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=Non
             res = compare(ref, ours)
             res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(time.perf_counter() - t1, 2)}
             results[f"{pname} / {SGHMC_PAIRING}"] = res
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            t0 = time.perf_counter()
+            pairs = _sg_baselines(problem, batches, n_steps, n_warmup, authors_src,
+                                  None if authors_runner is None else sghmc_normals)
+            for name, (ref, ours_fn) in pairs.items():
+                t1 = time.perf_counter()
+                res = compare(ref, ours_fn())
+                res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(time.perf_counter() - t1, 2)}
+                results[f"{pname} / {name}"] = res
     return results
 
 
@@ -514,6 +665,12 @@ def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=
             for name, opts in (("beta_hat=0", {"beta_hat": 0.0}), ("v0 ~ N(0, eta)", {"initial_velocity": "sample"})):
                 ours = run_smile_ref_sghmc(problem, batches, normals, n_steps, opts)
                 out[f"{pname} / {SGHMC_PAIRING} / {name}"] = _ablation_row(ref, ours, tol)
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            ref, ours_fn = _sg_baselines(problem, batches, n_steps, n_warmup, authors_src,
+                                         None if authors_runner is None else sghmc_normals)[ADASGHMC_PAIRING]
+            for name, opts in ADASGHMC_ABLATIONS.items():
+                out[f"{pname} / {ADASGHMC_PAIRING} / {name}"] = _ablation_row(ref, ours_fn(opts), tol)
     return out
 
 
@@ -568,7 +725,7 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
-    ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC pairing")
+    ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC, SGLD and AdaSGHMC pairings")
     ap.add_argument("--ablations", action="store_true",
                     help="also run each smile_ref default in turn against the authors' kernels")
     a = ap.parse_args(argv)
