@@ -562,6 +562,171 @@ ADASGHMC_ABLATIONS = {"moment_gradient='current'": {"moment_gradient": "current"
                       "gradient_clip=None (guardrails)": {"gradient_clip": None}}
 
 
+# ----------------------------------------------------------------------------- MILE warm-up
+MILE_PAIRING = "MILE warm-up"  # their src/kernels/warmup.py vs "mclmc" with preset="authors" (tuner="mile")
+MILE_DIM, MILE_WARMUP, MILE_CHAINS = 20, 250, 4
+
+
+def mile_problem():
+    """d = 20 Gaussian ``N(0, diag(logspace(-1, 1, 20)))``, one start point per chain."""
+    rs = np.random.default_rng(20)
+    return np.logspace(-1, 1, MILE_DIM), rs.standard_normal((MILE_CHAINS, MILE_DIM))
+
+
+def mile_keys(chain):
+    """Their keys for one chain: init, per phase-1/2 step ``(key1, key2)``, per phase-3 step ``(key1, key2)``."""
+    import jax
+
+    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
+    key = jax.random.PRNGKey(100 + chain)
+    part1, part2 = jax.random.split(key, 2)
+    steps = list(jax.random.split(part1, n1 + n2 + 1)[:-1]) + list(jax.random.split(part2, n3))
+    return key, steps
+
+
+def run_authors_mile(authors_src: str) -> dict:
+    """Their ``make_L_step_size_adaptation`` then ``make_adaptation_L`` (as ``mclmc_find_L_and_step_size``, with
+    the settings of ``custom_mclmc_warmup`` and the UCI MILE configs: energy variance 0.5 -> 0.1, N_eff 100,
+    trust 1.5, no diagonal preconditioning), per chain; also ``custom_mclmc_warmup(...).run`` itself."""
+    import importlib
+
+    import_authors(authors_src)
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
+    warm = importlib.import_module("src.kernels.warmup")
+    var, x0 = mile_problem()
+    inv = jnp.asarray(1.0 / var)
+
+    def logdensity(x):
+        return -0.5 * jnp.sum(x * x * inv)
+
+    def kernel(sqrt_diag_cov):
+        return blackjax.mcmc.mclmc.build_kernel(logdensity_fn=logdensity, sqrt_diag_cov=sqrt_diag_cov,
+                                                integrator=blackjax.mcmc.integrators.isokinetic_mclachlan)
+
+    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
+    eps0 = 0.005
+    out = {k: [] for k in ("eps", "L_phase2", "L", "x", "eps_run", "L_run", "x_run")}
+    for c in range(MILE_CHAINS):
+        key, _ = mile_keys(c)
+        part1, part2 = jax.random.split(key, 2)
+        state = blackjax.mcmc.mclmc.init(jnp.asarray(x0[c]), logdensity, key)
+        params = MCLMCAdaptationState(L=jnp.maximum(jnp.sqrt(MILE_DIM), 15.0), step_size=eps0,
+                                      sqrt_diag_cov=jnp.ones((MILE_DIM,)))
+        state, params = warm.make_L_step_size_adaptation(
+            kernel=kernel, dim=MILE_DIM, tune1_steps=n1, tune2_steps=n2, diagonal_preconditioning=False,
+            desired_energy_var_start=0.5, desired_energy_var_end=0.1, trust_in_estimate=1.5,
+            num_effective_samples=100)(state, params, part1)
+        out["L_phase2"].append(float(params.L))
+        state, params = warm.make_adaptation_L(kernel(params.sqrt_diag_cov), Lfactor=0.4)(state, params, n3, part2)
+        out["eps"].append(float(params.step_size))
+        out["L"].append(float(params.L))
+        out["x"].append(np.array(state.position, dtype=np.float64))
+        res = warm.custom_mclmc_warmup(logdensity, diagonal_preconditioning=False, desired_energy_var_start=0.5,
+                                       desired_energy_var_end=0.1, trust_in_estimate=1.5, num_effective_samples=100,
+                                       step_size_init=eps0).run(key, jnp.asarray(x0[c]), MILE_WARMUP)
+        st, pr = res
+        out["eps_run"].append(float(pr.step_size))
+        out["L_run"].append(float(pr.L))
+        out["x_run"].append(np.array(st.position, dtype=np.float64))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def authors_mile_normals(chain):
+    """Their normals for one chain in smile_ref's draw order: the init draw, then per step ``z(key2)`` (the
+    second half refresh, drawn first by smile_ref) and ``z(key1)``."""
+    import jax
+    import jax.numpy as jnp
+
+    key, steps = mile_keys(chain)
+    normal = jax.jit(lambda k: jax.random.normal(k, (MILE_DIM,), dtype=jnp.float64))
+    out = [np.array(normal(key))[None, :]]
+    for k in steps:
+        k1, k2 = jax.random.split(k)
+        out += [np.array(normal(k2))[None, :], np.array(normal(k1))[None, :]]
+    return out
+
+
+def run_smile_ref_mile(normals_per_chain, overrides=None) -> dict:
+    """``"mclmc"`` with ``preset="authors"`` (``tuner="mile"``), one chain at a time with the replayed normals."""
+    from smile_ref.backend import get_backend
+    from smile_ref.gradients import Exact
+    from smile_ref.samplers import base as registry
+    from smile_ref.targets import Gaussian
+
+    var, x0 = mile_problem()
+    t = Gaussian.diagonal(var)
+    n12 = int(MILE_WARMUP * 0.8) + int(MILE_WARMUP * 0.1)
+    out = {k: [] for k in ("eps", "L_phase2", "L", "x")}
+    for c in range(MILE_CHAINS):
+        algo = registry.get("mclmc")(t, Exact(t), get_backend("numpy", "float64"), n_warmup=MILE_WARMUP,
+                                     preset="authors", **dict(overrides or {}))
+        rng = ReplayNormals(normals_per_chain[c])
+        state = algo.init(np.array(x0[c : c + 1], dtype=np.float64), rng)
+        for i in range(MILE_WARMUP):
+            state, _ = algo.step(state, rng, True)
+            if i == n12 - 1:
+                out["L_phase2"].append(float(state.params.L[0]))
+        out["eps"].append(float(state.params.step_size[0]))
+        out["L"].append(float(state.params.L[0]))
+        out["x"].append(np.array(state.integrator.position[0]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+MILE_ABLATIONS = {
+    "num_effective_samples=150": {"tuner_options": {"num_effective_samples": 150}},
+    "schedule_divisor='n12-1'": {"tuner_options": {"schedule_divisor": "n12-1"}},
+    "moment_weight='step'": {"tuner_options": {"moment_weight": "step"}},
+    "ess_method='split'": {"tuner_options": {"ess_method": "split"}},
+    "L0 = sqrt(d)": {"L": float(np.sqrt(MILE_DIM))},
+}
+
+
+def run_mile(authors_src, normals_fn=None, ablations=False) -> dict:
+    """Relative differences of the tuned ``eps``, ``L`` after phase 2, final ``L`` and the final position."""
+    if normals_fn is None:
+        ref = run_authors_mile(authors_src)
+        normals = [authors_mile_normals(c) for c in range(MILE_CHAINS)]
+    else:
+        normals = [normals_fn(c) for c in range(MILE_CHAINS)]
+        ref = run_smile_ref_mile(normals)
+
+    def rel(a, b):
+        return float(np.max(np.abs(a - b) / np.abs(a)))
+
+    def row(ours):
+        return {"eps": rel(ref["eps"], ours["eps"]), "L_phase2": rel(ref["L_phase2"], ours["L_phase2"]),
+                "L": rel(ref["L"], ours["L"]), "x": float(np.max(np.abs(ref["x"] - ours["x"]))),
+                "L_ratio": [float(v) for v in ours["L"] / ref["L"]]}
+
+    res = {"preset": row(run_smile_ref_mile(normals)),
+           "authors": {k: [float(v) for v in np.ravel(ref[k])] for k in ("eps", "L_phase2", "L")}}
+    if "eps_run" in ref:  # their pieces = their custom_mclmc_warmup
+        res["pieces_vs_run"] = {"eps": rel(ref["eps_run"], ref["eps"]), "L": rel(ref["L_run"], ref["L"]),
+                                "x": float(np.max(np.abs(ref["x_run"] - ref["x"])))}
+    if ablations:
+        res["ablations"] = {name: row(run_smile_ref_mile(normals, o)) for name, o in MILE_ABLATIONS.items()}
+    return res
+
+
+def markdown_mile(res: dict) -> str:
+    lines = ["", f"## {MILE_PAIRING} (d = {MILE_DIM} Gaussian, {MILE_WARMUP} steps, {MILE_CHAINS} chains)", "",
+             "Max relative difference of the tuned eps, L after phase 2 and final L; max |dx| of the final position.",
+             "", "| smile_ref | eps | L (phase 2) | L | x | L ratio smile_ref / authors |", "|---|---|---|---|---|---|"]
+    rows = {"preset='authors'": res["preset"], **{f"preset, {k}": v for k, v in res.get("ablations", {}).items()}}
+    for k, r in rows.items():
+        lines.append(f"| {k} | {r['eps']:.1e} | {r['L_phase2']:.1e} | {r['L']:.1e} | {r['x']:.1e} | "
+                     + ", ".join(f"{v:.3f}" for v in r["L_ratio"]) + " |")
+    if "pieces_vs_run" in res:
+        p = res["pieces_vs_run"]
+        lines += ["", f"Their pieces vs their `custom_mclmc_warmup(...).run`: eps {p['eps']:.1e}, L {p['L']:.1e}, "
+                      f"x {p['x']:.1e}."]
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- comparison
 def _maxdiff(a, b):
     if np.all(np.isnan(a)) or np.all(np.isnan(b)):
@@ -726,6 +891,7 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC, SGLD and AdaSGHMC pairings")
+    ap.add_argument("--no-mile", action="store_true", help="skip the MILE warm-up pairing")
     ap.add_argument("--ablations", action="store_true",
                     help="also run each smile_ref default in turn against the authors' kernels")
     a = ap.parse_args(argv)
@@ -755,10 +921,16 @@ def main(argv=None, authors_runner=None) -> int:
     results = run(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc)
     abl = run_ablations(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc_normals=sghmc) \
         if a.ablations else None
+    mile = None
+    if not a.no_mile:
+        mile_normals = None if authors_runner is None else (
+            lambda c: [np.random.default_rng(50 + c).standard_normal((1, MILE_DIM))
+                       for _ in range(2 * MILE_WARMUP + 1)])
+        mile = run_mile(a.authors_src, mile_normals, a.ablations)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "authors_crosscheck.json"), "w") as f:
-        json.dump({"meta": meta, "results": results, "ablations": abl}, f, indent=1)
-    md = markdown(results, meta) + (markdown_ablations(abl) if abl else "")
+        json.dump({"meta": meta, "results": results, "ablations": abl, "mile": mile}, f, indent=1)
+    md = markdown(results, meta) + (markdown_ablations(abl) if abl else "") + (markdown_mile(mile) if mile else "")
     with open(os.path.join(a.out, "authors_crosscheck.md"), "w") as f:
         f.write(md)
     print(md)
