@@ -682,6 +682,7 @@ MILE_ABLATIONS = {
     "moment_weight='step'": {"tuner_options": {"moment_weight": "step"}},
     "ess_method='split'": {"tuner_options": {"ess_method": "split"}},
     "L0 = sqrt(d)": {"L": float(np.sqrt(MILE_DIM))},
+    "eps0 = 0.25 sqrt(d)": {"step_size": 0.25 * float(np.sqrt(MILE_DIM))},
 }
 
 

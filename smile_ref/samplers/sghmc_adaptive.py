@@ -1,7 +1,7 @@
 """Adaptive SGHMC (AdaSGHMC), registered as ``"sghmc_adaptive"``.
 
 Springenberg, Klein, Falkner & Hutter (NeurIPS 2016, "Bayesian optimization with robust Bayesian
-neural networks"), Sec. 4 / Eqs. (8)-(10), in the form of the SMILE authors' kernel
+neural networks"), in the form of the SMILE authors' kernel
 (``src/kernels/sghmc.py``: ``AdaSGHMCWarmup`` for warm-up, ``SGHMC`` for sampling).  With
 ``g_hat`` an estimate of ``grad log pi``, learning rate ``eta = step_size`` (``eps = sqrt(eta)``,
 the authors' step size) and friction ``alpha`` (their ``mdecay``), one step, per coordinate ``i``
@@ -39,7 +39,7 @@ Options
 -------
 alpha : float in (0, 1], default 0.05 (the authors' ``mdecay``).
 moment_gradient : ``"current"`` (default) or ``"previous"``.  Which gradient enters the warm-up
-    moment update of a step: the one the step uses (Eq. (8) of Springenberg et al.), or the one of
+    moment update of a step: the one the step uses, or the one of
     the step before (the authors' kernel, which updates the moments before it evaluates the new
     gradient; at the first step this is their initial zero gradient).
 gradient_clip : positive float or None (default).  With a value (the authors' 1e6), NaN gradient
