@@ -291,7 +291,7 @@ def test_crosscheck_script_smile_ref_side(tmp_path):
     rc = mod.main(["--out", str(tmp_path), "--steps", "12", "--warmup", "4", "--ablations"], authors_runner=stand_in)
     assert rc == 0
     doc = json.loads((tmp_path / "authors_crosscheck.json").read_text())
-    assert set(doc["results"]) == {f"{p} / {q}" for p in mod.PROBLEMS for q in list(mod.PAIRINGS) + ["SGHMC"]}
+    assert set(doc["results"]) == {f"{p} / {q}" for p in mod.PROBLEMS for q in list(mod.PAIRINGS) + ["SGHMC", "SGLD", "AdaSGHMC"]}
     for r in doc["results"].values():
         assert set(r["after_step"]) == {"1", "10"}
         assert all(v in (0.0, None) for v in r["max_over_steps"].values())
@@ -303,6 +303,10 @@ def test_crosscheck_script_smile_ref_side(tmp_path):
     assert abl["logistic / SMILE (SMILET) / MiniBatch scale N/b"]["x_step1"] > 0
     assert abl["gaussian / SMILE (SMILET) / initial_state='evaluate' (x0 evaluated)"]["x_step1"] > 0
     assert abl["gaussian / SGHMC / beta_hat=0"]["x_step1"] > 0 and abl["logistic / SGHMC / v0 ~ N(0, eta)"]["x_step1"] > 0
+    assert abl["gaussian / AdaSGHMC / moment_gradient='current'"]["x_step1"] > 0
+    mile = doc["mile"]
+    assert all(mile["preset"][q] == 0.0 for q in ("eps", "L_phase2", "L", "x"))
+    assert mile["ablations"]["ess_method='split'"]["L"] > 0 and mile["ablations"]["moment_weight='step'"]["L_phase2"] > 0
     md = (tmp_path / "authors_crosscheck.md").read_text()
     assert "| gaussian / SMILE-naive | 1 |" in md and "One smile_ref default at a time" in md
     assert mod.main(["--out", str(tmp_path)]) == 2  # no --authors-src: a message, not a traceback

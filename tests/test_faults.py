@@ -37,6 +37,7 @@ def healthy_options(name):
         "sgld": dict(step_size=5e-4),
         "psgld": dict(step_size=1e-5),
         "sghmc": dict(step_size=1e-4, alpha=0.1),
+        "sghmc_adaptive": dict(step_size=1e-4, alpha=0.1),
         "bnp_sgld": dict(step_size=5e-4, gradient=_mb()),
         "constant_sgd": dict(learning_rate=0.05, gradient=_mb()),
     }[name]
@@ -49,6 +50,7 @@ HUGE = {  # fixed step sizes 1e3 to 1e5 times the healthy ones
     "sgld": dict(step_size=5.0),
     "psgld": dict(step_size=1.0),
     "sghmc": dict(step_size=1.0, alpha=0.1),
+    "sghmc_adaptive": dict(step_size=1.0, alpha=0.1),
     "bnp_sgld": dict(step_size=5.0, gradient=None),
     "constant_sgd": dict(learning_rate=50.0, gradient=None),
 }

@@ -172,6 +172,7 @@ def _healthy_gaussian_kwargs(name):
         "sgld": dict(step_size=0.05),
         "psgld": dict(step_size=1e-3, gradient=noise),
         "sghmc": dict(step_size=0.01, alpha=0.1),
+        "sghmc_adaptive": dict(step_size=0.01, alpha=0.1, burn_in=300, gradient=noise),
     }.get(name)
     if kw is None:  # bnp_sgld, constant_sgd need a GLM with data
         return TARGET, healthy_options(name)

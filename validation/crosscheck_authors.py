@@ -7,8 +7,11 @@ exported copy, passed as ``--authors-src``; nothing of it is vendored here) and 
 differences in position ``x``, velocity ``u``, step size ``eps`` and ``|dE|`` after 1, 10, 100 and 1000
 steps, and the reset steps of both.  It also runs the authors' plain ``SGHMC`` kernel
 (``src/kernels/sghmc.py``) against ``"sghmc"`` with ``preset="authors"`` (``step_size = eps^2``,
-``alpha = mdecay``; velocity compared as ``eps m``), with their normals re-derived from their
-``jax.random`` keys and replayed to smile_ref in its draw order.
+``alpha = mdecay``; velocity compared as ``eps m``), their ``SGLD`` (``src/kernels/sgld.py``) against
+``"sgld"`` (``step_size`` = their step size) and their AdaSGHMC (``AdaSGHMCWarmup`` for the warm-up, then
+``SGHMC`` rebuilt from its state) against ``"sghmc_adaptive"`` with ``preset="authors"`` (``step_size = eps^2``,
+``alpha = mdecay``; step size compared per coordinate as ``eps^2 / s``), with their normals re-derived from
+their ``jax.random`` keys and replayed to smile_ref in its draw order.
 
 Identical inputs: the script draws every random input once with NumPy (the additive gradient noise of
 the Gaussian target, the mini-batch indices of the logistic regression, in the authors' batch schedule:
@@ -421,6 +424,310 @@ def run_smile_ref_sghmc(problem: Problem, batches: list, normals: list, n_steps:
     return {k: np.stack(v) for k, v in rec.items()}
 
 
+# ----------------------------------------------------------------------------- SGLD and AdaSGHMC
+SGLD_PAIRING = "SGLD"  # the authors' SGLD kernel vs "sgld" (step_size = their step size)
+SGLD_SETTINGS = {"gaussian": 0.01, "logistic": 1e-4}  # their step size
+ADASGHMC_PAIRING = "AdaSGHMC"  # their AdaSGHMCWarmup + SGHMC vs "sghmc_adaptive" with preset="authors"
+ADASGHMC_SETTINGS = {"gaussian": (0.02, 0.05), "logistic": (0.01, 0.05)}  # (their eps, mdecay)
+
+
+def authors_sgld_normals(keys_per_step, dim):
+    """The normals of their SGLD step: ``blackjax.util.generate_gaussian_noise`` with the step's key."""
+    import jax
+    import jax.numpy as jnp
+
+    f = jax.jit(jax.vmap(lambda key: jax.random.normal(key, (dim,), dtype=jnp.float64)))
+    return [np.array(f(k)) for k in keys_per_step]
+
+
+def _nan_rec(rec):
+    rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+    rec["reset"].append(np.zeros(N_CHAINS, dtype=bool))
+
+
+def run_authors_sgld(problem: Problem, batches: list, n_steps: int, authors_src: str) -> dict:
+    """The authors' ``SGLD`` kernel (``src/kernels/sgld.py``, unmodified, pmapped), step for step."""
+    import importlib
+
+    import_authors(authors_src)
+    import jax.numpy as jnp
+
+    sgld_mod = importlib.import_module("src.kernels.sgld")
+    h = SGLD_SETTINGS[problem.name]
+    sampler = sgld_mod.SGLD(grad_estimator=problem.authors_grad_estimator(), position=jnp.asarray(problem.x0))
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t, keys in enumerate(authors_sghmc_keys(n_steps)):
+        mb = tuple(jnp.asarray(a) for a in problem.authors_minibatch(batches[t]))
+        sampler.update_state(keys, mb, jnp.asarray(h))
+        rec["x"].append(np.array(sampler.state.position, dtype=np.float64))
+        rec["u"].append(np.full((N_CHAINS, problem.dim), np.nan))
+        rec["eps"].append(np.full(N_CHAINS, h))
+        _nan_rec(rec)
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_smile_ref_sgld(problem: Problem, batches: list, normals: list, n_steps: int, overrides=None) -> dict:
+    """``"sgld"`` with ``step_size`` = their step size and the same normals (``n + 1`` batches, as for SGHMC)."""
+    from smile_ref.backend import get_backend
+    from smile_ref.samplers import base as registry
+
+    h = SGLD_SETTINGS[problem.name]
+    algo = registry.get("sgld")(problem.smile_ref_target(), problem.smile_ref_gradient(list(batches) + batches[-1:]),
+                                get_backend("numpy", "float64"), step_size=h, **dict(overrides or {}))
+    rng = ReplayNormals(normals)
+    state = algo.init(np.array(problem.x0, dtype=np.float64), rng)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for _ in range(n_steps):
+        state, info = algo.step(state, rng, False)
+        rec["x"].append(np.array(state.position))
+        rec["u"].append(np.full((N_CHAINS, problem.dim), np.nan))
+        rec["eps"].append(np.array(info["step_size"]))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.array(info["rejected"], dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_authors_adasghmc(problem: Problem, batches: list, n_steps: int, n_warmup: int, authors_src: str) -> dict:
+    """The authors' ``AdaSGHMCWarmup`` for ``n_warmup`` steps, then ``SGHMC`` rebuilt from its state as their
+    ``src/training/sampling.py`` does (``s`` kept, momentum zeroed); velocity reported as ``eps m``, step size
+    as the per-coordinate ``eps^2 / s``."""
+    import importlib
+
+    import_authors(authors_src)
+    import jax.numpy as jnp
+
+    sghmc_mod = importlib.import_module("src.kernels.sghmc")
+    eps, mdecay = ADASGHMC_SETTINGS[problem.name]
+    ge = problem.authors_grad_estimator()
+    sampler = sghmc_mod.AdaSGHMCWarmup(grad_estimator=ge, position=jnp.asarray(problem.x0), mdecay=mdecay)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t, keys in enumerate(authors_sghmc_keys(n_steps)):
+        if t == n_warmup:
+            sampler = sghmc_mod.SGHMC(grad_estimator=ge, state=sampler.state, mdecay=mdecay)
+        mb = tuple(jnp.asarray(a) for a in problem.authors_minibatch(batches[t]))
+        sampler.update_state(keys, mb, jnp.asarray(eps))
+        rec["x"].append(np.array(sampler.state.position, dtype=np.float64))
+        rec["u"].append(eps * np.array(sampler.state.momentum, dtype=np.float64))
+        rec["eps"].append(eps**2 / np.array(sampler.state.elementwise_sd, dtype=np.float64))
+        _nan_rec(rec)
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def run_smile_ref_adasghmc(problem: Problem, batches: list, normals: list, n_steps: int, n_warmup: int,
+                           overrides=None) -> dict:
+    """``"sghmc_adaptive"`` with ``preset="authors"``, ``step_size = eps^2``, ``alpha = mdecay``, the same
+    normals; the first ``n_warmup`` steps are warm-up steps."""
+    from smile_ref.backend import get_backend
+    from smile_ref.samplers import base as registry
+
+    eps, mdecay = ADASGHMC_SETTINGS[problem.name]
+    algo = registry.get("sghmc_adaptive")(problem.smile_ref_target(),
+                                          problem.smile_ref_gradient(list(batches) + batches[-1:]),
+                                          get_backend("numpy", "float64"), step_size=eps**2, preset="authors",
+                                          alpha=mdecay, **dict(overrides or {}))
+    rng = ReplayNormals(normals)
+    state = algo.init(np.array(problem.x0, dtype=np.float64), rng)
+    rec = {k: [] for k in ("x", "u", "eps", "abs_dE", "reset")}
+    for t in range(n_steps):
+        state, info = algo.step(state, rng, t < n_warmup)
+        rec["x"].append(np.array(state.position))
+        rec["u"].append(eps * np.array(state.momentum))
+        rec["eps"].append(eps**2 / np.array(state.sd))
+        rec["abs_dE"].append(np.full(N_CHAINS, np.nan))
+        rec["reset"].append(np.array(info["rejected"], dtype=bool))
+    return {k: np.stack(v) for k, v in rec.items()}
+
+
+def _sg_baselines(problem, batches, n_steps, n_warmup, authors_src, normals_fn, overrides=None):
+    """``{pairing: (authors' record, smile_ref record)}`` for SGLD and AdaSGHMC; with ``normals_fn`` (a stand-in
+    for the authors) smile_ref with ``preset="authors"`` is the reference."""
+    out = {}
+    if normals_fn is None:
+        keys = authors_sghmc_keys(n_steps)
+        ref_sgld = run_authors_sgld(problem, batches, n_steps, authors_src)
+        n_sgld = authors_sgld_normals(keys, problem.dim)
+        ref_ada = run_authors_adasghmc(problem, batches, n_steps, n_warmup, authors_src)
+        n_ada = authors_sghmc_normals(keys, problem.dim)
+    else:
+        n_sgld = n_ada = normals_fn(problem, n_steps)
+        ref_sgld = run_smile_ref_sgld(problem, batches, n_sgld, n_steps)
+        ref_ada = run_smile_ref_adasghmc(problem, batches, n_ada, n_steps, n_warmup)
+    out[SGLD_PAIRING] = (ref_sgld, lambda o=None: run_smile_ref_sgld(problem, batches, n_sgld, n_steps, o))
+    out[ADASGHMC_PAIRING] = (ref_ada, lambda o=None: run_smile_ref_adasghmc(problem, batches, n_ada, n_steps,
+                                                                             n_warmup, o))
+    return out
+
+
+ADASGHMC_ABLATIONS = {"moment_gradient='current'": {"moment_gradient": "current"},
+                      "gradient_clip=None (guardrails)": {"gradient_clip": None}}
+
+
+# ----------------------------------------------------------------------------- MILE warm-up
+MILE_PAIRING = "MILE warm-up"  # their src/kernels/warmup.py vs "mclmc" with preset="authors" (tuner="mile")
+MILE_DIM, MILE_WARMUP, MILE_CHAINS = 20, 250, 4
+
+
+def mile_problem():
+    """d = 20 Gaussian ``N(0, diag(logspace(-1, 1, 20)))``, one start point per chain."""
+    rs = np.random.default_rng(20)
+    return np.logspace(-1, 1, MILE_DIM), rs.standard_normal((MILE_CHAINS, MILE_DIM))
+
+
+def mile_keys(chain):
+    """Their keys for one chain: init, per phase-1/2 step ``(key1, key2)``, per phase-3 step ``(key1, key2)``."""
+    import jax
+
+    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
+    key = jax.random.PRNGKey(100 + chain)
+    part1, part2 = jax.random.split(key, 2)
+    steps = list(jax.random.split(part1, n1 + n2 + 1)[:-1]) + list(jax.random.split(part2, n3))
+    return key, steps
+
+
+def run_authors_mile(authors_src: str) -> dict:
+    """Their ``make_L_step_size_adaptation`` then ``make_adaptation_L`` (as ``mclmc_find_L_and_step_size``, with
+    the settings of ``custom_mclmc_warmup`` and the UCI MILE configs: energy variance 0.5 -> 0.1, N_eff 100,
+    trust 1.5, no diagonal preconditioning), per chain; also ``custom_mclmc_warmup(...).run`` itself."""
+    import importlib
+
+    import_authors(authors_src)
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
+
+    warm = importlib.import_module("src.kernels.warmup")
+    var, x0 = mile_problem()
+    inv = jnp.asarray(1.0 / var)
+
+    def logdensity(x):
+        return -0.5 * jnp.sum(x * x * inv)
+
+    def kernel(sqrt_diag_cov):
+        return blackjax.mcmc.mclmc.build_kernel(logdensity_fn=logdensity, sqrt_diag_cov=sqrt_diag_cov,
+                                                integrator=blackjax.mcmc.integrators.isokinetic_mclachlan)
+
+    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
+    eps0 = 0.005
+    out = {k: [] for k in ("eps", "L_phase2", "L", "x", "eps_run", "L_run", "x_run")}
+    for c in range(MILE_CHAINS):
+        key, _ = mile_keys(c)
+        part1, part2 = jax.random.split(key, 2)
+        state = blackjax.mcmc.mclmc.init(jnp.asarray(x0[c]), logdensity, key)
+        params = MCLMCAdaptationState(L=jnp.maximum(jnp.sqrt(MILE_DIM), 15.0), step_size=eps0,
+                                      sqrt_diag_cov=jnp.ones((MILE_DIM,)))
+        state, params = warm.make_L_step_size_adaptation(
+            kernel=kernel, dim=MILE_DIM, tune1_steps=n1, tune2_steps=n2, diagonal_preconditioning=False,
+            desired_energy_var_start=0.5, desired_energy_var_end=0.1, trust_in_estimate=1.5,
+            num_effective_samples=100)(state, params, part1)
+        out["L_phase2"].append(float(params.L))
+        state, params = warm.make_adaptation_L(kernel(params.sqrt_diag_cov), Lfactor=0.4)(state, params, n3, part2)
+        out["eps"].append(float(params.step_size))
+        out["L"].append(float(params.L))
+        out["x"].append(np.array(state.position, dtype=np.float64))
+        res = warm.custom_mclmc_warmup(logdensity, diagonal_preconditioning=False, desired_energy_var_start=0.5,
+                                       desired_energy_var_end=0.1, trust_in_estimate=1.5, num_effective_samples=100,
+                                       step_size_init=eps0).run(key, jnp.asarray(x0[c]), MILE_WARMUP)
+        st, pr = res
+        out["eps_run"].append(float(pr.step_size))
+        out["L_run"].append(float(pr.L))
+        out["x_run"].append(np.array(st.position, dtype=np.float64))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def authors_mile_normals(chain):
+    """Their normals for one chain in smile_ref's draw order: the init draw, then per step ``z(key2)`` (the
+    second half refresh, drawn first by smile_ref) and ``z(key1)``."""
+    import jax
+    import jax.numpy as jnp
+
+    key, steps = mile_keys(chain)
+    normal = jax.jit(lambda k: jax.random.normal(k, (MILE_DIM,), dtype=jnp.float64))
+    out = [np.array(normal(key))[None, :]]
+    for k in steps:
+        k1, k2 = jax.random.split(k)
+        out += [np.array(normal(k2))[None, :], np.array(normal(k1))[None, :]]
+    return out
+
+
+def run_smile_ref_mile(normals_per_chain, overrides=None) -> dict:
+    """``"mclmc"`` with ``preset="authors"`` (``tuner="mile"``), one chain at a time with the replayed normals."""
+    from smile_ref.backend import get_backend
+    from smile_ref.gradients import Exact
+    from smile_ref.samplers import base as registry
+    from smile_ref.targets import Gaussian
+
+    var, x0 = mile_problem()
+    t = Gaussian.diagonal(var)
+    n12 = int(MILE_WARMUP * 0.8) + int(MILE_WARMUP * 0.1)
+    out = {k: [] for k in ("eps", "L_phase2", "L", "x")}
+    for c in range(MILE_CHAINS):
+        algo = registry.get("mclmc")(t, Exact(t), get_backend("numpy", "float64"), n_warmup=MILE_WARMUP,
+                                     preset="authors", **dict(overrides or {}))
+        rng = ReplayNormals(normals_per_chain[c])
+        state = algo.init(np.array(x0[c : c + 1], dtype=np.float64), rng)
+        for i in range(MILE_WARMUP):
+            state, _ = algo.step(state, rng, True)
+            if i == n12 - 1:
+                out["L_phase2"].append(float(state.params.L[0]))
+        out["eps"].append(float(state.params.step_size[0]))
+        out["L"].append(float(state.params.L[0]))
+        out["x"].append(np.array(state.integrator.position[0]))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+MILE_ABLATIONS = {
+    "num_effective_samples=150": {"tuner_options": {"num_effective_samples": 150}},
+    "schedule_divisor='n12-1'": {"tuner_options": {"schedule_divisor": "n12-1"}},
+    "moment_weight='step'": {"tuner_options": {"moment_weight": "step"}},
+    "ess_method='split'": {"tuner_options": {"ess_method": "split"}},
+    "L0 = sqrt(d)": {"L": float(np.sqrt(MILE_DIM))},
+    "eps0 = 0.25 sqrt(d)": {"step_size": 0.25 * float(np.sqrt(MILE_DIM))},
+}
+
+
+def run_mile(authors_src, normals_fn=None, ablations=False) -> dict:
+    """Relative differences of the tuned ``eps``, ``L`` after phase 2, final ``L`` and the final position."""
+    if normals_fn is None:
+        ref = run_authors_mile(authors_src)
+        normals = [authors_mile_normals(c) for c in range(MILE_CHAINS)]
+    else:
+        normals = [normals_fn(c) for c in range(MILE_CHAINS)]
+        ref = run_smile_ref_mile(normals)
+
+    def rel(a, b):
+        return float(np.max(np.abs(a - b) / np.abs(a)))
+
+    def row(ours):
+        return {"eps": rel(ref["eps"], ours["eps"]), "L_phase2": rel(ref["L_phase2"], ours["L_phase2"]),
+                "L": rel(ref["L"], ours["L"]), "x": float(np.max(np.abs(ref["x"] - ours["x"]))),
+                "L_ratio": [float(v) for v in ours["L"] / ref["L"]]}
+
+    res = {"preset": row(run_smile_ref_mile(normals)),
+           "authors": {k: [float(v) for v in np.ravel(ref[k])] for k in ("eps", "L_phase2", "L")}}
+    if "eps_run" in ref:  # their pieces = their custom_mclmc_warmup
+        res["pieces_vs_run"] = {"eps": rel(ref["eps_run"], ref["eps"]), "L": rel(ref["L_run"], ref["L"]),
+                                "x": float(np.max(np.abs(ref["x_run"] - ref["x"])))}
+    if ablations:
+        res["ablations"] = {name: row(run_smile_ref_mile(normals, o)) for name, o in MILE_ABLATIONS.items()}
+    return res
+
+
+def markdown_mile(res: dict) -> str:
+    lines = ["", f"## {MILE_PAIRING} (d = {MILE_DIM} Gaussian, {MILE_WARMUP} steps, {MILE_CHAINS} chains)", "",
+             "Max relative difference of the tuned eps, L after phase 2 and final L; max |dx| of the final position.",
+             "", "| smile_ref | eps | L (phase 2) | L | x | L ratio smile_ref / authors |", "|---|---|---|---|---|---|"]
+    rows = {"preset='authors'": res["preset"], **{f"preset, {k}": v for k, v in res.get("ablations", {}).items()}}
+    for k, r in rows.items():
+        lines.append(f"| {k} | {r['eps']:.1e} | {r['L_phase2']:.1e} | {r['L']:.1e} | {r['x']:.1e} | "
+                     + ", ".join(f"{v:.3f}" for v in r["L_ratio"]) + " |")
+    if "pieces_vs_run" in res:
+        p = res["pieces_vs_run"]
+        lines += ["", f"Their pieces vs their `custom_mclmc_warmup(...).run`: eps {p['eps']:.1e}, L {p['L']:.1e}, "
+                      f"x {p['x']:.1e}."]
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- comparison
 def _maxdiff(a, b):
     if np.all(np.isnan(a)) or np.all(np.isnan(b)):
@@ -481,6 +788,16 @@ def run(authors_src: str | None, n_steps: int, n_warmup: int, authors_runner=Non
             res = compare(ref, ours)
             res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(time.perf_counter() - t1, 2)}
             results[f"{pname} / {SGHMC_PAIRING}"] = res
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            t0 = time.perf_counter()
+            pairs = _sg_baselines(problem, batches, n_steps, n_warmup, authors_src,
+                                  None if authors_runner is None else sghmc_normals)
+            for name, (ref, ours_fn) in pairs.items():
+                t1 = time.perf_counter()
+                res = compare(ref, ours_fn())
+                res["seconds"] = {"authors": round(t1 - t0, 2), "smile_ref": round(time.perf_counter() - t1, 2)}
+                results[f"{pname} / {name}"] = res
     return results
 
 
@@ -514,6 +831,12 @@ def run_ablations(authors_src, n_steps, n_warmup, authors_runner=None, problems=
             for name, opts in (("beta_hat=0", {"beta_hat": 0.0}), ("v0 ~ N(0, eta)", {"initial_velocity": "sample"})):
                 ours = run_smile_ref_sghmc(problem, batches, normals, n_steps, opts)
                 out[f"{pname} / {SGHMC_PAIRING} / {name}"] = _ablation_row(ref, ours, tol)
+            problem = PROBLEMS[pname]()
+            batches = problem.batches(n_steps, N_CHAINS)
+            ref, ours_fn = _sg_baselines(problem, batches, n_steps, n_warmup, authors_src,
+                                         None if authors_runner is None else sghmc_normals)[ADASGHMC_PAIRING]
+            for name, opts in ADASGHMC_ABLATIONS.items():
+                out[f"{pname} / {ADASGHMC_PAIRING} / {name}"] = _ablation_row(ref, ours_fn(opts), tol)
     return out
 
 
@@ -568,7 +891,8 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
-    ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC pairing")
+    ap.add_argument("--no-sghmc", action="store_true", help="skip the SGHMC, SGLD and AdaSGHMC pairings")
+    ap.add_argument("--no-mile", action="store_true", help="skip the MILE warm-up pairing")
     ap.add_argument("--ablations", action="store_true",
                     help="also run each smile_ref default in turn against the authors' kernels")
     a = ap.parse_args(argv)
@@ -598,10 +922,16 @@ def main(argv=None, authors_runner=None) -> int:
     results = run(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc)
     abl = run_ablations(a.authors_src, a.steps, a.warmup, authors_runner, a.problems, sghmc_normals=sghmc) \
         if a.ablations else None
+    mile = None
+    if not a.no_mile:
+        mile_normals = None if authors_runner is None else (
+            lambda c: [np.random.default_rng(50 + c).standard_normal((1, MILE_DIM))
+                       for _ in range(2 * MILE_WARMUP + 1)])
+        mile = run_mile(a.authors_src, mile_normals, a.ablations)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "authors_crosscheck.json"), "w") as f:
-        json.dump({"meta": meta, "results": results, "ablations": abl}, f, indent=1)
-    md = markdown(results, meta) + (markdown_ablations(abl) if abl else "")
+        json.dump({"meta": meta, "results": results, "ablations": abl, "mile": mile}, f, indent=1)
+    md = markdown(results, meta) + (markdown_ablations(abl) if abl else "") + (markdown_mile(mile) if mile else "")
     with open(os.path.join(a.out, "authors_crosscheck.md"), "w") as f:
         f.write(md)
     print(md)

@@ -10,5 +10,6 @@ from . import psgld  # noqa: F401  (registers "psgld")
 from . import sghmc  # noqa: F401  (registers "sghmc")
 from . import constant_sgd  # noqa: F401  (registers "constant_sgd")
 from . import bnp_sgld  # noqa: F401  (registers "bnp_sgld")
+from . import sghmc_adaptive  # noqa: F401  (registers "sghmc_adaptive")
 
 __all__ = ["available", "get", "register"]

@@ -94,11 +94,11 @@ import numbers
 from typing import Any, NamedTuple
 
 from ..backend import array_namespace, device_of
-from ..backend.validate import check_float_in, check_positive_float
+from ..backend.validate import check_choice, check_float_in, check_positive_float
 from ..diagnostics.ess import ess
 from .base import Tuner, TuneInput, TuningParams
 
-__all__ = ["mclmc_tuner", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_REJECTED", "FLOOR_FACTOR"]
+__all__ = ["mclmc_tuner", "ess_blackjax", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_REJECTED", "FLOOR_FACTOR"]
 
 REJECT_SHRINK = 0.8  # f: a rejection says "the proposal should have been f * eps_prop"
 CAP_RELAX = REJECT_SHRINK ** -0.5  # g: soft-cap growth per accepted step
@@ -166,7 +166,8 @@ def _check_input(inp: TuneInput, eps):
 
 def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_samples=150,
                 frac_tune1=0.8, frac_tune2=0.1, frac_tune3=0.1, Lfactor=0.4,
-                diagonal_preconditioning=False, energy_var_schedule=None, step_size_max=None) -> Tuner:
+                diagonal_preconditioning=False, energy_var_schedule=None, step_size_max=None,
+                schedule_divisor="n12-1", moment_weight="step", ess_method="split") -> Tuner:
     """BlackJAX/MILE MCLMC warm-up tuner with a rejection equilibrium (see the module docstring).
 
     Parameters
@@ -188,6 +189,15 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
         Linear decay of ``V*`` over phases 1+2 (``"mile"`` = (0.5, 0.1)).
     step_size_max : float, optional
         Hard upper bound on the step size.
+    schedule_divisor : {"n12-1", "n12+1"}
+        ``energy_var_schedule`` progress at warm-up step ``t``: ``t / (n1 + n2 - 1)`` (reaches the end value
+        at the last step of phase 2) or MILE's code's ``min(t / (n1 + n2 + 1), 1)``.
+    moment_weight : {"step", "updated"}
+        Weight of a phase-2 draw in the moments of ``x``: the step size the step used, or (MILE's code, as
+        BlackJAX 1.2.2) the step size after this step's update.
+    ess_method : {"split", "blackjax"}
+        Phase-3 ESS of each chain: :func:`smile_ref.diagnostics.ess` (``"basic"``, split halves), or
+        BlackJAX's ``effective_sample_size`` on the whole chain (MILE's code; :func:`ess_blackjax`).
 
     Returns
     -------
@@ -207,11 +217,16 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
     diag = bool(diagonal_preconditioning)
     v_start, v_end = _check_schedule(energy_var_schedule, desired_energy_var)
     smax = None if step_size_max is None else check_positive_float(step_size_max, "step_size_max")
+    check_choice(schedule_divisor, "schedule_divisor", ("n12-1", "n12+1"))
+    check_choice(moment_weight, "moment_weight", ("step", "updated"))
+    check_choice(ess_method, "ess_method", ("split", "blackjax"))
     r = (n_eff - 1.0) / (n_eff + 1.0)
     f, g = REJECT_SHRINK, CAP_RELAX
     xi_rej = XI_REJECTED
 
     def target_var(t: int, n12: int) -> float:
+        if schedule_divisor == "n12+1":  # MILE's code: start - (start - end) * min(t / (n12 + 1), 1)
+            return v_start - (v_start - v_end) * min(t / (n12 + 1), 1.0)
         if t >= n12 or n12 <= 1:
             return v_end
         return v_start + (v_end - v_start) * t / (n12 - 1)
@@ -276,7 +291,8 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
             new_eps = xp.minimum(eps_ema, cap)
             st = st._replace(X=X, W=W, cap=cap)
             if n1 <= t < n1 + n2:
-                st = _moments(xp, st, inp.position, xp.where(rej, 0.0, eps), t == n1, n, d, dt, dev)
+                w_eps = eps if moment_weight == "step" else new_eps
+                st = _moments(xp, st, inp.position, xp.where(rej, 0.0, w_eps), t == n1, n, d, dt, dev)
                 if t == n1 + n2 - 1:
                     var = st.m2 / xp.where(st.wsum > 0.0, st.wsum, 1.0)[:, None]
                     L = xp.sqrt(xp.sum(var, axis=1))
@@ -304,7 +320,7 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
                 st = st._replace(eps_sum=st.eps_sum + eps)
                 if t == e_ess - 1:  # the window has >= MIN_ESS_DRAWS draws (_windows)
                     T = e_ess - s_ess
-                    tau = _mean_tau(xp, st.buffer)
+                    tau = _mean_tau(xp, st.buffer, ess_method)
                     L_ess = Lfactor * (st.eps_sum / T) * tau
                     L = xp.where(xp.isfinite(L_ess) & (L_ess > 0.0), L_ess, L)
                     # the window's positions are needed only here: drop them from the state (memory of the
@@ -333,10 +349,73 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
     return Tuner(init, update, "mclmc")
 
 
-def _mean_tau(xp, buffer):
-    """``mean_i(T / ESS_i)`` of each chain alone, ESS from :func:`smile_ref.diagnostics.ess` (``"basic"``)."""
+def _mean_tau(xp, buffer, method="split"):
+    """``mean_i(T / ESS_i)`` of each chain alone, ESS from :func:`smile_ref.diagnostics.ess` (``"basic"``) or
+    :func:`ess_blackjax`."""
     T = buffer.shape[1]
+    if method == "blackjax":
+        return xp.stack([xp.mean(T / ess_blackjax(buffer[c, :, :])) for c in range(buffer.shape[0])])
     return xp.stack([xp.mean(T / ess(buffer[c : c + 1, :, :], method="basic")) for c in range(buffer.shape[0])])
+
+
+def ess_blackjax(x):
+    """ESS of each column of one chain ``x`` (``(T, d)``, ``T >= 4``) as BlackJAX 1.2.2's ``effective_sample_size``.
+
+    Unsplit chain; ``rho_t = 1 - (g_0 T/(T-1) - g_t) / g_0`` from the biased FFT autocovariance ``g_t``
+    (:func:`smile_ref.diagnostics.autocovariance`), ``t < T_even = T - T mod 2``; pairs
+    ``P_k = rho_{2k} + rho_{2k+1}`` kept while all of ``P_0..P_k`` are positive (last such ``k = K``, 0 if
+    none), ``rho_{2K+2}`` kept if positive (the "improved" estimate), Geyer's monotone sequence (running
+    minimum of the pair sums, a replaced pair entering as half its bound each), and
+    ``tau = -1 + 2 sum(kept) - rho_{2K+2}``, floored at ``1 / log10(T)``; ``ESS = T / tau``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((1000, 2))
+    >>> ess_blackjax(x).shape
+    (2,)
+    """
+    from ..diagnostics.ess import autocovariance
+
+    xp = array_namespace(x)
+    dev = device_of(x)
+    T, d = x.shape
+    g = autocovariance(xp.permute_dims(x, (1, 0)), axis=-1)  # (d, T)
+    var0 = g[:, 0:1] * T / (T - 1.0)
+    wvar = var0 * (T - 1.0) / T
+    te = T - T % 2
+    rho = xp.concat([xp.ones((d, 1), dtype=x.dtype, device=dev), 1.0 - (var0 - g[:, 1:te]) / wvar], axis=-1)
+    even, odd = rho[:, 0::2], rho[:, 1::2]
+    K = even.shape[1]
+    mask = xp.cumulative_sum(xp.astype(even + odd <= 0.0, xp.int64), axis=-1) == 0
+    n_lead = xp.sum(xp.astype(mask, xp.int64), axis=-1)
+    idx = xp.maximum(n_lead - 1, xp.zeros_like(n_lead)) + 1  # max_t + 1 (may be K: then no "improved" term)
+    k = xp.arange(K, dtype=xp.int64, device=dev)[None, :]
+    at = k == idx[:, None]
+    zero = xp.zeros((), dtype=x.dtype, device=dev)
+    odd = xp.where(mask, odd, zero)
+    even = xp.where(xp.where(at, even > 0.0, mask), even, zero)
+    pair = even + odd
+    mono = _cummin_last(xp, pair)
+    prev = xp.concat([pair[:, 0:1], mono[:, :-1]], axis=-1)
+    upd = pair > prev
+    even = xp.where(upd, mono / 2.0, even)
+    odd = xp.where(upd, mono / 2.0, odd)
+    last = xp.minimum(idx, xp.asarray(K - 1, dtype=xp.int64, device=dev))[:, None] == k  # gather clamps in JAX
+    tau = -1.0 + 2.0 * xp.sum(even + odd, axis=-1) - xp.sum(xp.where(last, even, zero), axis=-1)
+    tau = xp.maximum(tau, xp.asarray(1.0 / math.log10(T), dtype=x.dtype, device=dev))
+    return T / tau
+
+
+def _cummin_last(xp, p):
+    """Running minimum along the last axis of a 2-d array (log-step doubling with +inf padding)."""
+    m, k = p.shape
+    s = 1
+    while s < k:
+        pad = xp.full((m, s), math.inf, dtype=p.dtype, device=device_of(p))
+        p = xp.minimum(p, xp.concat([pad, p[:, : k - s]], axis=-1))
+        s *= 2
+    return p
 
 
 def _proposal(xp, X, W, fallback):
