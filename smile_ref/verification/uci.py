@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 from ..data import load_uci
 from ..ensembles import EnsembleConfig, run_ensemble
 from ..ensembles.config import STEP_SIZE_GRIDS
+from ..errors import RunHealthWarning
 
 __all__ = ["PAPER_BEST_LPPD", "METHODS", "METHOD_VARIANTS", "ALL_METHODS", "run_uci", "summarise",
            "markdown_table", "plot_intervals", "plot_cost"]
@@ -43,7 +45,12 @@ def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
         sampler, opts = METHOD_VARIANTS[method]
         cfg = replace(cfg, sampler_options={**opts, **cfg.sampler_options})
     t0 = time.perf_counter()
-    res = run_ensemble(split, sampler, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
+    with warnings.catch_warnings(record=True) as caught:  # the table records the members' health instead
+        warnings.simplefilter("always", RunHealthWarning)
+        res = run_ensemble(split, sampler, config=cfg, seed=int(seed), out_dir=out, pretrain_path=pretrain_path, **kw)
+    for w in caught:
+        if not issubclass(w.category, RunHealthWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     call_time = time.perf_counter() - t0
     # recorded compute time, so that a resumed run reports the time its members took: pre-training (stored with
     # the deep ensemble) + sampling (each group's time, stored with its members) + prediction
@@ -56,7 +63,8 @@ def _run_one(split, name, seed, method, cfg, out, pretrain_path, **kw) -> dict:
            "n_samples": m["n_samples"], "rmse_original": m.get("rmse_original"),
            "n_rejected": int(sum(x["n_rejected"] for x in res.members)),
            "step_size": (res.members[0]["initial_step_size"] if res.members else None),
-           "final_step_size": ([x["final_step_size"] for x in res.members] if res.members else None)}
+           "final_step_size": ([x["final_step_size"] for x in res.members] if res.members else None),
+           "unhealthy_members": {int(x["member"]): list(x["health"]) for x in res.members if x.get("health")}}
     row.update({k: m[k] for k in _KEYS})
     row["predictions"] = res.predictions
     return row

@@ -19,6 +19,16 @@ from ._common import have_matplotlib
 _KEYS = ("lppd", "rmse", "coverage_80", "coverage_90", "coverage_95", "val_lppd")
 
 
+def _notes(k: int, row: dict) -> str:
+    parts = [] if k else ["quick budget (4 members, 1,000 sampling steps) against the paper's 10 members and 30x "
+                          "the budget: not comparable, no claim"]
+    sick = row.get("unhealthy_members") or {}
+    if sick:
+        parts.append(f"run health: {len(sick)} member(s) flagged: " +
+                     "; ".join(f"member {m}: {', '.join(p)}" for m, p in sorted(sick.items())))
+    return "; ".join(parts)
+
+
 @check("uci_ensembles_quick", group="ensembles", seeds=(0,))
 def uci_ensembles_quick(outdir, quick):
     """UCI ensembles (quick budget): DE, SMILE, pSMILE, SGLD, SGHMC, MILE end to end; LPPD next to the paper's."""
@@ -33,8 +43,7 @@ def uci_ensembles_quick(outdir, quick):
         out.append(measure("uci_ensembles_quick", f"{r['dataset']} {r['method']}: test LPPD (RMSE {r['rmse']:.3f}, "
                            f"cov90 {r['coverage_90']:.2f}, {r['grad_evals']:.0f} grads, {r['wall_time']:.0f} s)",
                            r["lppd"], None, reference=PAPER_BEST_LPPD[r["dataset"]], reference_label="paper best",
-                           notes="" if k else "quick budget (4 members, 1,000 sampling steps) against the paper's "
-                                              "10 members and 30x the budget: not comparable, no claim"))
+                           notes=_notes(k, r)))
     if have_matplotlib():
         from ..uci import plot_intervals
 
