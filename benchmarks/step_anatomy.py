@@ -204,12 +204,12 @@ def _esh_variant(xp, u, g, tau, d):
     skipped when their per-row masks are all False (one ``any`` over ``n`` booleans each)."""
     import smile_ref.integrators.isokinetic as iso
 
-    src = iso._esh_core
+    src = iso._esh_general
     if not hasattr(_esh_variant, "_fn"):
         import inspect
         import textwrap
 
-        code = textwrap.dedent(inspect.getsource(src)).replace("def _esh_core(", "def _v(")
+        code = textwrap.dedent(inspect.getsource(src)).replace("def _esh_general(", "def _v(")
         code = code.replace("m = xp.max(xp.abs(g), axis=-1, keepdims=True)",
                             "m = xp.maximum(xp.max(g, axis=-1, keepdims=True), -xp.min(g, axis=-1, keepdims=True))")
         code = code.replace("u_new = xp.where(ok & bad & ~u_nonzero, e, raw)",
