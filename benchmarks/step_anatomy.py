@@ -158,10 +158,10 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         T.wrap(mm, "_refresh_with_nu", "O: partial refresh")
     else:
         T.wrap(holder["kernel"], "_evaluate", "_evaluate (gradient + NaN/clip)")
-    T.wrap(mod, "isokinetic_step", "isokinetic_step (total)")
+    T.wrap(mod, "_isokinetic_step_unchecked", "isokinetic_step (total)")
     T.wrap(iso, "_esh_core", "B: ESH velocity update")
     T.wrap(iso, "_position_core", "A: position update")
-    T.wrap(mod, "step_is_bad", "guardrail step_is_bad")
+    T.wrap(mod, "step_masks", "guardrail step_masks")
     T.wrap(mod, "select_chains", "select_chains")
     try:
         t0 = time.perf_counter()

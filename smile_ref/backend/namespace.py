@@ -31,12 +31,33 @@ __all__ = [
     "device_of",
     "is_numpy_namespace",
     "is_cupy_namespace",
+    "host_checks_cheap",
 ]
 
 
 def array_namespace(*arrays: Any):
     """Return the Array-API namespace of ``arrays`` (compat-wrapped for NumPy/CuPy)."""
     return _compat_namespace(*arrays)
+
+
+_EAGER: dict = {}
+
+
+def host_checks_cheap(xp) -> bool:
+    """True for the eager CPU namespaces (NumPy, ``array_api_strict``).
+
+    There a Python branch on a value computed from an array (``bool(xp.any(mask))`` over ``(n,)``,
+    a ``float`` of an ``(n, 1)`` column's minimum) costs one small host read, so hot paths may take
+    a shortcut when, e.g., no chain was rejected.  Every other namespace (CuPy, lazy or
+    JIT-traced ones) gets the branch-free code, which gives the same results.
+    """
+    key = id(xp)
+    hit = _EAGER.get(key)
+    if hit is None:
+        from array_api_compat import is_array_api_strict_namespace
+
+        hit = _EAGER[key] = bool(is_numpy_namespace(xp) or is_array_api_strict_namespace(xp))
+    return hit
 
 
 def device_of(x: Any):

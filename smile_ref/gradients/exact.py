@@ -1,6 +1,7 @@
 """Exact full-data gradient (the default estimator of ``run_chains``)."""
 from __future__ import annotations
 
+from ..targets.base import unchecked_logdensity_and_grad
 from .base import GradientEstimator
 
 __all__ = ["Exact"]
@@ -19,3 +20,7 @@ class Exact(GradientEstimator):
 
     def evaluate(self, x, batch):
         return self.target.logdensity_and_grad(x)
+
+    def evaluator(self, xp):
+        f = unchecked_logdensity_and_grad(self.target, xp)
+        return lambda x, batch: f(x)

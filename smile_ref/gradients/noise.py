@@ -57,6 +57,7 @@ from ..backend.validate import (
     check_positive_float,
     check_spd,
 )
+from ..targets.base import unchecked_logdensity_and_grad
 from .base import GradientEstimator
 
 __all__ = ["AdditiveNoise", "ExpSpatial", "exp_spatial", "standardized_draws_host", "DISTRIBUTIONS"]
@@ -234,6 +235,19 @@ class AdditiveNoise(GradientEstimator):
         if self.spatial_mode == "potential":
             g_hat = g_hat + tilt[:, None] * self.spatial.grad(xp, x)
         return lp + f * tilt, g_hat
+
+    def evaluator(self, xp):
+        """:meth:`evaluate` without the per-call checks of ``x`` and ``batch`` (same arithmetic)."""
+        if self.spatial is not None:
+            return self.evaluate
+        f = unchecked_logdensity_and_grad(self.target, xp)
+        vecdot = xp.vecdot
+
+        def ev(x, batch):
+            lp, g = f(x)
+            return lp + vecdot(batch, x), g + batch
+
+        return ev
 
     def noise_covariance(self, x):
         """``Cov[g_hat(x)]`` per chain, ``(n, d, d)``: ``cov``, ``f^2 cov`` or ``A cov A^T``."""

@@ -39,9 +39,7 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
-from array_api_compat import is_array_api_strict_namespace
-
-from ..backend import array_namespace, is_cupy_namespace, is_numpy_namespace
+from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
 from .coefficients import IntegratorCoefficients, get_integrator
 
 __all__ = [
@@ -125,20 +123,6 @@ def _fused(xp):
     return cupy_fused if cupy_fused.enabled() else None
 
 
-_EAGER: dict = {}
-
-
-def _host_checks_cheap(xp) -> bool:
-    """True for the eager CPU namespaces (NumPy, ``array_api_strict``): there a scalar test of an
-    ``(n, 1)`` column is a cheap host read, so :func:`_esh_core` may branch on it.  Any other
-    namespace (CuPy, or a lazy/JIT-traced one) gets the branch-free :func:`_esh_general`."""
-    key = id(xp)
-    hit = _EAGER.get(key)
-    if hit is None:
-        hit = _EAGER[key] = bool(is_numpy_namespace(xp) or is_array_api_strict_namespace(xp))
-    return hit
-
-
 def _esh_core(xp, u, g, tau, d):
     """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
 
@@ -146,7 +130,7 @@ def _esh_core(xp, u, g, tau, d):
     (:func:`_esh_fast_eager`); everywhere else, and whenever a row needs a fallback, the
     branch-free :func:`_esh_general`.  Both give bit-identical results.
     """
-    if _host_checks_cheap(xp):
+    if host_checks_cheap(xp):
         out = _esh_fast_eager(xp, u, g, tau, d)
         if out is not None:
             return out
