@@ -194,6 +194,11 @@ class AdditiveNoise(GradientEstimator):
 
     def _on(self, x):
         """``(L, cov)`` as arrays of the namespace/device/dtype of ``x`` (cached)."""
+        if type(x) is np.ndarray:  # NumPy: the dtype is the whole key (no namespace or device lookup)
+            hit = self._cache.get(x.dtype)
+            if hit is None:
+                hit = self._cache[x.dtype] = tuple(np.array(a, dtype=x.dtype) for a in (self.chol, self.cov))
+            return hit
         xp = array_namespace(x)
         dev = device_of(x)
         key = (id(xp), str(dev), str(x.dtype))

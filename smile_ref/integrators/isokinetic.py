@@ -40,6 +40,7 @@ import numbers
 from typing import Any, NamedTuple
 
 from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
+from ..backend.namespace import eager_all, eager_max, eager_min
 from .coefficients import IntegratorCoefficients, get_integrator
 
 __all__ = [
@@ -147,8 +148,8 @@ def _esh_fast_eager(xp, u, g, tau, d):
     are the same ones in the same order (bit-identical results).  The log-density branch for
     ``q >= 1/2`` (large ``delta`` with ``c < 0``) is computed only when a row needs it.
     """
-    m = xp.max(xp.abs(g), axis=-1, keepdims=True)
-    if not float(xp.min(m)) >= _tiny(xp, g.dtype):  # NaN min -> False
+    m = eager_max(xp, xp.abs(g), axis=-1, keepdims=True)
+    if not float(eager_min(xp, m)) >= _tiny(xp, g.dtype):  # NaN min -> False
         return None
     e = g / m  # fresh array: normalised in place below
     ns = _norm_col(xp, e)
@@ -162,14 +163,14 @@ def _esh_fast_eager(xp, u, g, tau, d):
     raw = e * (om * (opz + c * om))
     raw += (2.0 * zeta) * u
     rn = _norm_col(xp, raw)
-    if not (float(xp.min(rn)) > 0.0 and float(xp.min(c)) > -1.0):
+    if not (float(eager_min(xp, rn)) > 0.0 and float(eager_min(xp, c)) > -1.0):
         return None
     raw /= rn
     raw /= _norm_col(xp, raw)
     one_minus_c = 1.0 - c
     q = one_minus_c * (om * opz) * 0.5
     small_q = q < 0.5
-    if bool(xp.all(small_q)):
+    if eager_all(xp, small_q):
         k = delta + xp.log1p(-q)
     else:
         k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))

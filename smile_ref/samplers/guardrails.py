@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 from ..backend import host_checks_cheap
+from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
 
 __all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "evaluate_checked",
            "check_initial_finite"]
@@ -51,7 +52,7 @@ def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: 
 
 def _all_finite_eager(xp, a) -> bool:
     """Every entry of ``a`` finite, from two reductions without temporaries (NaN propagates)."""
-    return math.isfinite(float(xp.max(a))) and math.isfinite(float(xp.min(a)))
+    return math.isfinite(float(eager_max(xp, a))) and math.isfinite(float(eager_min(xp, a)))
 
 
 def step_masks(xp, position, logdensity, grad, energy_error, max_energy_error: float, grad_finite: bool = False):
@@ -64,7 +65,7 @@ def step_masks(xp, position, logdensity, grad, energy_error, max_energy_error: f
     """
     if host_checks_cheap(xp):
         small = xp.isfinite(logdensity) & xp.isfinite(energy_error)
-        if (bool(xp.all(small)) and (grad_finite or _all_finite_eager(xp, grad))
+        if (eager_all(xp, small) and (grad_finite or _all_finite_eager(xp, grad))
                 and _all_finite_eager(xp, position)):
             nonfinite = ~small
             bad = nonfinite if max_energy_error == math.inf else xp.abs(energy_error) > max_energy_error
@@ -81,7 +82,7 @@ def any_chain(xp, mask) -> bool:
     Lets a step skip its ``where``s when no chain is rejected; on other namespaces it is always
     ``True`` (branch-free, the ``where``s run and select nothing).
     """
-    return bool(xp.any(mask)) if host_checks_cheap(xp) else True
+    return eager_any(xp, mask) if host_checks_cheap(xp) else True
 
 
 def select_chains(xp, bad, old, new):

@@ -88,6 +88,7 @@ from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..errors import SmileRefWarning
 from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
+from ..backend.namespace import eager_max, eager_min
 from ..gradients.base import evaluator_of
 from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked, isokinetic_step
 from ..integrators.refresh import partial_refresh
@@ -315,7 +316,7 @@ class SMILE:
         lp, g = self._evaluator()(x, batch)
         if self.nonfinite_gradient == "reject":
             if finite is not None and host_checks_cheap(xp):
-                hi, lo = float(xp.max(g)), float(xp.min(g))
+                hi, lo = float(eager_max(xp, g)), float(eager_min(xp, g))
                 if math.isfinite(hi) and math.isfinite(lo):
                     finite.append(True)
                     return lp, (g if -self.clip <= lo and hi <= self.clip else xp.clip(g, -self.clip, self.clip))
