@@ -66,3 +66,10 @@ def evaluator_of(gradient, xp):
     if isinstance(gradient, GradientEstimator) and "evaluate" not in vars(gradient):
         return gradient.evaluator(xp)
     return gradient.evaluate
+
+
+def target_evaluator(target, xp):
+    """``x -> (logp, grad)`` of ``target`` without per-call validation where the target offers it
+    (:meth:`smile_ref.targets.Target.unchecked_logdensity_and_grad`), else its ``logdensity_and_grad``."""
+    make = getattr(target, "unchecked_logdensity_and_grad", None)
+    return make(xp) if make is not None else target.logdensity_and_grad

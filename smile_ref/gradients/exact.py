@@ -1,8 +1,7 @@
 """Exact full-data gradient (the default estimator of ``run_chains``)."""
 from __future__ import annotations
 
-from ..targets.base import unchecked_logdensity_and_grad
-from .base import GradientEstimator
+from .base import GradientEstimator, target_evaluator
 
 __all__ = ["Exact"]
 
@@ -22,5 +21,5 @@ class Exact(GradientEstimator):
         return self.target.logdensity_and_grad(x)
 
     def evaluator(self, xp):
-        f = unchecked_logdensity_and_grad(self.target, xp)
+        f = target_evaluator(self.target, xp)
         return lambda x, batch: f(x)

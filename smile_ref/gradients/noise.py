@@ -57,8 +57,7 @@ from ..backend.validate import (
     check_positive_float,
     check_spd,
 )
-from ..targets.base import unchecked_logdensity_and_grad
-from .base import GradientEstimator
+from .base import GradientEstimator, target_evaluator
 
 __all__ = ["AdditiveNoise", "ExpSpatial", "exp_spatial", "standardized_draws_host", "DISTRIBUTIONS"]
 
@@ -245,7 +244,7 @@ class AdditiveNoise(GradientEstimator):
         """:meth:`evaluate` without the per-call checks of ``x`` and ``batch`` (same arithmetic)."""
         if self.spatial is not None:
             return self.evaluate
-        f = unchecked_logdensity_and_grad(self.target, xp)
+        f = target_evaluator(self.target, xp)
         vecdot = xp.vecdot
 
         def ev(x, batch):

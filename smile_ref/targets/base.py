@@ -31,7 +31,7 @@ import numpy as np
 from ..backend import array_namespace, device_of
 from ..backend.validate import check_positions
 
-__all__ = ["Target", "DataTarget", "unchecked_logdensity_and_grad"]
+__all__ = ["Target", "DataTarget"]
 
 
 class Target:
@@ -56,6 +56,27 @@ class Target:
 
     def _logdensity_and_grad(self, xp, x):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def unchecked_logdensity_and_grad(self, xp):
+        """``x -> (logp, grad)`` for positions already checked (a sampler's inner loop).
+
+        With the base :meth:`logdensity_and_grad` this is ``_logdensity_and_grad`` bound to ``xp``:
+        the same arithmetic without the per-call
+        :func:`~smile_ref.backend.validate.check_positions` and namespace lookup.  A subclass that
+        overrides ``logdensity_and_grad``, or an instance whose method was replaced, gets its own
+        ``logdensity_and_grad``.
+
+        Examples
+        --------
+        >>> import numpy as np, array_api_compat.numpy as xp
+        >>> from smile_ref.targets import Gaussian
+        >>> f = Gaussian.isotropic(2).unchecked_logdensity_and_grad(xp)
+        >>> f(np.ones((1, 2)))[1]
+        array([[-1., -1.]])
+        """
+        if type(self).logdensity_and_grad is Target.logdensity_and_grad and "logdensity_and_grad" not in vars(self):
+            return partial(self._logdensity_and_grad, xp)
+        return self.logdensity_and_grad
 
     # --- moments -------------------------------------------------------------
     @property
@@ -87,29 +108,6 @@ class Target:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
-
-
-def unchecked_logdensity_and_grad(target, xp):
-    """``x -> (logp, grad)`` of ``target`` for positions already checked (a sampler's inner loop).
-
-    For a :class:`Target` that keeps the base :meth:`~Target.logdensity_and_grad`, this is its
-    ``_logdensity_and_grad`` bound to ``xp``: the same arithmetic without the per-call
-    :func:`~smile_ref.backend.validate.check_positions` and namespace lookup.  Any other object (a
-    duck-typed target, a subclass that overrides ``logdensity_and_grad``, or an instance whose
-    ``logdensity_and_grad`` was replaced) gets its own ``logdensity_and_grad``.
-
-    Examples
-    --------
-    >>> import numpy as np, array_api_compat.numpy as xp
-    >>> from smile_ref.targets import Gaussian
-    >>> f = unchecked_logdensity_and_grad(Gaussian.isotropic(2), xp)
-    >>> f(np.zeros((1, 2)))[1]
-    array([[-0., -0.]])
-    """
-    if (isinstance(target, Target) and type(target).logdensity_and_grad is Target.logdensity_and_grad
-            and "logdensity_and_grad" not in vars(target)):
-        return partial(target._logdensity_and_grad, xp)
-    return target.logdensity_and_grad
 
 
 class DataTarget(Target):
