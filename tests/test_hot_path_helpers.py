@@ -104,3 +104,19 @@ def test_backend_asarray_keeps_numpy_array():
     a = np.ones(3)
     assert be.asarray(a) is a
     assert be.asarray(np.ones(3, dtype=np.float32)).dtype == np.float64
+
+
+def test_subclass_evaluate_is_honoured():
+    t = targets.Gaussian.isotropic(2)
+
+    class Tagged(gradients.AdditiveNoise):
+        def evaluate(self, x, batch):
+            return "tagged", None
+
+    class TaggedExact(gradients.Exact):
+        def evaluate(self, x, batch):
+            return "tagged", None
+
+    xp = get_backend("numpy").xp
+    for est in (Tagged(t, cov=1.0), TaggedExact(t)):
+        assert evaluator_of(est, xp)(np.zeros((1, 2)), np.zeros((1, 2)))[0] == "tagged"

@@ -61,7 +61,8 @@ def evaluator_of(gradient, xp):
     """The unchecked evaluation ``(x, batch) -> (logp_hat, g_hat)`` of ``gradient`` in namespace ``xp``.
 
     :meth:`GradientEstimator.evaluator` for smile_ref estimators, else the object's own ``evaluate``
-    (duck-typed estimators); an ``evaluate`` replaced on the instance is always honoured.
+    (duck-typed estimators); an ``evaluate`` replaced on the instance, or overridden by a subclass
+    of an estimator whose ``evaluator`` does not know it, is honoured.
     """
     if isinstance(gradient, GradientEstimator) and "evaluate" not in vars(gradient):
         return gradient.evaluator(xp)

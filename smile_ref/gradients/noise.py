@@ -242,8 +242,8 @@ class AdditiveNoise(GradientEstimator):
 
     def evaluator(self, xp):
         """:meth:`evaluate` without the per-call checks of ``x`` and ``batch`` (same arithmetic)."""
-        if self.spatial is not None:
-            return self.evaluate
+        if self.spatial is not None or type(self).evaluate is not AdditiveNoise.evaluate:
+            return self.evaluate  # spatial noise, or a subclass with its own evaluate
         f = target_evaluator(self.target, xp)
         vecdot = xp.vecdot
 
