@@ -158,10 +158,11 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         T.wrap(mm, "_refresh_with_nu", "O: partial refresh")
     else:
         T.wrap(holder["kernel"], "_evaluate", "_evaluate (gradient + NaN/clip)")
-    T.wrap(mod, "isokinetic_step", "isokinetic_step (total)")
+    T.wrap(mod, "_isokinetic_step_unchecked", "isokinetic_step (total)")
+    holder["kernel"]._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
     T.wrap(iso, "_esh_core", "B: ESH velocity update")
     T.wrap(iso, "_position_core", "A: position update")
-    T.wrap(mod, "step_is_bad", "guardrail step_is_bad")
+    T.wrap(mod, "step_masks", "guardrail step_masks")
     T.wrap(mod, "select_chains", "select_chains")
     try:
         t0 = time.perf_counter()
@@ -170,6 +171,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         total = (time.perf_counter() - t0) / steps
     finally:
         T.restore()
+        holder["kernel"]._ev_cache = None
     per = {k: v / steps for k, v in T.t.items()}
     inner = per.get("B: ESH velocity update", 0) + per.get("A: position update", 0)
     inner += per.get("_evaluate (gradient + NaN/clip)", per.get("gradient (target)", 0))
@@ -204,12 +206,12 @@ def _esh_variant(xp, u, g, tau, d):
     skipped when their per-row masks are all False (one ``any`` over ``n`` booleans each)."""
     import smile_ref.integrators.isokinetic as iso
 
-    src = iso._esh_core
+    src = iso._esh_general
     if not hasattr(_esh_variant, "_fn"):
         import inspect
         import textwrap
 
-        code = textwrap.dedent(inspect.getsource(src)).replace("def _esh_core(", "def _v(")
+        code = textwrap.dedent(inspect.getsource(src)).replace("def _esh_general(", "def _v(")
         code = code.replace("m = xp.max(xp.abs(g), axis=-1, keepdims=True)",
                             "m = xp.maximum(xp.max(g, axis=-1, keepdims=True), -xp.min(g, axis=-1, keepdims=True))")
         code = code.replace("u_new = xp.where(ok & bad & ~u_nonzero, e, raw)",

@@ -31,12 +31,67 @@ __all__ = [
     "device_of",
     "is_numpy_namespace",
     "is_cupy_namespace",
+    "host_checks_cheap",
+    "eager_max",
+    "eager_min",
+    "eager_any",
+    "eager_all",
 ]
 
 
 def array_namespace(*arrays: Any):
     """Return the Array-API namespace of ``arrays`` (compat-wrapped for NumPy/CuPy)."""
     return _compat_namespace(*arrays)
+
+
+_EAGER: dict = {}
+
+
+def host_checks_cheap(xp) -> bool:
+    """True for the eager CPU namespaces (NumPy, ``array_api_strict``).
+
+    There a Python branch on a value computed from an array (``bool(xp.any(mask))`` over ``(n,)``,
+    a ``float`` of an ``(n, 1)`` column's minimum) costs one small host read, so hot paths may take
+    a shortcut when, e.g., no chain was rejected.  Every other namespace (CuPy, lazy or
+    JIT-traced ones) gets the branch-free code, which gives the same results.
+    """
+    key = id(xp)
+    hit = _EAGER.get(key)
+    if hit is None:
+        from array_api_compat import is_array_api_strict_namespace
+
+        hit = _EAGER[key] = bool(is_numpy_namespace(xp) or is_array_api_strict_namespace(xp))
+    return hit
+
+
+# Reductions for the eager fast paths: on NumPy arrays ``ufunc.reduce`` directly (the same C loop as
+# ``np.max`` & co., without their Python wrappers); any other array goes through ``xp``.
+def eager_max(xp, a, axis=None, keepdims=False):
+    """``xp.max(a, axis=axis, keepdims=keepdims)`` (NaN propagates)."""
+    if isinstance(a, np.ndarray):
+        return np.maximum.reduce(a, axis=axis, keepdims=keepdims)
+    return xp.max(a, axis=axis, keepdims=keepdims)
+
+
+def eager_min(xp, a, axis=None, keepdims=False):
+    """``xp.min(a, axis=axis, keepdims=keepdims)`` (NaN propagates)."""
+    if isinstance(a, np.ndarray):
+        return np.minimum.reduce(a, axis=axis, keepdims=keepdims)
+    return xp.min(a, axis=axis, keepdims=keepdims)
+
+
+def eager_any(xp, a) -> bool:
+    """``bool(xp.any(a))`` (a host read)."""
+    if isinstance(a, np.ndarray):
+        return bool(np.logical_or.reduce(a, axis=None))
+    return bool(xp.any(a))
+
+
+def eager_all(xp, a) -> bool:
+    """``bool(xp.all(a))`` (a host read)."""
+    if isinstance(a, np.ndarray):
+        return bool(np.logical_and.reduce(a, axis=None))
+    return bool(xp.all(a))
 
 
 def device_of(x: Any):
@@ -99,6 +154,8 @@ class Backend:
         """Move host data ``a`` to this backend (float dtype unless ``dtype`` given)."""
         if dtype is None:
             dtype = self.dtype
+        if type(a) is np.ndarray and a.dtype == dtype and self.is_numpy:
+            return a  # what xp.asarray returns here, without the compat wrapper's cost
         if isinstance(a, np.ndarray) and not self.is_numpy and not is_cupy_namespace(self.xp):
             # array_api_strict: build from a list-free buffer on the CPU device then move
             a = np.ascontiguousarray(a)

@@ -1,7 +1,7 @@
 """Exact full-data gradient (the default estimator of ``run_chains``)."""
 from __future__ import annotations
 
-from .base import GradientEstimator
+from .base import GradientEstimator, target_evaluator
 
 __all__ = ["Exact"]
 
@@ -19,3 +19,10 @@ class Exact(GradientEstimator):
 
     def evaluate(self, x, batch):
         return self.target.logdensity_and_grad(x)
+
+    def evaluator(self, xp):
+        """:meth:`evaluate` without per-call validation (a subclass with its own ``evaluate`` keeps it)."""
+        if type(self).evaluate is not Exact.evaluate:
+            return self.evaluate
+        f = target_evaluator(self.target, xp)
+        return lambda x, batch: f(x)

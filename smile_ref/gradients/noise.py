@@ -57,7 +57,7 @@ from ..backend.validate import (
     check_positive_float,
     check_spd,
 )
-from .base import GradientEstimator
+from .base import GradientEstimator, target_evaluator
 
 __all__ = ["AdditiveNoise", "ExpSpatial", "exp_spatial", "standardized_draws_host", "DISTRIBUTIONS"]
 
@@ -193,6 +193,11 @@ class AdditiveNoise(GradientEstimator):
 
     def _on(self, x):
         """``(L, cov)`` as arrays of the namespace/device/dtype of ``x`` (cached)."""
+        if type(x) is np.ndarray:  # NumPy: the dtype is the whole key (no namespace or device lookup)
+            hit = self._cache.get(x.dtype)
+            if hit is None:
+                hit = self._cache[x.dtype] = tuple(np.array(a, dtype=x.dtype) for a in (self.chol, self.cov))
+            return hit
         xp = array_namespace(x)
         dev = device_of(x)
         key = (id(xp), str(dev), str(x.dtype))
@@ -234,6 +239,19 @@ class AdditiveNoise(GradientEstimator):
         if self.spatial_mode == "potential":
             g_hat = g_hat + tilt[:, None] * self.spatial.grad(xp, x)
         return lp + f * tilt, g_hat
+
+    def evaluator(self, xp):
+        """:meth:`evaluate` without the per-call checks of ``x`` and ``batch`` (same arithmetic)."""
+        if self.spatial is not None or type(self).evaluate is not AdditiveNoise.evaluate:
+            return self.evaluate  # spatial noise, or a subclass with its own evaluate
+        f = target_evaluator(self.target, xp)
+        vecdot = xp.vecdot
+
+        def ev(x, batch):
+            lp, g = f(x)
+            return lp + vecdot(batch, x), g + batch
+
+        return ev
 
     def noise_covariance(self, x):
         """``Cov[g_hat(x)]`` per chain, ``(n, d, d)``: ``cov``, ``f^2 cov`` or ``A cov A^T``."""

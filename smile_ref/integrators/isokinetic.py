@@ -39,7 +39,8 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
-from ..backend import array_namespace, is_cupy_namespace
+from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
+from ..backend.namespace import eager_all, eager_max, eager_min
 from .coefficients import IntegratorCoefficients, get_integrator
 
 __all__ = [
@@ -124,6 +125,64 @@ def _fused(xp):
 
 
 def _esh_core(xp, u, g, tau, d):
+    """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
+
+    On NumPy and ``array_api_strict`` the common case runs without the fallback ``where``s
+    (:func:`_esh_fast_eager`); everywhere else, and whenever a row needs a fallback, the
+    branch-free :func:`_esh_general`.  Both give bit-identical results.
+    """
+    if host_checks_cheap(xp):
+        out = _esh_fast_eager(xp, u, g, tau, d)
+        if out is not None:
+            return out
+    return _esh_general(xp, u, g, tau, d)
+
+
+def _esh_fast_eager(xp, u, g, tau, d):
+    """:func:`_esh_general` for inputs where no row needs a fallback, else ``None``.
+
+    Host-synchronising (eager namespaces only): two scalar reads of ``(n, 1)`` columns decide
+    whether every row has ``max|g| >= smallest_normal`` (no zero, subnormal or NaN gradient),
+    ``|raw| > 0`` and ``c > -1`` (not antiparallel).  Then every fallback ``where`` of
+    :func:`_esh_general` selects its formula branch, so it is skipped; the remaining operations
+    are the same ones in the same order (bit-identical results).  The log-density branch for
+    ``q >= 1/2`` (large ``delta`` with ``c < 0``) is computed only when a row needs it.
+    """
+    m = eager_max(xp, xp.abs(g), axis=-1, keepdims=True)
+    if not float(eager_min(xp, m)) >= _tiny(xp, g.dtype):  # NaN min -> False
+        return None
+    e = g / m  # fresh array: normalised in place below
+    ns = _norm_col(xp, e)
+    e /= ns
+    delta = tau * ((m * ns) / (d - 1))  # (n, 1)
+    c = xp.minimum(xp.maximum(xp.vecdot(u, e)[:, None], -1.0), 1.0)
+    neg_delta = -delta
+    zeta = xp.exp(neg_delta)
+    om = -xp.expm1(neg_delta)  # 1 - zeta, accurate for small delta
+    opz = 1.0 + zeta
+    raw = e * (om * (opz + c * om))
+    raw += (2.0 * zeta) * u
+    rn = _norm_col(xp, raw)
+    if not (float(eager_min(xp, rn)) > 0.0 and float(eager_min(xp, c)) > -1.0):
+        return None
+    raw /= rn
+    raw /= _norm_col(xp, raw)
+    one_minus_c = 1.0 - c
+    q = one_minus_c * (om * opz) * 0.5
+    small_q = q < 0.5
+    if eager_all(xp, small_q):
+        k = delta + xp.log1p(-q)
+    else:
+        k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
+        one_plus_c = 1.0 + c
+        lse = xp.logaddexp(_safe_log(xp, one_plus_c), _safe_log(xp, one_minus_c) - 2.0 * delta)
+        anti = one_plus_c > 0
+        k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), neg_delta)
+        k = xp.where(small_q, k_small, k_large)
+    return raw, (d - 1) * k[:, 0]
+
+
+def _esh_general(xp, u, g, tau, d):
     """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
 
     Same operations as the formulas of the module docstring; full-size temporaries are
@@ -271,16 +330,30 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
     if sqrt_diag is not None:
         _check_pair(u, sqrt_diag, "u", "sqrt_diag")
     xp = array_namespace(x, u, g)
-    n, d = x.shape
+    n = x.shape[0]
     if isinstance(step_size, numbers.Real) and not hasattr(step_size, "shape"):
         if not math.isfinite(float(step_size)) or float(step_size) <= 0:
             raise ValueError(f"step_size must be finite and > 0, got {step_size}")
-        eps = float(step_size)
+        step_size = float(step_size)
     else:
         shape = tuple(getattr(step_size, "shape", ()))
         if shape not in ((), (n,)):
             raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
-        eps = xp.reshape(step_size, (n, 1) if shape else (1, 1))
+    return _isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag)
+
+
+def _isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
+    """:func:`isokinetic_step` without argument validation (samplers' inner loop; inputs already checked).
+
+    ``xp`` is the namespace of the state, ``coefficients`` an :class:`IntegratorCoefficients`,
+    ``step_size`` a Python float or an array of shape ``()`` or ``(n,)``.
+    """
+    x, u, logp, g = state
+    n, d = x.shape
+    if type(step_size) is float:  # not a NumPy scalar (those have a shape and a dtype)
+        eps = step_size
+    else:
+        eps = xp.reshape(step_size, (n, 1) if step_size.ndim else (1, 1))
     dK = None
     fz = _fused(xp)
     for i, coef in enumerate(coefficients.coefficients):

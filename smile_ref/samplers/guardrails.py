@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["step_is_bad", "select_chains", "default_max_energy_error", "evaluate_checked", "check_initial_finite"]
+from ..backend import host_checks_cheap
+from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
+
+__all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "evaluate_checked",
+           "check_initial_finite"]
 
 
 def default_max_energy_error(dim: int) -> float:
@@ -44,6 +48,41 @@ def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: 
     finite = finite & xp.all(xp.isfinite(position), axis=-1) & xp.all(xp.isfinite(grad), axis=-1)
     too_big = xp.abs(xp.where(finite, energy_error, 0.0)) > max_energy_error
     return (~finite) | too_big
+
+
+def _all_finite_eager(xp, a) -> bool:
+    """Every entry of ``a`` finite, from two reductions without temporaries (NaN propagates)."""
+    return math.isfinite(float(eager_max(xp, a))) and math.isfinite(float(eager_min(xp, a)))
+
+
+def step_masks(xp, position, logdensity, grad, energy_error, max_energy_error: float, grad_finite: bool = False):
+    """``(nonfinite, bad)``: :func:`step_is_bad` with ``max_energy_error = inf`` and with ``max_energy_error``.
+
+    On NumPy and ``array_api_strict`` (:func:`~smile_ref.backend.host_checks_cheap`; host reads)
+    the common case where everything is finite costs two reductions per ``(n, d)`` array instead
+    of a boolean temporary and a row reduction; ``grad_finite=True`` (the caller already knows
+    every entry of ``grad`` is finite) skips ``grad``.  Same masks as :func:`step_is_bad`.
+    """
+    if host_checks_cheap(xp):
+        small = xp.isfinite(logdensity) & xp.isfinite(energy_error)
+        if (eager_all(xp, small) and (grad_finite or _all_finite_eager(xp, grad))
+                and _all_finite_eager(xp, position)):
+            nonfinite = ~small
+            bad = nonfinite if max_energy_error == math.inf else xp.abs(energy_error) > max_energy_error
+            return nonfinite, bad
+    nonfinite = step_is_bad(xp, position, logdensity, grad, energy_error, math.inf)
+    if max_energy_error == math.inf:
+        return nonfinite, nonfinite
+    return nonfinite, step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error)
+
+
+def any_chain(xp, mask) -> bool:
+    """``False`` only when the namespace is eager (host reads are cheap) and no entry of ``mask`` is set.
+
+    Lets a step skip its ``where``s when no chain is rejected; on other namespaces it is always
+    ``True`` (branch-free, the ``where``s run and select nothing).
+    """
+    return eager_any(xp, mask) if host_checks_cheap(xp) else True
 
 
 def select_chains(xp, bad, old, new):

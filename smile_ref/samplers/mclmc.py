@@ -31,12 +31,13 @@ from typing import Any, NamedTuple
 
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
-from ..integrators.isokinetic import IntegratorState, isokinetic_step
+from ..gradients.base import evaluator_of
+from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked
 from ..integrators.refresh import _refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import default_max_energy_error, select_chains, step_is_bad
+from .guardrails import any_chain, default_max_energy_error, select_chains, step_masks
 
 __all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
 
@@ -126,6 +127,15 @@ class MCLMC:
         params = TuningParams(b.full((n,), self.step_size0), L, sqrt_diag)
         return MCLMCState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, 0)
 
+    _ev_cache = None  # (gradient, unchecked evaluator of it)
+
+    def _evaluator(self):
+        """``(x, batch) -> (logp_hat, g)`` of ``self.gradient`` without per-call validation (cached)."""
+        c = self._ev_cache
+        if c is None or c[0] is not self.gradient:
+            c = self._ev_cache = (self.gradient, evaluator_of(self.gradient, self.xp))
+        return c[1]
+
     # -- one step -------------------------------------------------------------
     def step(self, state: MCLMCState, rng, warmup: bool):
         xp = self.xp
@@ -144,26 +154,32 @@ class MCLMC:
         else:
             u = old.momentum
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
-        new, dK = isokinetic_step(
-            old._replace(momentum=u), p.step_size, lambda x: self.gradient.evaluate(x, batch),
-            self.coefficients, p.sqrt_diag,
+        ev = self._evaluator()
+        new, dK = _isokinetic_step_unchecked(
+            xp, old._replace(momentum=u), p.step_size, lambda x: ev(x, batch), self.coefficients, p.sqrt_diag,
         )
         dE = dK - (new.logdensity - old.logdensity)
-        bad = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, self.max_energy_error)
-        nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
-        if self.refresh:
-            # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
-            bad_c = bad[:, None]
-            u_new = _refresh_with_nu(xp, xp.where(bad_c, 0.0, new.momentum), xp.where(bad_c, 1.0, nu), z2)
+        nonfinite, bad = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE,
+                                    self.max_energy_error)
+        if not any_chain(xp, bad):  # eager namespaces, no chain rejected: every where below selects nothing
+            u_new = _refresh_with_nu(xp, new.momentum, nu, z2) if self.refresh else new.momentum
+            integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
+            dK_info = dK
         else:
-            u_new = select_chains(xp, bad, full_refresh(z2), new.momentum)
-        integ = IntegratorState(
-            select_chains(xp, bad, old.position, new.position),
-            u_new,
-            select_chains(xp, bad, old.logdensity, new.logdensity),
-            select_chains(xp, bad, old.logdensity_grad, new.logdensity_grad),
-        )
-        dE = xp.where(bad, 0.0, dE)
+            if self.refresh:
+                # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
+                bad_c = bad[:, None]
+                u_new = _refresh_with_nu(xp, xp.where(bad_c, 0.0, new.momentum), xp.where(bad_c, 1.0, nu), z2)
+            else:
+                u_new = select_chains(xp, bad, full_refresh(z2), new.momentum)
+            integ = IntegratorState(
+                select_chains(xp, bad, old.position, new.position),
+                u_new,
+                select_chains(xp, bad, old.logdensity, new.logdensity),
+                select_chains(xp, bad, old.logdensity_grad, new.logdensity_grad),
+            )
+            dE = xp.where(bad, 0.0, dE)
+            dK_info = xp.where(bad, 0.0, dK)
         params, tstate, wstep = p, state.tuner_state, state.warmup_step
         if warmup:
             params, tstate = self.tuner.update(
@@ -172,7 +188,7 @@ class MCLMC:
             wstep += 1
         info = {
             "energy_error": dE,
-            "kinetic_change": xp.where(bad, 0.0, dK),
+            "kinetic_change": dK_info,
             "step_size": p.step_size,
             "L": p.L,
             "rejected": bad,

@@ -87,14 +87,17 @@ from typing import Any, NamedTuple
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..errors import SmileRefWarning
 from ..integrators.coefficients import get_integrator
-from ..integrators.isokinetic import IntegratorState, isokinetic_step
+from ..backend import host_checks_cheap
+from ..backend.namespace import eager_max, eager_min
+from ..gradients.base import evaluator_of
+from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked, isokinetic_step
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import check_initial_finite, default_max_energy_error, select_chains, step_is_bad
+from .guardrails import any_chain, check_initial_finite, default_max_energy_error, select_chains, step_masks
 
 __all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
 
@@ -288,16 +291,35 @@ class SMILE:
         if self.initial_state == "zero":
             self.init_grad_evals = 0
 
-    def _evaluate(self, x, batch, acc=None):
+    _ev_cache = None  # (gradient, unchecked evaluator of it): see _evaluator
+
+    def _evaluator(self):
+        """``(x, batch) -> (logp_hat, g)`` of ``self.gradient`` without per-call validation (cached)."""
+        c = self._ev_cache
+        if c is None or c[0] is not self.gradient:
+            c = self._ev_cache = (self.gradient, evaluator_of(self.gradient, self.xp))
+        return c[1]
+
+    def _evaluate(self, x, batch, acc=None, finite=None):
         """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
 
         ``"reject"``: NaN and infinite entries become NaN, so that the step is non-finite and
         rejected.  ``"zero_and_clip"`` (authors): NaN entries become 0, infinite ones are clipped;
         ``acc`` (a list) receives ``(any entry non-finite, all entries NaN)`` per chain.
+
+        On NumPy and ``array_api_strict`` (host reads are cheap) ``"reject"`` first takes ``max g``
+        and ``min g`` (two reductions, no temporaries): when both are finite no entry is NaN or
+        infinite, the ``where`` selects nothing and is skipped, and so is the clip when both lie
+        within the bounds (same values).  ``finite`` (a list) then receives ``True``.
         """
         xp = self.xp
-        lp, g = self.gradient.evaluate(x, batch)
+        lp, g = self._evaluator()(x, batch)
         if self.nonfinite_gradient == "reject":
+            if finite is not None and host_checks_cheap(xp):
+                hi, lo = float(eager_max(xp, g)), float(eager_min(xp, g))
+                if math.isfinite(hi) and math.isfinite(lo):
+                    finite.append(True)
+                    return lp, (g if -self.clip <= lo and hi <= self.clip else xp.clip(g, -self.clip, self.clip))
             return lp, xp.where(xp.isfinite(g), xp.clip(g, -self.clip, self.clip), xp.nan)
         nan = xp.isnan(g)
         if acc is not None:
@@ -353,6 +375,7 @@ class SMILE:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
         acc: list = []  # zero_and_clip: per evaluation (entries replaced, all NaN)
+        fin: list = []  # reject, eager namespaces: one True per evaluation known to be all-finite
         eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
         if self.dense:
             new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
@@ -361,14 +384,17 @@ class SMILE:
             start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK = isokinetic_step(start, eps,
-                                      lambda x: self._evaluate(x, batch, acc), self.coefficients, sqrt_diag)
-        lp_old = self._evaluate(old.position, batch)[0] if self.extra_eval else old.logdensity
+            new, dK = _isokinetic_step_unchecked(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
+                                                 self.coefficients, sqrt_diag)
+        # the log-density at the old position on the same batch: the gradient of that evaluation is unused
+        lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
             dE = dK - xp.where(lp_old != 0.0, new.logdensity - lp_old, 0.0)
         else:
             dE = dK - (new.logdensity - lp_old)
-        nonfinite = step_is_bad(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf)
+        # fin has one entry per integrator evaluation when all were finite: the stored gradient is finite
+        grad_finite = not self.dense and len(fin) == self.coefficients.n_grad
+        nonfinite = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf, grad_finite)[0]
         met_nonfinite = nonfinite
         for replaced, all_nan in acc:  # an all-NaN gradient is no gradient: reject the step
             nonfinite = nonfinite | all_nan
@@ -377,20 +403,28 @@ class SMILE:
             reset = nonfinite | self.tuner.reset_mask(state.tuner_state, xp.where(nonfinite, 0.0, dE), xp)
         else:
             reset = nonfinite | (xp.abs(xp.where(nonfinite, 0.0, dE)) > self.max_energy_error)
+        # every mask below is a subset of reset: with no chain reset (eager namespaces) the wheres select
+        # nothing and are skipped
+        any_reset = any_chain(xp, reset)
         u_new = new.momentum
         if self.refresh:
             u_new = partial_refresh(u_new, 0.5 * p.step_size, p.L, rng.normal((n, d)))
-        u_new = xp.where(reset[:, None], 0.0, u_new)
         keep_new_grad = nonfinite if self.keep_rejected else reset  # chains whose stored (lp, g) revert
-        integ = IntegratorState(
-            select_chains(xp, reset, old.position, new.position),
-            u_new,
-            select_chains(xp, keep_new_grad, old.logdensity, new.logdensity),
-            select_chains(xp, keep_new_grad, old.logdensity_grad, new.logdensity_grad),
-        )
+        if any_reset:
+            u_new = xp.where(reset[:, None], 0.0, u_new)
+            integ = IntegratorState(
+                select_chains(xp, reset, old.position, new.position),
+                u_new,
+                select_chains(xp, keep_new_grad, old.logdensity, new.logdensity),
+                select_chains(xp, keep_new_grad, old.logdensity_grad, new.logdensity_grad),
+            )
+        else:
+            integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
         params, tstate, wstep = p, state.tuner_state, state.warmup_step
         if warmup or self.adapt_during_sampling:
-            if self.gamma_reset:
+            if not any_reset:
+                dE_t = dE
+            elif self.gamma_reset:
                 dE_t = xp.where(nonfinite, xp.inf, dE)
             else:
                 dE_t = xp.where(reset, 0.0, dE)
@@ -401,11 +435,11 @@ class SMILE:
         pstate = state.precond_state
         if self.precond is not None and (warmup or not self.freeze_preconditioner):
             # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
-            pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad,
-                                                               new.logdensity_grad))
+            pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad, new.logdensity_grad)
+                                         if any_reset else new.logdensity_grad)
         info = {
-            "energy_error": xp.where(nonfinite, 0.0, dE),
-            "kinetic_change": xp.where(nonfinite, 0.0, dK),
+            "energy_error": xp.where(nonfinite, 0.0, dE) if any_reset else dE,
+            "kinetic_change": xp.where(nonfinite, 0.0, dK) if any_reset else dK,
             "step_size": p.step_size,
             "rejected": reset,
             "nonfinite": met_nonfinite,
@@ -413,10 +447,11 @@ class SMILE:
         }
         backoff = state.backoff
         if self.nonfinite_backoff:
-            backoff = xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff))
+            backoff = (xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff)) if any_reset
+                       else xp.ones_like(state.backoff))
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
-            gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag)
+            gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag) if any_reset else sqrt_diag
         return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started, backoff), info
 
 

@@ -23,6 +23,7 @@ Data-based targets (:class:`DataTarget`) write the log-posterior as
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,27 @@ class Target:
 
     def _logdensity_and_grad(self, xp, x):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def unchecked_logdensity_and_grad(self, xp):
+        """``x -> (logp, grad)`` for positions already checked (a sampler's inner loop).
+
+        With the base :meth:`logdensity_and_grad` this is ``_logdensity_and_grad`` bound to ``xp``:
+        the same arithmetic without the per-call
+        :func:`~smile_ref.backend.validate.check_positions` and namespace lookup.  A subclass that
+        overrides ``logdensity_and_grad``, or an instance whose method was replaced, gets its own
+        ``logdensity_and_grad``.
+
+        Examples
+        --------
+        >>> import numpy as np, array_api_compat.numpy as xp
+        >>> from smile_ref.targets import Gaussian
+        >>> f = Gaussian.isotropic(2).unchecked_logdensity_and_grad(xp)
+        >>> f(np.ones((1, 2)))[1]
+        array([[-1., -1.]])
+        """
+        if type(self).logdensity_and_grad is Target.logdensity_and_grad and "logdensity_and_grad" not in vars(self):
+            return partial(self._logdensity_and_grad, xp)
+        return self.logdensity_and_grad
 
     # --- moments -------------------------------------------------------------
     @property

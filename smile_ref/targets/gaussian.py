@@ -114,6 +114,12 @@ class Gaussian(Target):
 
         ``precision`` is the ``(d,)`` diagonal for a diagonal covariance, else ``(d, d)``.
         """
+        if type(like) is np.ndarray:  # NumPy: the dtype is the whole key (no device lookup)
+            hit = self._cache.get(like.dtype)
+            if hit is None:
+                p = np.diag(self.precision).copy() if self.is_diagonal else self.precision
+                hit = self._cache[like.dtype] = (np.array(self.mean, dtype=like.dtype), np.array(p, dtype=like.dtype))
+            return hit
         dev = device_of(like)
         key = (id(xp), str(dev), str(like.dtype))
         hit = self._cache.get(key)
