@@ -198,3 +198,31 @@ def test_nan_region_on_array_api_strict(name):
     assert np.all(np.isfinite(res.samples)) and np.all(res.samples[..., 0] <= THRESHOLD)
     assert res.info["nonfinite"].sum() > 0
     assert not res.health.frozen.any()
+
+
+@pytest.mark.parametrize("sampler", ["smile", "psmile"])
+def test_nan_in_a_middle_gradient_evaluation_rejects_the_step(sampler):
+    """A NaN gradient in the *first* of the two evaluations of one SMILE step (after the first A sub-step)
+    must reject that step for that chain and flag it, although the final evaluation is finite: the ESH
+    update leaves u unchanged for a NaN gradient, so without the flag the step would be silently kept.
+    Deterministic (fixed seed, one injected NaN): failure probability 0."""
+    base = targets.Gaussian.isotropic(4)
+    calls = {"n": 0}
+    inject_at = 1 + 2 * 5  # evaluation 0 is at init; step t's evaluations are 1 + 2 t and 2 + 2 t: step 5, first
+
+    def lg(x):
+        lp, g = base.logdensity_and_grad(x)
+        if calls["n"] == inject_at:
+            g = np.array(g, copy=True)
+            g[1, 2] = np.nan  # chain 1 only
+        calls["n"] += 1
+        return lp, g
+
+    t = targets.from_callable(None, None, 4, logdensity_and_grad=lg, check=False)
+    with pytest.warns(RunHealthWarning, match="non-finite"):
+        res = smile_ref.run_chains(sampler, t, n_chains=3, n_steps=12, seed=0, step_size=0.1, tuner=None,
+                                   progress=False)
+    assert calls["n"] == 1 + 2 * 12  # the count above is the sampler's evaluation order
+    assert res.info["nonfinite"][5].tolist() == [False, True, False]
+    assert res.info["rejected"][5].tolist() == [False, True, False]
+    assert np.isfinite(res.samples).all()

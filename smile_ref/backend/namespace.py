@@ -154,7 +154,7 @@ class Backend:
         """Move host data ``a`` to this backend (float dtype unless ``dtype`` given)."""
         if dtype is None:
             dtype = self.dtype
-        if type(a) is np.ndarray and a.dtype == dtype and self.is_numpy:
+        if self.is_numpy and type(a) is np.ndarray and a.dtype == dtype:
             return a  # what xp.asarray returns here, without the compat wrapper's cost
         if isinstance(a, np.ndarray) and not self.is_numpy and not is_cupy_namespace(self.xp):
             # array_api_strict: build from a list-free buffer on the CPU device then move

@@ -303,9 +303,11 @@ class SMILE:
     def _evaluate(self, x, batch, acc=None, finite=None):
         """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
 
-        ``"reject"``: NaN and infinite entries become NaN, so that the step is non-finite and
-        rejected.  ``"zero_and_clip"`` (authors): NaN entries become 0, infinite ones are clipped;
-        ``acc`` (a list) receives ``(any entry non-finite, all entries NaN)`` per chain.
+        ``"reject"``: NaN and infinite entries become NaN, and ``acc`` (a list) receives
+        ``(row non-finite, row non-finite)`` per chain, so that a non-finite value in *any* evaluation of
+        the step (a middle one leaves the velocity unchanged through the ESH update's fallback and would
+        otherwise go unnoticed) rejects the step.  ``"zero_and_clip"`` (authors): NaN entries become 0,
+        infinite ones are clipped; ``acc`` receives ``(any entry non-finite, all entries NaN)`` per chain.
 
         On NumPy and ``array_api_strict`` (host reads are cheap) ``"reject"`` first takes ``max g``
         and ``min g`` (two reductions, no temporaries): when both are finite no entry is NaN or
@@ -320,7 +322,11 @@ class SMILE:
                 if math.isfinite(hi) and math.isfinite(lo):
                     finite.append(True)
                     return lp, (g if -self.clip <= lo and hi <= self.clip else xp.clip(g, -self.clip, self.clip))
-            return lp, xp.where(xp.isfinite(g), xp.clip(g, -self.clip, self.clip), xp.nan)
+            ok = xp.isfinite(g)
+            if acc is not None:  # a non-finite entry in any evaluation (not only the last) rejects the step
+                bad = ~xp.all(ok, axis=-1)
+                acc.append((bad, bad))
+            return lp, xp.where(ok, xp.clip(g, -self.clip, self.clip), xp.nan)
         nan = xp.isnan(g)
         if acc is not None:
             acc.append((xp.any(~xp.isfinite(g), axis=-1), xp.all(nan, axis=-1)))
@@ -374,7 +380,7 @@ class SMILE:
         if self.refresh:
             u = partial_refresh(u, 0.5 * p.step_size, p.L, rng.normal((n, d)))
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
-        acc: list = []  # zero_and_clip: per evaluation (entries replaced, all NaN)
+        acc: list = []  # per evaluation (entries non-finite or replaced, whole row NaN): see _evaluate
         fin: list = []  # reject, eager namespaces: one True per evaluation known to be all-finite
         eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
         if self.dense:
