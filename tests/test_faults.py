@@ -200,7 +200,7 @@ def test_nan_region_on_array_api_strict(name):
     assert not res.health.frozen.any()
 
 
-@pytest.mark.parametrize("sampler", ["smile", "psmile"])
+@pytest.mark.parametrize("sampler", ["smile", "psmile", "mclmc"])
 def test_nan_in_a_middle_gradient_evaluation_rejects_the_step(sampler):
     """A NaN gradient in the *first* of the two evaluations of one SMILE step (after the first A sub-step)
     must reject that step for that chain and flag it, although the final evaluation is finite: the ESH
@@ -220,8 +220,8 @@ def test_nan_in_a_middle_gradient_evaluation_rejects_the_step(sampler):
 
     t = targets.from_callable(None, None, 4, logdensity_and_grad=lg, check=False)
     with pytest.warns(RunHealthWarning, match="non-finite"):
-        res = smile_ref.run_chains(sampler, t, n_chains=3, n_steps=12, seed=0, step_size=0.1, tuner=None,
-                                   progress=False)
+            res = smile_ref.run_chains(sampler, t, n_chains=3, n_steps=12, seed=0, step_size=0.1, tuner=None,
+                                   progress=False, **({"L": 2.0} if sampler == "mclmc" else {}))
     assert calls["n"] == 1 + 2 * 12  # the count above is the sampler's evaluation order
     assert res.info["nonfinite"][5].tolist() == [False, True, False]
     assert res.info["rejected"][5].tolist() == [False, True, False]

@@ -37,6 +37,8 @@ from ..integrators.refresh import _refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
+from ..backend import host_checks_cheap
+from ..backend.namespace import eager_max, eager_min
 from .guardrails import any_chain, default_max_energy_error, select_chains, step_masks
 
 __all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
@@ -155,12 +157,24 @@ class MCLMC:
             u = old.momentum
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
         ev = self._evaluator()
+        mid: list = []  # per-chain flags of evaluations with a non-finite gradient entry (any of the step's)
+
+        def evaluate(x):
+            lp, g = ev(x, batch)
+            if host_checks_cheap(xp) and math.isfinite(float(eager_max(xp, g))) \
+                    and math.isfinite(float(eager_min(xp, g))):
+                return lp, g  # eager namespaces: two reductions show that every entry is finite
+            mid.append(~xp.all(xp.isfinite(g), axis=-1))
+            return lp, g
+
         new, dK = _isokinetic_step_unchecked(
-            xp, old._replace(momentum=u), p.step_size, lambda x: ev(x, batch), self.coefficients, p.sqrt_diag,
+            xp, old._replace(momentum=u), p.step_size, evaluate, self.coefficients, p.sqrt_diag,
         )
         dE = dK - (new.logdensity - old.logdensity)
         nonfinite, bad = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE,
                                     self.max_energy_error)
+        for m in mid:  # a NaN in a middle evaluation leaves u unchanged (ESH fallback): reject that step too
+            nonfinite, bad = nonfinite | m, bad | m
         if not any_chain(xp, bad):  # eager namespaces, no chain rejected: every where below selects nothing
             u_new = _refresh_with_nu(xp, new.momentum, nu, z2) if self.refresh else new.momentum
             integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
