@@ -24,7 +24,7 @@ from ..backend import host_checks_cheap
 from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
 
 __all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "evaluate_checked",
-           "check_initial_finite"]
+           "evaluate_zero_and_clip", "check_initial_finite"]
 
 
 def default_max_energy_error(dim: int) -> float:
@@ -97,6 +97,21 @@ def evaluate_checked(xp, gradient, x, batch):
     lp, g = gradient.evaluate(x, batch)
     finite = xp.isfinite(lp) & xp.all(xp.isfinite(g), axis=-1) & xp.all(xp.isfinite(x), axis=-1)
     return lp, g, finite
+
+
+def evaluate_zero_and_clip(xp, gradient, x, batch, clip):
+    """The SMILE authors' gradient handling for the SG-MCMC kernels: ``(logp_hat, g_hat, finite, raw_nonfinite)``.
+
+    With ``clip`` (a positive float) NaN entries of ``g_hat`` are set to 0 and the rest clipped to ``+-clip``,
+    so only ``x`` and ``logp_hat`` decide ``finite``; ``raw_nonfinite`` flags the chains whose raw gradient had a
+    non-finite entry (counted in ``info["nonfinite"]``).  With ``clip=None`` this is :func:`evaluate_checked`
+    and ``raw_nonfinite = ~finite``.
+    """
+    lp, g, finite = evaluate_checked(xp, gradient, x, batch)
+    if clip is None:
+        return lp, g, finite, ~finite
+    g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -clip, clip)
+    return lp, g, xp.isfinite(lp) & xp.all(xp.isfinite(x), axis=-1), ~finite
 
 
 def check_initial_finite(xp, finite, sampler: str) -> None:

@@ -64,7 +64,7 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_choice, check_float_in, check_optional, check_positive_float
 from .base import register
-from .guardrails import check_initial_finite, evaluate_checked, select_chains
+from .guardrails import check_initial_finite, evaluate_zero_and_clip, select_chains
 
 __all__ = ["AdaSGHMCState", "AdaSGHMC", "build_sghmc_adaptive", "AUTHORS_PRESET"]
 
@@ -117,14 +117,8 @@ class AdaSGHMC:
                              xp.zeros_like(position), False)
 
     def _evaluate(self, x, batch):
-        """``(logp_hat, g_hat, finite, raw_nonfinite)``; with ``gradient_clip`` NaN entries of ``g_hat`` are
-        set to 0 and the rest clipped, so only ``x`` and ``logp_hat`` decide ``finite``."""
-        xp = self.xp
-        lp, g, finite = evaluate_checked(xp, self.gradient, x, batch)
-        if self.clip is None:
-            return lp, g, finite, ~finite
-        g = xp.clip(xp.where(xp.isnan(g), 0.0, g), -self.clip, self.clip)
-        return lp, g, xp.isfinite(lp) & xp.all(xp.isfinite(x), axis=-1), ~finite
+        """``(logp_hat, g_hat, finite, raw_nonfinite)`` at ``x`` (:func:`~.guardrails.evaluate_zero_and_clip`)."""
+        return evaluate_zero_and_clip(self.xp, self.gradient, x, batch, self.clip)
 
     def update_moments(self, tau, smooth_grad, sd, g):
         """One warm-up update of ``(tau, smooth_grad, sd)`` with the gradient ``g`` (module docstring)."""
