@@ -95,7 +95,7 @@ from typing import Any, NamedTuple
 
 from ..backend import array_namespace, device_of
 from ..backend.validate import check_choice, check_float_in, check_positive_float
-from ..diagnostics.ess import ess
+from ..diagnostics.ess import _cummin_last, autocovariance, ess
 from .base import Tuner, TuneInput, TuningParams
 
 __all__ = ["mclmc_tuner", "ess_blackjax", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_REJECTED", "FLOOR_FACTOR"]
@@ -375,7 +375,6 @@ def ess_blackjax(x):
     >>> ess_blackjax(x).shape
     (2,)
     """
-    from ..diagnostics.ess import autocovariance
 
     xp = array_namespace(x)
     dev = device_of(x)
@@ -396,7 +395,7 @@ def ess_blackjax(x):
     odd = xp.where(mask, odd, zero)
     even = xp.where(xp.where(at, even > 0.0, mask), even, zero)
     pair = even + odd
-    mono = _cummin_last(xp, pair)
+    mono = _cummin_last(pair)
     prev = xp.concat([pair[:, 0:1], mono[:, :-1]], axis=-1)
     upd = pair > prev
     even = xp.where(upd, mono / 2.0, even)
@@ -405,17 +404,6 @@ def ess_blackjax(x):
     tau = -1.0 + 2.0 * xp.sum(even + odd, axis=-1) - xp.sum(xp.where(last, even, zero), axis=-1)
     tau = xp.maximum(tau, xp.asarray(1.0 / math.log10(T), dtype=x.dtype, device=dev))
     return T / tau
-
-
-def _cummin_last(xp, p):
-    """Running minimum along the last axis of a 2-d array (log-step doubling with +inf padding)."""
-    m, k = p.shape
-    s = 1
-    while s < k:
-        pad = xp.full((m, s), math.inf, dtype=p.dtype, device=device_of(p))
-        p = xp.minimum(p, xp.concat([pad, p[:, : k - s]], axis=-1))
-        s *= 2
-    return p
 
 
 def _proposal(xp, X, W, fallback):
