@@ -1,7 +1,7 @@
 """Batch-normalisation preconditioning (BNP) and BNP-SGLD with frozen statistics (SymPy + NumPy/SciPy).
 
 Lange, Helfrich & Ye (JMLR 23(72), 2022), Eq. 12-15, Theorem 3-4, Proposition 7, Algorithm 2; the
-SGLD combination of Lange, Deng, Ye & Lin (2023) as inferred in seed-theory Sec. 3.3 / TC-21..23.
+SGLD combination of Lange, Deng, Ye & Lin (2023) as inferred in ``docs/derivations/bnp-preconditioning.md``.
 
 Dense layer ``a = w^T h + b``, parameters ``w_hat = [b; w]`` (bias first), inputs ``h_hat = [1; h]``.
 With per-feature mean ``mu`` and scale ``s`` (``s = sigma_H`` in the theorems, ``tilde sigma`` in the

@@ -90,7 +90,7 @@ def momentum_discrete_variance_1d() -> sp.Expr:
     """Exact ``Var theta`` of ``v' = (1 - mu) v - eps (A theta + xi)``, ``theta' = theta + v'``.
 
     State ``z = (theta, v)``: ``z' = Phi z + g xi`` with ``Phi = [[1 - eps A, 1 - mu],
-    [-eps A, 1 - mu]]`` and ``g = (-eps, -eps)``.  Result (seed-theory TC-11):
+    [-eps A, 1 - mu]]`` and ``g = (-eps, -eps)``.  Result (``docs/derivations/constant-sgd.md``):
     ``(eps B2 / (2 mu S A)) * 2 (2 - mu) / (4 - 2 mu - eps A)``.
     """
     Phi = sp.Matrix([[1 - eps * A, 1 - mu], [-eps * A, 1 - mu]])
@@ -115,7 +115,7 @@ def momentum_sde_variance_1d() -> sp.Expr:
 def sgld_discrete_variance_1d() -> sp.Expr:
     """Exact variance of Mandt Sec. 5.1 SGLD, ``theta' = theta - (eps/2) N (A theta + xi) + sqrt(eps) z``.
 
-    ``N A V = (1 + eps N^2 B2 / (4 S)) / (1 - eps N A / 4)`` (seed-theory TC-14); returned as ``V``.
+    ``N A V = (1 + eps N^2 B2 / (4 S)) / (1 - eps N A / 4)`` (``docs/derivations/constant-sgd.md``); returned as ``V``.
     """
     V = sp.Symbol("V")
     phi = 1 - eps * N * A / 2
@@ -152,7 +152,7 @@ def eq21_bias_factor(replace: bool = True) -> sp.Expr:
 def iterate_average_variance_1d() -> sp.Expr:
     """``Var`` of the mean of ``T`` stationary AR(1) iterates ``phi = 1 - eps A``, ``gamma_0 = V``.
 
-    ``gamma_0 [T (1 - phi^2) - 2 phi (1 - phi^T)] / (T^2 (1 - phi)^2)`` (seed-theory TC-12); its
+    ``gamma_0 [T (1 - phi^2) - 2 phi (1 - phi^T)] / (T^2 (1 - phi)^2)`` (``docs/derivations/constant-sgd.md``); its
     ``T -> oo`` limit times ``T`` is ``B2 / (S A^2)`` for every ``eps`` (Mandt Eq. 30).
     """
     phi = 1 - eps * A

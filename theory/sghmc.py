@@ -13,7 +13,7 @@ Chen, Fox & Guestrin (ICML 2014), Eq. (15), as implemented by ``"sghmc"``:
     \\operatorname{Var} e = q = \\eta^2 V + 2(\\alpha - \\hat\\beta)\\eta,
 
 so its stationary covariance solves ``S = M S M^T + q 11^T`` (three linear
-equations; :func:`derive_stationary`).  Result (matches seed-theory TC-16):
+equations; :func:`derive_stationary`).  Result (``docs/derivations/sghmc-stationary-variance.md``):
 
 * ``a Var theta = (2 - alpha)(eta V + 2 alpha - 2 beta_hat) / (alpha (4 - 2 alpha - a eta))``;
 * with the matched correction ``beta_hat = eta V / 2``:
@@ -32,7 +32,7 @@ covariance ``S_k`` grows like ``k c K^{-1}`` (``K^{-1}`` spans the
 ``M``-invariant symmetric matrices), so ``H = a theta^2 + v^2/eta`` grows on
 average at ``eta V / (1 - a eta / 4)``: ``eta V`` to leading order (``H`` is
 twice ``U + r^2/2`` in Chen et al.'s units ``v = eps r``, ``eta = eps^2``:
-``eps^2 V/2`` per step for ``U + r^2/2``, as in seed-theory TC-18, which
+``eps^2 V/2`` per step for ``U + r^2/2``, the leading-order value, which
 omits the ``1/(1 - a eta/4)`` factor of the discrete map).  :func:`moment_recursion` propagates ``S_k`` exactly for any
 ``alpha`` (the test compares simulated ``E[H_k]`` with it).
 """
@@ -75,7 +75,7 @@ def var_theta_expr() -> sp.Expr:
 
 
 def check_seed_formula() -> dict:
-    """Differences (0) to seed-theory TC-16 and to the corrected closed form."""
+    """Differences (0) to the printed closed form above and to the corrected one."""
     vt = var_theta_expr()
     seed = (2 - alpha) * (eta * V + 2 * alpha - 2 * beta_hat) / (alpha * (4 - 2 * alpha - a * eta)) / a
     corr = (1 / a) / (1 - a * eta / (2 * (2 - alpha)))

@@ -1,7 +1,8 @@
 """Coefficients of the palindromic two-operator splitting schemes.
 
 An isokinetic step of size ``eps`` alternates the two exactly solvable flows of
-the ESH / isokinetic dynamics (smile-method notes Sec. 1.1-1.3):
+the ESH / isokinetic dynamics (Robnik et al. 2023, arXiv 2212.08549;
+``docs/derivations/esh-velocity-update.md``):
 
 * ``B(tau)``: velocity flow ``du/dt = P(u) g / (d - 1)`` with the gradient ``g``
   held fixed (closed form, :func:`~smile_ref.integrators.isokinetic.esh_velocity_update`);

@@ -1,10 +1,9 @@
 """Isokinetic (ESH) splitting integrator: closed-form B and A flows and one palindromic step.
 
 Dynamics (Steeg & Galstyan 2021, "Hamiltonian dynamics with non-Newtonian
-momentum"; Robnik et al. 2023, MCHMC, arXiv 2212.08549; smile-method notes
-Sec. 1.1): for a target ``p(x)`` with score ``g(x) = grad log p(x)`` and unit
-velocity ``u`` on ``S^{d-1}``, with the diagonal preconditioner
-``S = diag(sqrt_diag)``,
+momentum"; Robnik et al. 2023, MCHMC, arXiv 2212.08549): for a target
+``p(x)`` with score ``g(x) = grad log p(x)`` and unit velocity ``u`` on
+``S^{d-1}``, with the diagonal preconditioner ``S = diag(sqrt_diag)``,
 
     dx/dt = S u,        du/dt = P(u) S g(x) / (d - 1),      P(u) = I - u u^T.
 
@@ -12,7 +11,7 @@ It leaves ``p(x) x Uniform(S^{d-1})`` invariant, and it conserves the energy
 ``E = K - log p(x)`` with the kinetic energy defined through
 ``dK/dt = u . S g`` (the work done by the force).
 
-B flow (gradient fixed, time ``tau``; notes Sec. 1.2, derivation and SymPy check
+B flow (gradient fixed, time ``tau``; derivation and SymPy check
 in ``theory/esh.py`` and ``docs/derivations/esh-velocity-update.md``): with
 ``e = S g / |S g|``, ``delta = tau |S g| / (d - 1)``, ``c = u . e``,
 ``zeta = exp(-delta)``,
@@ -253,7 +252,7 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None):
     u_new : array (n, d)
         ``normalise(e (1-zeta)(1+zeta+c(1-zeta)) + 2 zeta u)`` with
         ``e = S g/|S g|``, ``delta = tau |S g|/(d-1)``, ``zeta = e^{-delta}``,
-        ``c = u.e`` (module docstring; notes Sec. 1.2).
+        ``c = u.e`` (module docstring).
     kinetic_change : array (n,)
         ``dK = (d-1) log(cosh delta + c sinh delta) = int_0^tau u(t).S g dt``.
 
@@ -319,7 +318,7 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
     kinetic_change : array (n,)
         Sum of the B sub-steps' ``dK``; the energy error of the step is
         ``kinetic_change - (new_state.logdensity - state.logdensity)``
-        (notes Sec. 1.3).
+        (``docs/derivations/esh-velocity-update.md``).
     """
     if not isinstance(coefficients, IntegratorCoefficients):
         coefficients = get_integrator(coefficients)

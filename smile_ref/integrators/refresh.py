@@ -1,8 +1,7 @@
 """Velocity refreshment of microcanonical *Langevin* dynamics (the O step).
 
 Partial refresh (Robnik & Seljak 2024, "Fluctuation without dissipation",
-arXiv 2303.18221; BlackJAX ``partially_refresh_momentum``; smile-method notes
-Sec. 1.4): for time ``tau`` and momentum decoherence length ``L``,
+arXiv 2303.18221; BlackJAX ``partially_refresh_momentum``): for time ``tau`` and momentum decoherence length ``L``,
 
     u' = (u + nu z) / |u + nu z|,   z ~ N(0, I_d),   nu = sqrt((exp(2 tau / L) - 1) / d).
 

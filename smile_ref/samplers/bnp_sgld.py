@@ -2,8 +2,8 @@
 
 Lange, Deng, Ye & Lin (J. Mach. Learn. 2(1):65-82, 2023) precondition SGLD with the batch-normalisation
 preconditioner (BNP) of Lange, Helfrich & Ye (JMLR 23(72), 2022, Eq. 12-15 and Algorithm 2).  Only the
-abstract of the 2023 paper was available; the combination below is the one inferred in
-``/work/shared/notes/seed-theory.md`` Sec. 3.3 (see ``docs/derivations/bnp-preconditioning.md``).
+abstract of the 2023 paper was available; the combination below is the one inferred
+and derived in ``docs/derivations/bnp-preconditioning.md``.
 
 The BNP transform of one dense layer
 ------------------------------------

@@ -2,8 +2,7 @@
 
 Reimplements the scheme of BlackJAX's ``mclmc_find_L_and_step_size``
 (Robnik et al., "Microcanonical Hamiltonian Monte Carlo", JMLR 2023,
-arXiv 2212.08549, Sec. "Tuning"; see ``/work/shared/notes/smile-method.md``
-§1.5) as an ``init``/``update`` :class:`~smile_ref.tuners.base.Tuner`, with
+arXiv 2212.08549, Sec. "Tuning"; ``docs/derivations/mclmc-tuning.md``) as an ``init``/``update`` :class:`~smile_ref.tuners.base.Tuner`, with
 MILE's warm-up split and energy-variance schedule (Sommer et al., ICLR 2025,
 arXiv 2502.06335; notes §1.6) and an explicit rejection equilibrium.
 

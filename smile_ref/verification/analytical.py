@@ -5,8 +5,8 @@ configuration with :func:`smile_ref.run_chains` and returns plain-Python
 results; ``validation/analytical_bias.py`` is the command-line front end
 (tables, plots, atomic writes).
 
-Setting (``/work/shared/notes/smile-method.md`` Sec. 6.1)
------------------------------------------------------------
+Setting (Sommer et al. 2026, Sec. 6.1)
+--------------------------------------
 Targets (d = 10): the ill-conditioned Gaussian ``N(0, Q diag(c^2) Q^T)``,
 ``c = logspace(-1, 1, 10)`` (``"icg"``), Neal's funnel with ``theta ~ N(0, 3^2)``
 (``"funnel"``) and the banana / Rosenbrock target (``"rosenbrock"``, chains start at
@@ -29,7 +29,7 @@ the CLT version ``xi ~ 256 C_y`` directly (``noise_batch = 256``), with ``C_y``:
 
 ``scaling="fixed_eps_sigma"`` replaces ``Sigma`` by ``Sigma eps_ref / eps``: the
 continuous-time noise strength ``eps Sigma / (d-1)^2`` of SG-MCLMC
-(``docs/derivations``; notes Sec. 2.2) is then the same at every step size, so
+(``docs/derivations/sg-mclmc-continuous-time.md``) is then the same at every step size, so
 ``eps -> 0`` is a true continuous-time limit.  With the paper's ``"fixed_sigma"``,
 ``eps -> 0`` is *also* a weak-noise limit.
 
