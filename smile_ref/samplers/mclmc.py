@@ -64,7 +64,19 @@ def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
 
 
 class MCLMC:
-    """MCLMC kernel; see the module docstring. Build with :func:`build_mclmc`."""
+    """MCLMC kernel; see the module docstring. Build with :func:`build_mclmc`.
+
+    Examples
+    --------
+    >>> import numpy as np, smile_ref
+    >>> from smile_ref import gradients, targets
+    >>> t = targets.Gaussian.diagonal(np.array([1.0, 4.0]))
+    >>> res = smile_ref.run_chains("mclmc", t, n_chains=4, n_steps=2000, burn_in=500, seed=0, progress=False)
+    >>> res.samples.shape, res.health.ok
+    ((4, 2000, 2), True)
+    >>> bool(abs(res.samples[..., 1].var() - 4.0) < 0.5)
+    True
+    """
 
     name = "mclmc"
 

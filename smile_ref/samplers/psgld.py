@@ -73,7 +73,20 @@ class PSGLDState(NamedTuple):
 
 
 class PSGLD:
-    """pSGLD kernel; see the module docstring."""
+    """pSGLD kernel; see the module docstring. Build with :func:`build_psgld`.
+
+    Examples
+    --------
+    >>> import numpy as np, smile_ref
+    >>> from smile_ref import gradients, targets
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3))
+    >>> t = targets.LinearRegression(X, X @ np.array([1.0, -0.5, 0.25]) + rng.normal(size=500))
+    >>> res = smile_ref.run_chains("psgld", t, gradient=gradients.MiniBatch(t, batch_size=50), step_size=1e-4,
+    ...                            n_chains=4, n_steps=2000, burn_in=1000, seed=0, progress=False)
+    >>> res.samples.shape, res.health.ok
+    ((4, 2000, 3), True)
+    """
 
     name = "psgld"
     grad_evals_per_step = 1

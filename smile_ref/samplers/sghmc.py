@@ -77,7 +77,18 @@ def _real(value, name):
 
 
 class SGHMC:
-    """SGHMC kernel in SGD-with-momentum form; see the module docstring."""
+    """SGHMC kernel in SGD-with-momentum form; see the module docstring. Build with :func:`build_sghmc`.
+
+    Examples
+    --------
+    >>> import numpy as np, smile_ref
+    >>> from smile_ref import gradients, targets
+    >>> t = targets.Gaussian.diagonal(np.array([1.0, 4.0]))
+    >>> res = smile_ref.run_chains("sghmc", t, gradient=gradients.AdditiveNoise(t, 1.0), step_size=1e-2,
+    ...                            n_chains=4, n_steps=4000, burn_in=500, seed=0, progress=False)
+    >>> res.samples.shape, res.health.ok
+    ((4, 4000, 2), True)
+    """
 
     name = "sghmc"
     grad_evals_per_step = 1

@@ -191,7 +191,27 @@ def apply_preset(name: str, preset, options: dict) -> dict:
 
 
 class SMILE:
-    """SMILE / pSMILE kernel; see the module docstring."""
+    """SMILE / pSMILE kernel; see the module docstring. Build with :func:`build_smile` / :func:`build_psmile`.
+
+    Examples
+    --------
+    >>> import numpy as np, smile_ref
+    >>> from smile_ref import gradients, targets
+    >>> t = targets.Gaussian.diagonal(np.array([1.0, 4.0]))
+    >>> res = smile_ref.run_chains("smile", t, step_size=0.5, n_chains=4, n_steps=2000, burn_in=500,
+    ...                            seed=0, progress=False)
+    >>> res.samples.shape, res.health.ok
+    ((4, 2000, 2), True)
+    >>> bool(abs(res.samples[..., 1].var() - 4.0) < 0.5)
+    True
+
+    pSMILE with additive gradient noise of standard deviation 1 (preconditioned by its estimated scale):
+
+    >>> res = smile_ref.run_chains("psmile", t, gradient=gradients.AdditiveNoise(t, 1.0), step_size=0.1,
+    ...                            n_chains=4, n_steps=2000, burn_in=1000, seed=0, progress=False)
+    >>> res.health.ok
+    True
+    """
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, preconditioned=False,
                  integrator="mclachlan", tuner=DEFAULT_TUNER, adapt_during_sampling=True,

@@ -35,7 +35,19 @@ __all__ = ["Target", "DataTarget"]
 
 
 class Target:
-    """Base class: subclasses implement ``_logdensity_and_grad(xp, x)``."""
+    """Base class: subclasses implement ``_logdensity_and_grad(xp, x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import Target
+    >>> class StdNormal(Target):
+    ...     name, dim = "std_normal", 2
+    ...     def _logdensity_and_grad(self, xp, x):
+    ...         return -0.5 * xp.sum(x * x, axis=1), -x
+    >>> StdNormal().logdensity_and_grad(np.ones((1, 2)))
+    (array([-1.]), array([[-1., -1.]]))
+    """
 
     name: str = "target"
     dim: int
@@ -117,6 +129,14 @@ class DataTarget(Target):
     ``_loglik_terms(xp, x, Xb, yb)`` returning per-example log-likelihoods
     ``(n, b)`` and gradients ``(n, b, d)`` for batched data ``Xb`` of shape
     ``(n, b, p)`` and ``yb`` of shape ``(n, b)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import DataTarget, LinearRegression
+    >>> t = LinearRegression(np.eye(3), np.ones(3))
+    >>> isinstance(t, DataTarget), t.n_data
+    (True, 3)
     """
 
     X: np.ndarray

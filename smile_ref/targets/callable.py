@@ -126,6 +126,14 @@ class CallableTarget(Target):
         Coordinate names (used by :meth:`smile_ref.ChainResult.to_arviz`).
     arrays : {"numpy", "native"}
         How positions reach the callables (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import CallableTarget, from_callable
+    >>> t = from_callable(lambda x: -0.5 * np.sum(x**2, axis=1), lambda x: -x, dim=2)
+    >>> isinstance(t, CallableTarget), t.dim
+    (True, 2)
     """
 
     def __init__(self, dim: int, ldg: Callable, *, name: str = "callable", arrays: str = "numpy",
@@ -186,7 +194,28 @@ class CallableTarget(Target):
 
 
 class CallableDataTarget(CallableTarget):
-    """A :class:`CallableTarget` with per-example terms: usable with :class:`~smile_ref.gradients.MiniBatch`."""
+    """A :class:`CallableTarget` with per-example terms: usable with :class:`~smile_ref.gradients.MiniBatch`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref import gradients
+    >>> from smile_ref.targets import CallableDataTarget, from_callable
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.normal(size=40)
+    >>> def per_example(x, idx):  # x (n, 1), idx (n, b) -> l (n, b), g (n, b, 1)
+    ...     r = y[idx] - x
+    ...     return -0.5 * r**2, r[..., None]
+    >>> prior = lambda x: (-0.5 * np.sum(x**2, axis=1), -x)
+    >>> def full(x):  # the whole posterior: prior plus all N terms
+    ...     l, g = per_example(x, np.broadcast_to(np.arange(40), (x.shape[0], 40)))
+    ...     lp, gp = prior(x)
+    ...     return lp + l.sum(axis=1), gp + g.sum(axis=1)
+    >>> t = from_callable(None, None, dim=1, logdensity_and_grad=full, per_example=per_example, prior=prior,
+    ...                   n_data=40)
+    >>> isinstance(t, CallableDataTarget), gradients.MiniBatch(t, batch_size=8).n_data
+    (True, 40)
+    """
 
     def __init__(self, dim, ldg, *, per_example: Callable, prior: Callable, n_data: int, **kw):
         super().__init__(dim, ldg, **kw)

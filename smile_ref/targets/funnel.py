@@ -37,7 +37,18 @@ __all__ = ["Funnel"]
 
 
 class Funnel(Target):
-    """Neal's funnel in ``dim`` dimensions (``dim >= 2``) with ``theta ~ N(0, theta_scale^2)``."""
+    """Neal's funnel in ``dim`` dimensions (``dim >= 2``) with ``theta ~ N(0, theta_scale^2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import Funnel
+    >>> t = Funnel(5)
+    >>> t.second_moment[:2].round(4)  # s^2 and e^{s^2/2}
+    array([ 9.    , 90.0171])
+    >>> t.logdensity_and_grad(np.zeros((1, 5)))[1]  # d log p / d theta = -(d - 1)/2 at the origin
+    array([[-2., -0., -0., -0., -0.]])
+    """
 
     name = "funnel"
 

@@ -58,6 +58,17 @@ class Gaussian(Target):
     ----------
     mean, cov, precision, chol : host NumPy arrays ``m``, ``Sigma``, ``Sigma^{-1}``, ``L``.
     log_normalizer : float, ``-1/2 log det(2 pi Sigma)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import Gaussian
+    >>> t = Gaussian(np.zeros(2), np.array([[2.0, 0.5], [0.5, 1.0]]))
+    >>> logp, grad = t.logdensity_and_grad(np.array([[1.0, 0.0]]))  # batched: (n, d) -> (n,), (n, d)
+    >>> grad  # -Sigma^{-1} x
+    array([[-0.57142857,  0.28571429]])
+    >>> Gaussian.diagonal(np.array([1.0, 4.0])).second_moment
+    array([1., 4.])
     """
 
     name = "gaussian"
@@ -186,6 +197,16 @@ def ill_conditioned_gaussian(dim: int = 10, seed: int = 0, c_min: float = 0.1, c
     ``c`` up to the rotation.
 
     ``E[x_i^2] = Sigma_ii`` and ``Var[x_i^2] = 2 Sigma_ii^2`` (mean 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import ill_conditioned_gaussian
+    >>> t = ill_conditioned_gaussian(10)
+    >>> t.principal_scales[[0, -1]]
+    array([ 0.1, 10. ])
+    >>> bool(np.allclose(np.linalg.eigvalsh(t.cov)[[0, -1]], [1e-2, 1e2]))
+    True
     """
     dim = check_positive_int(dim, "dim")
     seed = check_nonneg_int(seed, "seed")
@@ -212,6 +233,14 @@ def diagonal_gaussian_condition(dim: int = 100, condition: float = 1e4) -> Gauss
     ``condition^{-1/2}`` to ``condition^{1/2}`` (geometric mean 1), as in the MCHMC
     paper's 100-d ill-conditioned Gaussian (variances ``1e-2 ... 1e2``).
     ``dim = 1`` requires ``condition = 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import diagonal_gaussian_condition
+    >>> t = diagonal_gaussian_condition(100, condition=1e4)
+    >>> bool(np.allclose(np.diag(t.cov)[[0, -1]], [1e-2, 1e2]))
+    True
     """
     dim = check_positive_int(dim, "dim")
     condition = check_positive_float(condition, "condition")

@@ -106,6 +106,18 @@ class LinearRegression(_GLM):
     ----------
     posterior_precision : host ``(p, p)``, ``P = I/s^2 + X^T X/sigma^2``.
     mean, cov : host exact posterior mean ``P^{-1} X^T y/sigma^2`` and covariance ``P^{-1}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import LinearRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2))
+    >>> t = LinearRegression(X, X @ np.array([1.0, -1.0]) + rng.normal(size=200))
+    >>> t.dim, t.n_data
+    (2, 200)
+    >>> bool(np.all(np.abs(t.mean - [1.0, -1.0]) < 4 * np.sqrt(np.diag(t.cov))))
+    True
     """
 
     name = "linear_regression"
@@ -144,6 +156,20 @@ class LogisticRegression(_GLM):
     y : array-like (N,)
         Labels, each exactly 0 or 1.
     prior_scale : float > 0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref import gradients
+    >>> from smile_ref.targets import LogisticRegression
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 2))
+    >>> t = LogisticRegression(X, (X[:, 0] > 0).astype(float))
+    >>> logp, grad = t.logdensity_and_grad(np.zeros((1, 2)))
+    >>> bool(np.isclose(logp[0], 100 * np.log(0.5) - np.log(2 * np.pi)))  # likelihood 2^-N times the N(0, I) prior
+    True
+    >>> gradients.MiniBatch(t, batch_size=10).n_data  # a DataTarget: usable with mini-batches
+    100
     """
 
     name = "logistic_regression"

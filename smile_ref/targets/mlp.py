@@ -106,6 +106,19 @@ class MLP(DataTarget):
     prior_scale : float > 0
     n_classes : int, optional
         ``K`` for classification (default ``max(y) + 1``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import MLP
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 2))
+    >>> t = MLP(X, np.sin(X[:, 0]), hidden=(4,))
+    >>> t.dim  # (2*4 + 4) + (4*1 + 1) weights and biases, plus the log noise scale
+    18
+    >>> logp, grad = t.logdensity_and_grad(np.zeros((3, t.dim)))
+    >>> logp.shape, grad.shape
+    ((3,), (3, 18))
     """
 
     name = "mlp"

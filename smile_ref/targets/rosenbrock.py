@@ -44,7 +44,18 @@ __all__ = ["Rosenbrock"]
 
 
 class Rosenbrock(Target):
-    """Banana target in even ``dim`` with location ``a`` and curvature width ``Q``."""
+    """Banana target in even ``dim`` with location ``a`` and curvature width ``Q``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from smile_ref.targets import Rosenbrock
+    >>> t = Rosenbrock(2)
+    >>> t.mean  # E[X] = a, E[Y] = 1 + a^2
+    array([1., 2.])
+    >>> t.logdensity_and_grad(np.array([[1.0, 1.0]]))[1]  # the crest of the banana
+    array([[-0.,  0.]])
+    """
 
     name = "rosenbrock"
 
