@@ -234,26 +234,6 @@ def test_running_statistics_update():
     assert len(glm_layers(t)) == 1
 
 
-def test_backend_matrix(backend):
-    """Running statistics with mini-batches: outputs keep namespace/dtype/device; float64 agrees with NumPy."""
-    X, y, _ = _data()
-    t = LogisticRegression(X, (y > 0).astype(float))
-    out = []
-    for be in (backend, get_backend()):
-        k = get("bnp_sgld")(t, MiniBatch(t, 10), be, step_size=1e-3)
-        rng = HostRandom(0, be)
-        s = k.init(be.asarray(np.zeros((5, 3))), rng)
-        for _ in range(3):
-            s, info = k.step(s, rng, False)
-        out.append((s, info))
-    (s0, info0), (s1, _) = out
-    assert_backend(s0.position, backend, (5, 3))
-    assert_backend(s0.sigma2, backend, (5, 2))
-    assert_backend(info0["step_size"], backend, (5,))
-    if backend.dtype == backend.xp.float64:
-        assert np.allclose(to_numpy(s0.position), to_numpy(s1.position), rtol=1e-10, atol=1e-12)
-
-
 def test_guardrail_rejects_nonfinite():
     X, y, _ = _data()
     t = LinearRegression(X, y)

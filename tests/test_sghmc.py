@@ -17,7 +17,6 @@ from smile_ref.samplers import get
 from smile_ref.targets import Gaussian
 import smile_ref.theory.sghmc as th
 
-from .conftest import assert_backend
 from .sgmcmc_helpers import Z_MAX, NaNForChain0, NaNForChain0AfterInit, chain_z, cov_z
 
 
@@ -149,26 +148,6 @@ def test_bad_inputs():
         build(t, Exact(t), be, step_size=0.01, alpha="0.1")
     with pytest.raises(ValueError, match="step_size must be finite and > 0"):
         build(t, Exact(t), be, step_size=0.0)
-
-
-def test_backend_matrix(backend):
-    t = Gaussian(np.array([0.0, 1.0]), np.array([[1.0, 0.3], [0.3, 2.0]]))
-    out = []
-    for be in (backend, get_backend()):
-        k = get("sghmc")(t, AdditiveNoise(t, [1.0, 2.0]), be, step_size=0.05, alpha=0.1, beta_hat=0.02)
-        rng = HostRandom(4, be)
-        s = k.init(t.initial_position(rng, 5), rng)
-        for _ in range(3):
-            s, info = k.step(s, rng, False)
-        out.append((s, info))
-    (s, info), (s64, _) = out
-    assert_backend(s.position, backend, (5, 2))
-    assert_backend(s.velocity, backend, (5, 2))
-    assert_backend(info["step_size"], backend, (5,))
-    assert tuple(info["rejected"].shape) == (5,)
-    if backend.dtype == backend.xp.float64:
-        np.testing.assert_allclose(to_numpy(s.position), to_numpy(s64.position), rtol=1e-12, atol=1e-12)
-    assert np.all(np.isfinite(to_numpy(s.position)))
 
 
 def test_guardrail_rejects_nonfinite(backend):

@@ -51,6 +51,11 @@ class MCLMCState(NamedTuple):
     grad_state: dict
     warmup_step: int
 
+    @property
+    def position(self):
+        """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
+        return self.integrator.position
+
 
 def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
     if tuner is None:

@@ -118,6 +118,11 @@ class SMILEState(NamedTuple):
     sampling_started: bool = False  # warmup_boundary_reset: the boundary reset has been applied
     backoff: Any = None  # (n,) factor on the integrator's step size: halved after each non-finite step
 
+    @property
+    def position(self):
+        """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
+        return self.integrator.position
+
 
 _AUTHORS_SMILE = MappingProxyType({
     "tuner": "energy_error",
