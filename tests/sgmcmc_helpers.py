@@ -16,15 +16,25 @@ Z_MAX = 4.5
 P_FAIL_PER_Z = 2e-5
 
 
+def replica_z(estimates: np.ndarray, prediction, axis: int = 0) -> np.ndarray:
+    """z-scores of the mean of independent replicas of an estimate against ``prediction``.
+
+    ``estimates`` holds ``M`` independent, identically distributed estimates along ``axis`` (chains,
+    repeated runs); ``z = (mean - prediction) / (sd / sqrt(M))`` with the sample SD (``ddof=1``), a
+    Student-t statistic with ``M - 1`` degrees of freedom under the null hypothesis.
+    """
+    est = np.asarray(estimates, dtype=np.float64)
+    M = est.shape[axis]
+    return (est.mean(axis=axis) - prediction) / (est.std(axis=axis, ddof=1) / math.sqrt(M))
+
+
 def chain_z(values: np.ndarray, prediction: float) -> float:
     """z-score of the grand mean of ``values`` (n_chains, n_draws) against ``prediction``.
 
     The standard error uses only the spread of the per-chain time averages, which are
     independent across chains (no autocorrelation model needed).
     """
-    m = values.mean(axis=1)
-    se = m.std(ddof=1) / math.sqrt(m.size)
-    return float((m.mean() - prediction) / se)
+    return float(replica_z(values.mean(axis=1), prediction))
 
 
 def cov_z(samples: np.ndarray, mean: np.ndarray, cov_pred: np.ndarray) -> np.ndarray:

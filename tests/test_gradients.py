@@ -21,6 +21,7 @@ from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch, exp_spatial, no
 from smile_ref.targets.base import DataTarget, Target
 from tests.conftest import assert_backend, tol_for
 from smile_ref.theory import minibatch_covariance as mbc
+from tests.sgmcmc_helpers import replica_z
 
 Z = 5.0  # two-sided 5-sigma: P(|N(0,1)| > 5) = 5.7e-7
 
@@ -76,12 +77,12 @@ def _x(backend, n, d, seed=1, scale=0.5):
 def _cov_z(samples, pred):
     """z-scores of the sample covariance entries (upper triangle) vs ``pred``; SE from fourth moments."""
     s = samples - samples.mean(axis=0)
-    M, d = s.shape
+    d = s.shape[1]
     zs = []
     for j in range(d):
         for k in range(j, d):
             w = s[:, j] * s[:, k]
-            zs.append((w.mean() - pred[j, k]) / (w.std(ddof=1) / math.sqrt(M)))
+            zs.append(replica_z(w, pred[j, k]))
     return np.array(zs)
 
 

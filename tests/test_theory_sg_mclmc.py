@@ -21,6 +21,8 @@ from smile_ref.theory import sg_mclmc_bias as mb
 from smile_ref.theory import sg_mclmc_overdamped as mo
 from smile_ref.theory import sg_mclmc_velocity as mv
 
+from .sgmcmc_helpers import replica_z
+
 B1 = m.B1_MCLACHLAN
 
 
@@ -60,8 +62,7 @@ def sg_mclmc_run(target_cov, noise_cov, eps, n_steps, n_chains, burn, seed, prec
 
 def _z(est, pred):
     """Per-entry z-scores of the chain mean of ``est`` (M, ...) against ``pred``."""
-    M = est.shape[0]
-    return (est.mean(0) - pred) / (est.std(0, ddof=1) / math.sqrt(M))
+    return replica_z(est, pred)
 
 
 # ----------------------------------------------------------------------------- item 1: drift, calculus

@@ -46,7 +46,7 @@ def z_critical(alpha: float = 1e-4, n_tests: int = 1) -> float:
     """z_{1 - alpha/(2 n_tests)}: the two-sided Bonferroni critical value."""
     alpha = check_float_in(alpha, "alpha", 0.0, 1.0, lo_open=True, hi_open=True)
     n_tests = check_positive_int(n_tests, "n_tests")
-    return float(norm.ppf(1.0 - alpha / (2.0 * n_tests)))
+    return float(norm.isf(alpha / (2.0 * n_tests)))  # isf: no cancellation in 1 - p for small alpha
 
 
 def z_tolerance(se, alpha: float = 1e-4, n_tests: int = 1):

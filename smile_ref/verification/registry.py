@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..diagnostics.stat_tests import z_critical
+
 __all__ = ["VERDICTS", "REFERENCE_LABELS", "ReportRow", "RegisteredCheck", "CHECKS", "check", "compare", "exact",
            "measure", "known_limitation", "z_for"]
 
@@ -109,9 +111,7 @@ def z_for(alpha: float, n_tests: int = 1) -> float:
     >>> round(z_for(0.05), 3)
     1.96
     """
-    from scipy.stats import norm
-
-    return float(norm.isf(alpha / (2 * n_tests)))
+    return z_critical(alpha, n_tests)
 
 
 def compare(check: str, quantity: str, predicted: float, measured: float, se: float, alpha: float = 1e-3,
