@@ -248,3 +248,17 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, name, kw):
     np.testing.assert_array_equal(res.samples, ref.samples)
     for k in ref.info:
         np.testing.assert_array_equal(res.info[k], ref.info[k])
+
+
+def test_drift_noise_ratio_is_half_h_mean_g_squared():
+    """``info["drift_noise_ratio"]`` = (h g)^2 / (2h) averaged over coordinates, g the gradient at the start of the
+    step (written out here from the Gaussian's precision); it is the first-order relative variance bias h/(2 s^2)
+    of the Euler-Maruyama chain on N(0, s^2) in expectation, since E[g^2] = 1/s^2."""
+    t = Gaussian(np.array([0.5, -1.0]), np.array([[1.0, 0.2], [0.2, 0.5]]))
+    be = smile_ref.backend.get_backend()
+    k = get("sgld")(t, Exact(t), be, step_size=0.03)
+    rng = HostRandom(1, be)
+    x0 = t.initial_position(rng, 5)
+    _, info = k.step(k.init(x0, rng), rng, False)
+    g = -(to_numpy(x0) - t.mean) @ np.linalg.inv(t.cov)
+    np.testing.assert_allclose(to_numpy(info["drift_noise_ratio"]), 0.5 * 0.03 * np.mean(g * g, axis=1), rtol=1e-12)

@@ -156,6 +156,8 @@ class PSGLD:
             "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
             "nonfinite": bad,
+            # drift^2 / injected variance, mean over coordinates: (h G g)^2 / (2 h G) = h G g^2 / 2
+            "drift_noise_ratio": (0.5 * h) * xp.mean(drift * g, axis=-1),
         }
         return PSGLDState(select_chains(xp, bad, x, new), select_chains(xp, bad, state.V, V), gstate, state.t + 1,
                           select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info

@@ -201,6 +201,8 @@ class SGLD:
             "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
             "rejected": bad,
             "nonfinite": bad,
+            # drift^2 / injected variance, mean over coordinates: (h g)^2 / (2 h) = h g^2 / 2
+            "drift_noise_ratio": (0.5 * h) * xp.mean(g * g, axis=-1),
         }
         return SGLDState(select_chains(xp, bad, x, new), gstate, state.t + 1,
                          select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
