@@ -114,7 +114,8 @@ def test_mclmc_preset_authors_settings():
     k = get("mclmc")(t, Exact(t), NP64, n_warmup=100, preset="authors")
     assert k.step_size0 == 0.005 and k.L0 == 15.0
     assert MILE_AUTHORS_TUNER == {"energy_var_schedule": "mile", "num_effective_samples": 100,
-                                  "schedule_divisor": "n12+1", "moment_weight": "updated", "ess_method": "blackjax"}
+                                  "schedule_divisor": "n12+1", "moment_weight": "updated", "ess_method": "blackjax",
+                                  "frac_tune1": 0.8, "frac_tune2": 0.1, "frac_tune3": 0.1}  # their phase_ratio
     big = Gaussian.diagonal(np.ones(400))
     assert get("mclmc")(big, Exact(big), NP64, n_warmup=100, preset="authors").L0 == 20.0
     k = get("mclmc")(t, Exact(t), NP64, step_size=0.01, n_warmup=100, preset="authors", L=3.0,

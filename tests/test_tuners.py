@@ -225,7 +225,8 @@ def test_chain_with_identity_is_transparent():
 def test_backend_matrix(backend):
     """(6) Every phase (incl. diagonal preconditioning and ESS) on every backend; same numbers as NumPy-f64.
 
-    N = 150 gives an ESS window of 15 - 5 = 10 >= MIN_ESS_DRAWS draws, so phase 3 sets L."""
+    N = 150 with the preconditioned default split 0.3/0.3/0.4 gives phases of 45 and 45 steps, a re-tune of 15
+    and an ESS window of 60 - 15 = 45 >= MIN_ESS_DRAWS draws, so phase 3 sets L."""
     n, d, N = 3, 4, 150
     rng = np.random.default_rng(19)
     dEs = 0.05 * rng.standard_normal((N, n))

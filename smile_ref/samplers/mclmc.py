@@ -35,7 +35,7 @@ from ..gradients.base import evaluator_of
 from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked
 from ..integrators.refresh import _refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
-from ..tuners.mclmc import mclmc_tuner
+from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
 from .base import register
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
@@ -63,8 +63,9 @@ def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
     if isinstance(tuner, Tuner):
         return tuner
     check_choice(tuner, "tuner", ("mclmc", "mile"))
-    if tuner == "mile":
-        return mclmc_tuner(energy_var_schedule="mile", diagonal_preconditioning=diagonal_preconditioning)
+    if tuner == "mile":  # MILE's split with or without preconditioning
+        return mclmc_tuner(energy_var_schedule="mile", diagonal_preconditioning=diagonal_preconditioning,
+                           **dict(zip(("frac_tune1", "frac_tune2", "frac_tune3"), MILE_FRACTIONS)))
     return mclmc_tuner(desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning)
 
 
@@ -232,7 +233,8 @@ class MCLMC:
 # MILE's warm-up (the SMILE authors' src/kernels/warmup.py, BlackJAX 1.2.2 underneath): the tuner settings of
 # preset="authors" (docs/conventions.md)
 MILE_AUTHORS_TUNER = {"energy_var_schedule": "mile", "num_effective_samples": 100, "schedule_divisor": "n12+1",
-                      "moment_weight": "updated", "ess_method": "blackjax"}
+                      "moment_weight": "updated", "ess_method": "blackjax",
+                      "frac_tune1": 0.8, "frac_tune2": 0.1, "frac_tune3": 0.1}  # their phase_ratio, always
 MILE_AUTHORS_STEP_SIZE = 0.005  # their step_size_init (code and config default; the UCI configs set 0.01)
 
 

@@ -4,7 +4,7 @@ Reimplements the scheme of BlackJAX's ``mclmc_find_L_and_step_size``
 (Robnik et al., "Microcanonical Hamiltonian Monte Carlo", JMLR 2023,
 arXiv 2212.08549, Sec. "Tuning"; ``docs/derivations/mclmc-tuning.md``) as an ``init``/``update`` :class:`~smile_ref.tuners.base.Tuner`, with
 MILE's warm-up split and energy-variance schedule (Sommer et al., ICLR 2025,
-arXiv 2502.06335; notes §1.6) and an explicit rejection equilibrium.
+arXiv 2502.06335) and an explicit rejection equilibrium.
 
 Warm-up windows (``N = n_warmup``, ``n_k = int(frac_tune_k * N)``)
 --------------------------------------------------------------------
@@ -27,8 +27,12 @@ Warm-up windows (``N = n_warmup``, ``n_k = int(frac_tune_k * N)``)
 
 Deviation from BlackJAX: BlackJAX splits ``0.1/0.1/0.1`` of the number of
 *sampling* steps; here the fractions split the *warm-up* and default to MILE's
-``0.8/0.1/0.1``.  Steps after ``n1+n2+n3`` (when the fractions sum to < 1)
-keep the held step size.
+``0.8/0.1/0.1``, or, with diagonal preconditioning, to BlackJAX's proportions
+``0.3/0.3/0.4`` (phase 3 includes the ``n2 // 3`` re-tune steps): the
+preconditioner is only as good as the phase-2 variance estimate, and 10 % of
+the warm-up halves the ESS per gradient on the d = 100 diagonal Gaussian
+(``docs/performance.md``).  Steps after ``n1+n2+n3`` (when the fractions sum
+to < 1) keep the held step size.
 
 Step size (phases 1, 2 and the re-tune), per chain
 -------------------------------------------------
@@ -93,7 +97,7 @@ import numbers
 from typing import Any, NamedTuple
 
 from ..backend import array_namespace, device_of
-from ..backend.validate import check_choice, check_float_in, check_positive_float
+from ..backend.validate import check_bool, check_choice, check_float_in, check_positive_float
 from ..diagnostics.ess import _cummin_last, autocovariance, ess
 from .base import Tuner, TuneInput, TuningParams
 
@@ -104,6 +108,8 @@ CAP_RELAX = REJECT_SHRINK ** -0.5  # g: soft-cap growth per accepted step
 FLOOR_FACTOR = 1e-12  # step-size floor relative to the initial L
 MIN_ESS_DRAWS = 8  # fewer draws give no usable ESS: no ESS window, L is kept
 XI_REJECTED = REJECT_SHRINK ** -6.0  # a rejected step enters the EMA as xi = f^-6
+MILE_FRACTIONS = (0.8, 0.1, 0.1)  # warm-up split without preconditioning (MILE)
+DIAG_FRACTIONS = (0.3, 0.3, 0.4)  # with diagonal preconditioning (BlackJAX's proportions)
 
 
 class MCLMCTunerState(NamedTuple):
@@ -164,7 +170,7 @@ def _check_input(inp: TuneInput, eps):
 
 
 def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_samples=150,
-                frac_tune1=0.8, frac_tune2=0.1, frac_tune3=0.1, Lfactor=0.4,
+                frac_tune1=None, frac_tune2=None, frac_tune3=None, Lfactor=0.4,
                 diagonal_preconditioning=False, energy_var_schedule=None, step_size_max=None,
                 schedule_divisor="n12-1", moment_weight="step", ess_method="split") -> Tuner:
     """BlackJAX/MILE MCLMC warm-up tuner with a rejection equilibrium (see the module docstring).
@@ -178,8 +184,12 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
         Width of the log-normal weight ``w(xi)`` in units of 6 (1.5).
     num_effective_samples : float > 1
         ``N_eff`` of the step-size EMA, ``r = (N_eff - 1)/(N_eff + 1)``.
-    frac_tune1, frac_tune2, frac_tune3 : float in [0, 1], sum <= 1
-        Fractions of the warm-up for the three phases (MILE: 0.8/0.1/0.1).
+    frac_tune1, frac_tune2, frac_tune3 : float in [0, 1], sum <= 1, or None
+        Fractions of the warm-up for the three phases.  Defaults (``None``): MILE's 0.8/0.1/0.1 without
+        preconditioning; with ``diagonal_preconditioning`` BlackJAX's proportions 0.3/0.3/0.4 (its
+        0.1/0.1/0.1 of ``num_steps`` plus the step-size re-tune of ``n2 // 3`` steps), so that the variances
+        behind the preconditioner are estimated over 30 % of the warm-up instead of 10 %
+        (``benchmarks/mclmc_diag_ess.py``: ESS per gradient on the d = 100 diagonal Gaussian).
     Lfactor : float
         ``L = Lfactor * eps * mean_i(n / ESS_i)`` in phase 3 (0.4).
     diagonal_preconditioning : bool
@@ -209,11 +219,13 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
     n_eff = check_positive_float(num_effective_samples, "num_effective_samples")
     if n_eff <= 1.0:
         raise ValueError(f"num_effective_samples must be > 1, got {num_effective_samples}")
-    fr = [check_float_in(v, f"frac_tune{i + 1}", 0.0, 1.0) for i, v in enumerate((frac_tune1, frac_tune2, frac_tune3))]
+    diag = check_bool(diagonal_preconditioning, "diagonal_preconditioning")
+    defaults = DIAG_FRACTIONS if diag else MILE_FRACTIONS
+    fr = [defaults[i] if v is None else check_float_in(v, f"frac_tune{i + 1}", 0.0, 1.0)
+          for i, v in enumerate((frac_tune1, frac_tune2, frac_tune3))]
     if sum(fr) > 1.0 + 1e-9:
         raise ValueError(f"frac_tune1 + frac_tune2 + frac_tune3 must be <= 1, got {sum(fr)}")
     Lfactor = check_positive_float(Lfactor, "Lfactor")
-    diag = bool(diagonal_preconditioning)
     v_start, v_end = _check_schedule(energy_var_schedule, desired_energy_var)
     smax = None if step_size_max is None else check_positive_float(step_size_max, "step_size_max")
     check_choice(schedule_divisor, "schedule_divisor", ("n12-1", "n12+1"))
