@@ -25,12 +25,13 @@ from ..io import atomic_save_npz, check_writable
 from ..samplers import base as registry
 from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from .identity import IDENTITY_VERSION, check_identity, run_identity
+from .recording import InfoRecorder, check_info_mode
 
 from ..errors import RunHealthError, RunHealthWarning
-from .health import run_health
+from .health import health_from_stats
 
 #: ``meta["format"]`` of the checkpoints :func:`run_chains` writes.
-CHECKPOINT_FORMAT = "smile_ref.checkpoint/2"
+CHECKPOINT_FORMAT = "smile_ref.checkpoint/3"
 
 __all__ = ["run_chains", "ChainResult"]
 
@@ -42,10 +43,28 @@ class ChainResult:
     Attributes
     ----------
     samples : numpy.ndarray, shape (n_chains, n_draws, d)
-        Recorded positions after warm-up (host array, dtype of the run).
-    info : dict of numpy.ndarray, each of shape (n_warmup + n_steps, n_chains)
-        Per-step diagnostics of every step, warm-up included (energy error,
-        step size, rejections, ...); the first ``n_warmup`` rows are warm-up.
+        Recorded positions after warm-up (host array, dtype of the run); draw ``s`` is the
+        position after step ``t_s = n_warmup + (s + 1) thinning - 1`` (steps counted from 0).
+    info : dict of numpy.ndarray, each of shape (n_rows, n_chains)
+        Per-step diagnostics (energy error, step size, rejections, ...) at the steps
+        ``info_steps``: first ``n_warmup_rows`` warm-up rows, then the sampling rows.  With the
+        default ``run_chains(info="thinned", warmup_info="all")`` the sampling rows are the steps
+        ``t_s`` of the draws (``sampling_info(key)[s]`` belongs to ``samples[:, s]``) and every key
+        is its value at ``t_s``; the extra keys ``n_rejected``, ``n_nonfinite`` (int64) and
+        ``max_abs_energy_error`` aggregate the window of ``thinning`` steps that ends at ``t_s``
+        (warm-up rows: windows of one step).  ``info="all", warmup_info="all"``: one row per step,
+        ``info_steps = 0 .. n_warmup + n_steps - 1``, no extra keys.  Layouts and window rules:
+        :mod:`smile_ref.run.recording`.
+    info_steps : numpy.ndarray of int64, shape (n_rows,)
+        0-based step index of each row of ``info`` (warm-up steps ``0 .. n_warmup - 1`` first).
+    n_warmup_rows : int
+        Number of warm-up rows at the head of ``info``.
+    stats : StepStats
+        Exact per-chain counters over **every** step, whatever ``info`` keeps (rejections,
+        non-finite steps, step-size range, energy-error counts per phase;
+        :class:`~smile_ref.run.stats.StepStats`); run health reads these.
+    info_mode, warmup_info_mode : str
+        The ``info`` / ``warmup_info`` arguments of the run.
     n_gradient_evals : float
         Cost per chain in full-data gradient equivalents (a mini-batch gradient
         of batch b counts b/N).
@@ -69,6 +88,18 @@ class ChainResult:
     wall_time: float
     meta: dict = field(default_factory=dict)
     health: Any = None
+    info_steps: Any = None
+    n_warmup_rows: int | None = None
+    stats: Any = None
+    info_mode: str = "all"
+    warmup_info_mode: str = "all"
+
+    def __post_init__(self):
+        if self.info_steps is None:  # the per-step layout (info_mode = warmup_info_mode = "all")
+            total = max((int(np.shape(v)[0]) for v in self.info.values()), default=self.n_warmup)
+            self.info_steps = np.arange(total, dtype=np.int64)
+        if self.n_warmup_rows is None:
+            self.n_warmup_rows = int(np.count_nonzero(np.asarray(self.info_steps) < self.n_warmup))
 
     @property
     def n_chains(self) -> int:
@@ -76,15 +107,38 @@ class ChainResult:
 
     @property
     def n_rejected(self) -> int:
-        """Total number of guardrail rejections over all chains and steps."""
+        """Total number of guardrail rejections over all chains and **all** steps (every step counted)."""
+        if self.stats is not None:
+            r = self.stats.total("rejected")
+            return int(r.sum()) if r is not None else 0
         r = self.info.get("rejected")
         return int(r.sum()) if r is not None else 0
 
     def sampling_info(self, key: str) -> np.ndarray:
-        return self.info[key][self.n_warmup :]
+        """``info[key]`` rows of the sampling phase, shape (n_sampling_rows, n_chains).
+
+        With ``info="thinned"`` (default) row ``s`` is the draw ``samples[:, s]``'s step; with
+        ``info="all"`` every sampling step.  ``ValueError`` for ``info="summary"`` (use ``stats``).
+        """
+        if self.info_mode == "summary":
+            raise ValueError("this run kept no sampling rows (run_chains(info='summary')); its exact counts are in "
+                             "ChainResult.stats, or rerun with info='thinned' or 'all'")
+        return self._info_key(key)[self.n_warmup_rows :]
 
     def warmup_info(self, key: str) -> np.ndarray:
-        return self.info[key][: self.n_warmup]
+        """``info[key]`` rows of the warm-up phase, shape (n_warmup_rows, n_chains) (see ``info_steps``).
+
+        ``ValueError`` for ``warmup_info="summary"`` (use ``stats``).
+        """
+        if self.warmup_info_mode == "summary" and self.n_warmup > 0:
+            raise ValueError("this run kept no warm-up rows (run_chains(warmup_info='summary')); its exact counts "
+                             "are in ChainResult.stats, or rerun with warmup_info='thinned' or 'all'")
+        return self._info_key(key)[: self.n_warmup_rows]
+
+    def _info_key(self, key: str) -> np.ndarray:
+        if key not in self.info:
+            raise KeyError(f"info has no key {key!r}; recorded keys: {sorted(self.info)}")
+        return self.info[key]
 
     def to_arviz(self, *, var_names=None, var_name: str = "x", save_warmup: bool = True):
         """The run as an ArviZ ``xarray.DataTree`` (needs the ``arviz`` extra).
@@ -113,9 +167,12 @@ class ChainResult:
         """Write samples, info and metadata to ``path`` (``.npz``, atomic, no pickles)."""
         import json
 
-        arrays = {"samples": self.samples}
+        arrays = {"samples": self.samples, "info_steps": np.asarray(self.info_steps)}
         arrays.update({f"info/{k}": v for k, v in self.info.items()})
+        if self.stats is not None:
+            arrays.update(self.stats.to_arrays())
         meta = dict(self.meta, sampler=self.sampler, n_warmup=self.n_warmup, thinning=self.thinning,
+                    info_mode=self.info_mode, warmup_info_mode=self.warmup_info_mode,
                     seed=self.seed, backend=self.backend, dtype=self.dtype, wall_time=self.wall_time,
                     n_gradient_evals=self.n_gradient_evals)
         arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True, default=str))
@@ -163,6 +220,8 @@ def run_chains(
     resume: bool = False,
     block_size: int = 256,
     strict: bool = False,
+    info: str = "thinned",
+    warmup_info: str = "all",
     **options,
 ) -> ChainResult:
     """Run ``n_chains`` chains of a registered sampler; the stable entry point of smile_ref.
@@ -205,6 +264,16 @@ def run_chains(
         Raise :class:`~smile_ref.errors.RunHealthError` instead of emitting a
         :class:`~smile_ref.errors.RunHealthWarning` when the finished run is unhealthy
         (``ChainResult.health``; ``docs/run-health.md``).
+    info : {"thinned", "all", "summary"}
+        Rows of ``ChainResult.info`` for the sampling steps: ``"thinned"`` (default) the steps
+        that produced the draws (row ``s`` aligned with ``samples[:, s]``) plus window counts
+        ``n_rejected``, ``n_nonfinite`` and ``max_abs_energy_error`` over the ``thinning`` steps
+        ending there; ``"all"`` every step; ``"summary"`` none.  Run health and
+        ``ChainResult.stats`` count every step in all three modes
+        (:mod:`smile_ref.run.recording`, ``docs/run-health.md``).
+    warmup_info : {"all", "thinned", "summary"}
+        Rows for the warm-up steps: every step (default), every ``thinning``-th step and the
+        last warm-up step, or none.  ``info="all", warmup_info="all"`` gives one row per step.
     **options
         Sampler options (see each sampler's builder).
 
@@ -214,6 +283,8 @@ def run_chains(
     """
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
+    info_mode = check_info_mode(info, "info")
+    warmup_mode = check_info_mode(warmup_info, "warmup_info")
     n_chains = check_positive_int(n_chains, "n_chains")
     n_steps = check_nonneg_int(n_steps, "n_steps")
     thinning = check_positive_int(thinning, "thinning")
@@ -272,13 +343,15 @@ def run_chains(
     n_draws = n_steps // thinning
     np_dtype = np.float32 if bk.dtype == bk.xp.float32 else np.float64
     samples = np.empty((n_chains, n_draws, d), dtype=np_dtype)
-    info_buf: dict[str, np.ndarray] = {}
+    recorder = InfoRecorder(info_mode, warmup_mode, n_warmup=burn_in, n_steps=n_steps, thinning=thinning,
+                            n_chains=n_chains, dim=d)
     config = {
         "sampler": sampler, "n_chains": n_chains, "n_steps": n_steps, "burn_in": burn_in,
         "thinning": thinning, "dim": d, "seed": repr(seed), "dtype": str(np_dtype.__name__),
         "options": {k: _readable(v) for k, v in sorted(options.items())}, "step_size": repr(step_size),
         "target": target.describe() if hasattr(target, "describe") else type(target).__name__,
         "gradient": gradient.describe() if hasattr(gradient, "describe") else type(gradient).__name__,
+        "info": info_mode, "warmup_info": warmup_mode,
     }
     identity = None
     if checkpoint is not None:
@@ -315,11 +388,10 @@ def run_chains(
             if v.dtype.kind == "f" and np.any(np.isnan(v)):
                 raise CorruptFileError(f"checkpoint {path!r}: sampler state entry {key!r} contains NaN")
         samples[...] = stored
-        info_buf = {k[len("info/"):]: v.copy() for k, v in arrays.items() if k.startswith("info/")}
-        for k, v in info_buf.items():
-            if v.shape != (total, n_chains):
-                raise CorruptFileError(f"checkpoint {path!r}: 'info/{k}' has shape {v.shape}, expected "
-                                       f"{(total, n_chains)}")
+        try:
+            recorder.restore(arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptFileError(f"checkpoint {path!r}: its recorded info does not fit this run ({exc})") from None
 
     direct = bool(bk.is_numpy)  # NumPy positions are host arrays: record them without a block buffer
     pos_block: list = []
@@ -333,12 +405,9 @@ def run_chains(
         if pos_block:
             host = to_numpy(xp.stack(pos_block, axis=1))  # (n, k, d): one transfer
             samples[:, pos_slots[0] : pos_slots[-1] + 1, :] = host
-        if info_block:
-            for key in info_block[0]:
-                host = to_numpy(xp.stack([blk[key] for blk in info_block], axis=0))
-                if key not in info_buf:
-                    info_buf[key] = np.zeros((total, n_chains), dtype=host.dtype)
-                info_buf[key][info_rows[0] : info_rows[-1] + 1] = host
+        if info_block:  # one transfer per key; the recorder keeps the rows and counts every step
+            recorder.add_block(info_rows[0], {key: to_numpy(xp.stack([blk[key] for blk in info_block], axis=0))
+                                              for key in info_block[0]})
         pos_block, pos_slots, info_block, info_rows = [], [], [], []
 
     def write_checkpoint(step):
@@ -346,7 +415,7 @@ def run_chains(
         meta = {"format": CHECKPOINT_FORMAT, "identity_version": IDENTITY_VERSION, "config": config,
                 "identity": identity, "step": step, "rng": random.get_state()}
         buffers = {"samples": samples}
-        buffers.update({f"info/{k}": v for k, v in info_buf.items()})
+        buffers.update(recorder.to_arrays())
         save_checkpoint(checkpoint, state, meta, buffers)
 
     show = _progress_enabled(progress)
@@ -359,8 +428,8 @@ def run_chains(
     try:
         for t in range(start, total):
             warm = t < burn_in
-            state, info = algo.step(state, random, warm)
-            info_block.append(info)
+            state, step_info = algo.step(state, random, warm)
+            info_block.append(step_info)
             info_rows.append(t)
             if not warm and (t - burn_in + 1) % thinning == 0:
                 slot = (t - burn_in + 1) // thinning - 1
@@ -386,9 +455,10 @@ def run_chains(
     cost = float(getattr(gradient, "cost", 1.0))
     n_evals = cost * (algo.init_grad_evals + total * algo.grad_evals_per_step)
     result = ChainResult(
-        samples=samples, info=info_buf, n_gradient_evals=n_evals, state=state, sampler=sampler,
+        samples=samples, info=recorder.info, n_gradient_evals=n_evals, state=state, sampler=sampler,
         n_warmup=burn_in, thinning=thinning, seed=seed, backend=bk.name, dtype=np_dtype.__name__,
-        wall_time=wall, meta={"config": config},
+        wall_time=wall, meta={"config": config}, info_steps=recorder.steps, n_warmup_rows=recorder.n_warmup_rows,
+        stats=recorder.stats, info_mode=info_mode, warmup_info_mode=warmup_mode,
     )
     return _check_health(result, d, strict, getattr(algo, "energy_error", None) != "cross_batch")
 
@@ -397,8 +467,8 @@ def _check_health(result: ChainResult, dim: int, strict, check_energy: bool) -> 
     """Attach :func:`~smile_ref.run.health.run_health` to ``result``; warn (or raise) once if unhealthy."""
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
-    result.health = run_health(result.samples, result.info, sampler=result.sampler, n_warmup=result.n_warmup,
-                               dim=dim, check_energy=check_energy)
+    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, dim=dim,
+                                      check_energy=check_energy)
     if not result.health.ok:
         if strict:
             raise RunHealthError(result.health.message())
@@ -421,7 +491,8 @@ def _readable(value) -> Any:
     return f"<{label}>"
 
 
-_STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "dtype", "seed", "step_size")
+_STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "dtype", "seed", "step_size", "info",
+              "warmup_info")
 
 
 def _check_resume(path: str, meta: dict, config: dict, identity: dict) -> None:
