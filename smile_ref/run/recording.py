@@ -69,11 +69,11 @@ def window_aggregates(key: str, v: np.ndarray, ends: np.ndarray, carry: np.ndarr
     if ends.size == 0:
         part = op.reduce(x, axis=0)
         return x[:0], part if carry is None else op(carry, part)
+    tail = int(ends[-1]) + 1
     cuts = np.concatenate([[0], ends[:-1] + 1]).astype(np.intp)
-    win = op.reduceat(x, cuts, axis=0)
+    win = op.reduceat(x[:tail], cuts, axis=0)  # piece i: steps cuts[i] .. ends[i]
     if carry is not None:
         win[0] = op(carry, win[0])
-    tail = int(ends[-1]) + 1
     return win, (op.reduce(x[tail:], axis=0) if tail < m else None)
 
 
