@@ -10,8 +10,9 @@ The driver feeds it each block of steps as it is copied to the host; every count
   ``max |dE|`` (NaN if some step had a NaN energy error); the number of steps with
   ``dE^2 / d > MAX_ENERGY_VAR_PER_DIM``, with ``dE^2 / d > SPIKE_ENERGY_VAR_PER_DIM`` and with a NaN
   ``dE``; and a histogram of ``log10(dE^2 / d)`` with :data:`BINS_PER_DECADE` bins per decade on
-  ``[1e-20, 1e20]`` (plus one bin below, for zero, and one above), used only to *report* the
-  median of ``dE^2 / d`` to within a factor ``10^(1 / (2 BINS_PER_DECADE))``;
+  ``[1e-12, 1e12]`` and one per decade from ``1e-320`` to ``1e-12`` and from ``1e12`` to ``1e308``
+  (plus one bin below, for zero, and one above), used only to *report* the median of ``dE^2 / d``:
+  to within a factor ``10^(1 / (2 BINS_PER_DECADE))`` on ``[1e-12, 1e12]``, ``10^(1/2)`` outside;
 * per chain, over the whole run: the number of consecutive rejected steps that end at the last
   step, and the number of steps with ``info["window_end"]`` (IASG window means).
 
@@ -25,13 +26,14 @@ import numpy as np
 
 from .health import MAX_ENERGY_VAR_PER_DIM, SPIKE_ENERGY_VAR_PER_DIM
 
-__all__ = ["StepStats", "PHASES", "BINS_PER_DECADE"]
+__all__ = ["StepStats", "PHASES", "BINS_PER_DECADE", "FINE_RANGE"]
 
 PHASES = ("warmup", "sampling")
 BINS_PER_DECADE = 16
-_LOG_LO, _LOG_HI = -20, 20
-_EDGES = 10.0 ** (np.arange(_LOG_LO * BINS_PER_DECADE, _LOG_HI * BINS_PER_DECADE + 1) / BINS_PER_DECADE)
-_N_BINS = _EDGES.size + 1  # underflow (incl. 0), the 1/16-decade bins, overflow (incl. inf)
+FINE_RANGE = (1e-12, 1e12)  # 1/BINS_PER_DECADE-decade bins here, one-decade bins outside
+_EDGES = np.concatenate([10.0 ** np.arange(-320, -12), 10.0 ** (np.arange(-12 * BINS_PER_DECADE, 12 * BINS_PER_DECADE)
+                                                                  / BINS_PER_DECADE), 10.0 ** np.arange(12, 309)])
+_N_BINS = _EDGES.size + 1  # underflow (incl. 0), the bins between the edges, overflow (incl. inf)
 
 # per-phase counters: name -> (info key, dtype); energy counters follow the "energy_error" key
 _COUNTS = {"rejected": "rejected", "nonfinite": "nonfinite"}
@@ -164,15 +166,17 @@ class StepStats:
         """Median of ``dE^2 / d`` per chain from the histogram (NaN where a ``dE`` was NaN).
 
         The estimate is the geometric centre of the bin that holds each middle order statistic
-        (their geometric mean for an even count): within a factor ``10^(1 / (2 BINS_PER_DECADE))``
-        of the exact median; 0 below ``1e-20`` and ``inf`` above ``1e20``.
+        (their mean for an even count, as the median is the mean of the two middle values): within a factor ``10^(1 / (2 BINS_PER_DECADE))``
+        of the exact median on :data:`FINE_RANGE`, ``10^(1/2)`` outside it; 0 below ``1e-320``,
+        ``inf`` above ``1e308``.
         """
         c = self.phase[phase]
         if "energy_hist" not in c:
             return None
         hist = c["energy_hist"]
         # bin 0 is [0, EDGES[0]), bin i is [EDGES[i-1], EDGES[i]), the last [EDGES[-1], inf]
-        centres = np.concatenate([[0.0], np.sqrt(_EDGES[:-1] * _EDGES[1:]), [np.inf]])
+        logs = np.log10(_EDGES)
+        centres = np.concatenate([[0.0], 10.0 ** (0.5 * (logs[:-1] + logs[1:])), [np.inf]])
         cum = np.cumsum(hist, axis=1)
         out = np.full(self.n_chains, np.nan)
         for j in range(self.n_chains):
@@ -181,7 +185,7 @@ class StepStats:
                 continue
             lo = int(np.searchsorted(cum[j], (k - 1) // 2, side="right"))
             hi = int(np.searchsorted(cum[j], k // 2, side="right"))
-            out[j] = centres[lo] if lo == hi else np.sqrt(centres[lo] * centres[hi])
+            out[j] = centres[lo] if lo == hi else 0.5 * centres[lo] + 0.5 * centres[hi]
         return out
 
     # ------------------------------------------------------------------ checkpoints
