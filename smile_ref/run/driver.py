@@ -318,15 +318,14 @@ def run_chains(
         wall_time=wall, meta={"config": config}, info_steps=recorder.steps, n_warmup_rows=recorder.n_warmup_rows,
         stats=recorder.stats, info_mode=info_mode, warmup_info_mode=warmup_mode,
     )
-    return _check_health(result, d, strict, getattr(algo, "energy_error", None) != "cross_batch")
+    return _check_health(result, strict, getattr(algo, "energy_error", None) != "cross_batch")
 
 
-def _check_health(result: ChainResult, dim: int, strict, check_energy: bool) -> ChainResult:
+def _check_health(result: ChainResult, strict, check_energy: bool) -> ChainResult:
     """Attach :func:`~smile_ref.run.health.run_health` to ``result``; warn (or raise) once if unhealthy."""
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
-    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, dim=dim,
-                                      check_energy=check_energy)
+    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, check_energy=check_energy)
     if not result.health.ok:
         if strict:
             raise RunHealthError(result.health.message())

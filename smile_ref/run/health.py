@@ -268,7 +268,7 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
     return health_from_stats(samples, stats, sampler=sampler, check_energy=check_energy)
 
 
-def health_from_stats(samples, stats, *, sampler: str, dim: int | None = None, check_energy: bool = True) -> RunHealth:
+def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True) -> RunHealth:
     """Health summary of a finished run from its recorded draws and exact per-step counters.
 
     Parameters
@@ -280,10 +280,8 @@ def health_from_stats(samples, stats, *, sampler: str, dim: int | None = None, c
         (``ChainResult.stats``).
     sampler : str
         Name used in the messages.
-    dim : int, optional
-        Ignored (``dE^2 / d`` uses ``stats.dim``); accepted for symmetry with :func:`run_health`.
     check_energy : bool
-        Judge the energy error (see :func:`run_health`).
+        Judge the energy error (see :func:`run_health`); ``dE^2 / d`` uses ``stats.dim``.
 
     Returns
     -------
