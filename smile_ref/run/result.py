@@ -27,7 +27,8 @@ class ChainResult:
         ``t_s`` of the draws (``sampling_info(key)[s]`` belongs to ``samples[:, s]``) and every key
         is its value at ``t_s``; the extra keys ``n_rejected``, ``n_nonfinite`` (int64) and
         ``max_abs_energy_error`` aggregate the window of ``thinning`` steps that ends at ``t_s``
-        (warm-up rows: windows of one step).  ``info="all", warmup_info="all"``: one row per step,
+        (each warm-up row is a window of one step, or with ``warmup_info="thinned"`` of the steps
+        since the previous warm-up row).  ``info="all", warmup_info="all"``: one row per step,
         ``info_steps = 0 .. n_warmup + n_steps - 1``, no extra keys.  Layouts and window rules:
         :mod:`smile_ref.run.recording`.
     info_steps : numpy.ndarray of int64, shape (n_rows,)
