@@ -236,3 +236,23 @@ def test_thinned_info_memory_scales_with_draws():
     assert short.info["step_size"].shape == (10 + 10, 2) and long.info["step_size"].shape == (10 + 100, 2)
     nbytes = [sum(v.nbytes for v in r.stats.to_arrays().values()) for r in (short, long)]
     assert nbytes[0] == nbytes[1]
+
+
+@pytest.mark.parametrize("name", ["smile", "sgld"])
+def test_thinned_rows_on_array_api_strict(name):
+    """The recorder reads host copies of each block: on array_api_strict the thinned rows, window counts and
+    counters equal those of the same run with info="all", and the NumPy run's."""
+    pytest.importorskip("array_api_strict")
+    runs = {}
+    for backend in ("numpy", "array_api_strict"):
+        for info in ("all", "thinned"):
+            runs[backend, info] = _run(name, info=info, backend=backend, block_size=4)
+    for backend in ("numpy", "array_api_strict"):
+        full, thin = runs[backend, "all"], runs[backend, "thinned"]
+        for key, v in full.info.items():
+            np.testing.assert_array_equal(thin.info[key], v[thin.info_steps], err_msg=key)
+        for r, t in enumerate(thin.info_steps[thin.n_warmup_rows:], start=thin.n_warmup_rows):
+            np.testing.assert_array_equal(thin.info["n_rejected"][r], full.info["rejected"][t - K + 1:t + 1].sum(axis=0))
+        assert thin.stats.equal(full.stats) and thin.health.summary() == full.health.summary()
+    np.testing.assert_allclose(runs["array_api_strict", "thinned"].samples, runs["numpy", "thinned"].samples,
+                               rtol=1e-12, atol=1e-12)
