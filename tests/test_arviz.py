@@ -55,8 +55,8 @@ def test_posterior_layout_and_values():
 
 
 def test_sample_stats_aligned_to_thinned_draws():
-    """sample_stats[k][c, s] = info[k][n_warmup + (s + 1) thinning - 1, c]; warm-up rows go to warmup_sample_stats."""
-    res = _run()
+    """sample_stats[k][c, s] = info[k][n_warmup + (s + 1) thinning - 1, c] (per-step info="all" rows)."""
+    res = _run(info="all")
     dt = res.to_arviz()
     ss, ws = dt["sample_stats"], dt["warmup_sample_stats"]
     rows = 7 + (np.arange(5) + 1) * 4 - 1
@@ -74,6 +74,32 @@ def test_sample_stats_aligned_to_thinned_draws():
     np.testing.assert_allclose(ss["lp"].values, lp, rtol=1e-12)
     assert set(res.to_arviz(save_warmup=False).children) == {"posterior", "sample_stats"}
     assert set(_run(burn_in=0).to_arviz().children) == {"posterior", "sample_stats"}
+
+
+def test_thinned_info_gives_the_same_sample_stats():
+    """The default thinned rows (plus their window aggregates) convert to exactly the per-step run's groups."""
+    full = _run(info="all").to_arviz()
+    res = _run()  # info="thinned", warmup_info="all": same seed, same draws
+    thin = res.to_arviz()
+    for group in ("sample_stats", "warmup_sample_stats"):
+        a, b = full[group], thin[group]
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            assert a[name].dtype == b[name].dtype and np.array_equal(a[name].values, b[name].values), (group, name)
+    ss = thin["sample_stats"]
+    assert "max_abs_energy_error" in ss.data_vars
+    for key, name in (("step_size", "step_size"), ("logdensity", "lp"), ("rejected", "diverging"),
+                      ("n_rejected", "n_rejected"), ("max_abs_energy_error", "max_abs_energy_error")):
+        assert np.array_equal(ss[name].values, res.sampling_info(key).T), key
+    # thinned warm-up: its rows (steps 3 and 6 of 7 warm-up steps, thinning 4) with their window aggregates
+    tw = _run(warmup_info="thinned")
+    assert tw.info_steps[:tw.n_warmup_rows].tolist() == [3, 6]
+    ws = tw.to_arviz()["warmup_sample_stats"]
+    assert dict(ws.sizes) == {"chain": 3, "draw": 2} and "n_rejected" in ws.data_vars
+    assert np.array_equal(ws["step_size"].values, tw.warmup_info("step_size").T)
+    assert np.array_equal(tw.to_arviz()["sample_stats"]["n_rejected"].values, ss["n_rejected"].values)
+    assert set(_run(warmup_info="summary").to_arviz().children) == {"posterior", "sample_stats"}
+    assert set(_run(info="summary").to_arviz().children) == {"posterior", "warmup_sample_stats"}
 
 
 def test_counts_over_thinning_windows():
@@ -171,7 +197,8 @@ def test_ensemble_members_as_chains(tmp_path):
     for m in range(cfg.n_members):
         with np.load(tmp_path / "run" / "members" / f"member_{m:03d}.npz") as z:
             assert np.array_equal(post["x"].values[m], z["samples"])
-            rows = cfg.n_warmup + (np.arange(n_draws) + 1) * cfg.thinning - 1
+            rows = np.searchsorted(z["info_steps"], cfg.n_warmup + (np.arange(n_draws) + 1) * cfg.thinning - 1)
+            assert np.array_equal(z["info_steps"][rows], cfg.n_warmup + (np.arange(n_draws) + 1) * cfg.thinning - 1)
             assert np.array_equal(dt["sample_stats"]["step_size"].values[m], z["info/step_size"][rows])
     assert dict(dt["warmup_sample_stats"].sizes) == {"chain": cfg.n_members, "draw": cfg.n_warmup}
     no_dir = run_ensemble(data, "sgld", config=cfg, seed=0, hidden=(3,))

@@ -167,7 +167,7 @@ def test_iasg_records_window_means():
     t, g = _toy(N=40)
     kw = dict(gradient=g, n_chains=2, burn_in=3, seed=5, backend="numpy", learning_rate=0.1, progress=False)
     plain = run_chains("constant_sgd", t, n_steps=12, **kw)
-    ia = run_chains("constant_sgd", t, n_steps=12, thinning=4, iasg=True, window=4, **kw)
+    ia = run_chains("constant_sgd", t, n_steps=12, thinning=4, iasg=True, window=4, info="all", **kw)
     want = plain.samples.reshape(2, 3, 4, 3).mean(axis=2)
     np.testing.assert_allclose(ia.samples, want, rtol=1e-12, atol=1e-14)
     ends = ia.info["window_end"][3:, 0]

@@ -23,8 +23,14 @@ def test_shapes_info_and_cost():
     res = smile_ref.run_chains("mclmc", t, n_chains=3, n_steps=20, burn_in=10, thinning=4, seed=0, progress=False)
     assert res.samples.shape == (3, 5, 4)
     assert res.samples.dtype == np.float64
-    for key in ("energy_error", "step_size", "rejected", "L"):
-        assert res.info[key].shape == (30, 3)
+    for key in ("energy_error", "step_size", "rejected", "L", "n_rejected", "max_abs_energy_error"):
+        assert res.info[key].shape == (15, 3)  # 10 warm-up rows + one row per draw (info="thinned")
+        assert res.sampling_info(key).shape == (5, 3) and res.warmup_info(key).shape == (10, 3)
+    full = smile_ref.run_chains("mclmc", t, n_chains=3, n_steps=20, burn_in=10, thinning=4, seed=0, progress=False,
+                                info="all")
+    assert set(full.info) == {"energy_error", "kinetic_change", "step_size", "L", "rejected", "nonfinite", "logdensity"}
+    for key in full.info:
+        assert full.info[key].shape == (30, 3)
     # McLachlan: 2 gradients per step, +1 at initialisation, full-batch cost 1
     assert res.n_gradient_evals == 1 + 2 * 30
     assert np.all(np.isfinite(res.samples))

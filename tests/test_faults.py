@@ -116,6 +116,7 @@ def _run(name, gradient=None, n_steps=1000, **opts):
         kw["gradient"] = gradient
     elif kw.get("gradient", 0) is None:
         kw.pop("gradient")
+    kw.setdefault("info", "all")  # the tests read per-step flags
     return smile_ref.run_chains(name, TARGET, n_chains=4, n_steps=n_steps, seed=1, progress=False,
                                 initial_position=np.tile(START, (4, 1)), **kw)
 
@@ -221,7 +222,7 @@ def test_nan_in_a_middle_gradient_evaluation_rejects_the_step(sampler):
     t = targets.from_callable(None, None, 4, logdensity_and_grad=lg, check=False)
     with pytest.warns(RunHealthWarning, match="non-finite"):
             res = smile_ref.run_chains(sampler, t, n_chains=3, n_steps=12, seed=0, step_size=0.1, tuner=None,
-                                   progress=False, **({"L": 2.0} if sampler == "mclmc" else {}))
+                                   progress=False, info="all", **({"L": 2.0} if sampler == "mclmc" else {}))
     assert calls["n"] == 1 + 2 * 12  # the count above is the sampler's evaluation order
     assert res.info["nonfinite"][5].tolist() == [False, True, False]
     assert res.info["rejected"][5].tolist() == [False, True, False]

@@ -1,5 +1,6 @@
-"""SIGKILL a checkpointed run mid-way, resume it in a new process: samples and info equal an
-uninterrupted run bit for bit (NumPy), and no temporary file is left behind.
+"""SIGKILL a checkpointed run mid-way, resume it in a new process: samples, the (thinned) info rows and
+the exact per-step counters equal an uninterrupted run bit for bit (NumPy), and no temporary file is
+left behind.
 
 The worker (:mod:`tests.kill_resume_worker`) signals once its first checkpoint exists and then
 slows down; the parent kills it with SIGKILL after a short, seeded random delay, so the kill may
@@ -59,6 +60,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, name):
     assert set(res.info) == set(ref.info) and res.info
     for k in ref.info:
         np.testing.assert_array_equal(res.info[k], ref.info[k], err_msg=k)
+    np.testing.assert_array_equal(res.info_steps, ref.info_steps)
+    assert res.stats.equal(ref.stats) and res.health.summary() == ref.health.summary()  # the exact counters too
     assert res.n_gradient_evals == ref.n_gradient_evals
     stray = [p.name for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
     assert stray == [], stray

@@ -148,7 +148,7 @@ def test_polynomial_schedule_recorded():
     t = Gaussian(np.zeros(2), np.eye(2))
     a, b, g = 0.5, 10.0, 0.55
     res = smile_ref.run_chains("sgld", t, n_chains=3, n_steps=20, burn_in=5, seed=0, progress=False,
-                               step_size=a * b**-g, schedule=("polynomial", a, b, g))
+                               step_size=a * b**-g, schedule=("polynomial", a, b, g), info="all")
     expected = a * (b + np.arange(25)) ** -g
     np.testing.assert_allclose(res.info["step_size"], np.repeat(expected[:, None], 3, axis=1), rtol=1e-14)
 

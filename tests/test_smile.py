@@ -94,7 +94,7 @@ def test_nan_gradient_entries_zero_and_clip_counts_them():
     est = _Scripted(t, nan_calls={3, 4, 5})  # init = call 1; step k evaluates calls 2k, 2k + 1
     with pytest.warns(smile_ref.errors.RunHealthWarning, match="non-finite"):
         res = smile_ref.run_chains("smile", t, gradient=est, n_chains=2, n_steps=20, step_size=0.05, seed=0,
-                                   tuner=None, progress=False, nonfinite_gradient="zero_and_clip")
+                                   tuner=None, progress=False, nonfinite_gradient="zero_and_clip", info="all")
     assert np.all(np.isfinite(res.samples))
     assert res.n_rejected == 0  # NaN gradient entries are sanitised (set to 0), not rejected
     assert res.info["nonfinite"][:, 0].nonzero()[0].tolist() == [0, 1]  # steps 1, 2 (calls 3; 4, 5)
@@ -105,7 +105,7 @@ def test_nan_gradient_entries_reject_the_step_by_default():
     est = _Scripted(t, nan_calls={3, 4, 5})
     with pytest.warns(smile_ref.errors.RunHealthWarning, match="non-finite"):
         res = smile_ref.run_chains("smile", t, gradient=est, n_chains=2, n_steps=20, step_size=0.05, seed=0,
-                                   tuner=None, progress=False)
+                                   tuner=None, progress=False, info="all")
     assert np.all(np.isfinite(res.samples))
     assert res.info["rejected"][:, 0].nonzero()[0].tolist() == [0, 1]
     assert res.info["nonfinite"][:, 0].nonzero()[0].tolist() == [0, 1]

@@ -70,7 +70,7 @@ def test_default_run_is_healthy(name):
     t = make_target()
     g = make_grad(t) if make_grad else None
     res = smile_ref.run_chains(sampler, t, gradient=g, n_chains=n, n_steps=steps, burn_in=burn, step_size=eps,
-                               seed=0, progress=False)
+                               seed=0, progress=False, info="all")  # _assert_healthy reads per-step traces
     _assert_healthy(res, burn)
 
 
@@ -79,7 +79,7 @@ def test_authors_gamma_tuner_spirals_on_the_reproducer():
     Gamma tuner (``tuner="energy_error"``, explicit) rejects every step after the freeze and ends at the floor;
     the default on the same run is healthy (``test_default_run_is_healthy[icg10_exact_1e-2]``)."""
     t = targets.ill_conditioned_gaussian(10)
-    kw = dict(n_chains=2, n_steps=300, burn_in=500, step_size=1e-2, seed=0, progress=False)
+    kw = dict(n_chains=2, n_steps=300, burn_in=500, step_size=1e-2, seed=0, progress=False, info="all")
     with pytest.warns(RunHealthWarning, match="floor"):  # and the run-health check says so
         gamma = smile_ref.run_chains("smile", t, tuner="energy_error", **kw)
     assert gamma.info["rejected"][10:].all()
@@ -233,5 +233,5 @@ def test_default_run_is_healthy_wide_grid(sampler, name, eps):
     t, g = _slow_problem(name)
     x0 = t.init_params(np.random.default_rng(1), 4) if isinstance(t, targets.MLP) else None  # He normal
     res = smile_ref.run_chains(sampler, t, gradient=g, n_chains=4, n_steps=2000, burn_in=2000, step_size=eps,
-                               seed=1, progress=False, initial_position=x0)
+                               seed=1, progress=False, initial_position=x0, info="all")
     _assert_healthy(res, 2000)

@@ -83,7 +83,7 @@ def one(sampler, target, gradient, step_size, opts, n_chains, burn_in, n_steps, 
     try:
         res = smile_ref.run_chains(sampler, target, gradient=gradient, n_chains=n_chains, n_steps=n_steps,
                                    burn_in=burn_in, step_size=step_size, seed=seed, progress=False,
-                                   initial_position=x0, **opts)
+                                   initial_position=x0, info="all", **opts)  # per-step traces below
     except RuntimeError as exc:  # the Var[dE]/d tuner raises when its step size collapses
         return {"error": str(exc)[:200], "wall_s": time.time() - t0}
     rej = res.info["rejected"][burn_in:]

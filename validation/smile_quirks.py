@@ -63,7 +63,7 @@ def run(quick: bool, out: str) -> dict:
         s = time.time()
         res = smile_ref.run_chains("smile", target, gradient=MiniBatch(target, 32), n_chains=16, n_steps=n_steps,
                                    burn_in=burn, step_size=1e-2, seed=2, thinning=5, progress=False,
-                                   tuner="energy_error", **opts)
+                                   tuner="energy_error", info="all", **opts)  # per-step rates below
         x = res.samples.reshape(-1, target.dim)
         rows.append({
             "config": name,

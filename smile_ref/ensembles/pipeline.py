@@ -162,14 +162,14 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
     out = []
     for j, m in enumerate(members):
         info = {k: v[:, j] for k, v in res.info.items()}
-        steps = info.get("step_size")
+        steps = res.stats.get("sampling", "step_size_last")  # the step size of the last step (every step counted)
         meta = {"member": m, "group": list(members), "sampler": task.sampler, "n_gradient_evals": res.n_gradient_evals,
                 "wall_time": res.wall_time, "group_size": len(members), "initial_step_size": step,
-                "final_step_size": float(steps[-1]) if steps is not None and steps.size else step,
-                "n_rejected": int(info["rejected"].sum()) if "rejected" in info else 0,
+                "final_step_size": float(steps[j]) if steps is not None else step,
+                "n_rejected": int(res.stats.total("rejected")[j]) if res.stats.total("rejected") is not None else 0,
                 "n_draws": int(res.samples.shape[1]),
                 "health": res.health.chain_problems(j) if res.health is not None else []}
-        arrays = {"samples": res.samples[j]}
+        arrays = {"samples": res.samples[j], "info_steps": res.info_steps}  # step of each info row
         arrays.update({f"info/{k}": v for k, v in info.items()})
         if store is not None:
             store.save_member(m, arrays, meta)

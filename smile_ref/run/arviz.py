@@ -9,18 +9,22 @@
     ``x[0]``, ``x[1]``, ...); with ``var_names`` (or a target whose ``describe()`` holds
     ``param_names``) one scalar variable per coordinate instead.
 ``sample_stats``
-    smile_ref's per-step ``info`` at the steps that produced the recorded draws, under ArviZ's
-    conventional names where one exists (list below), plus per-draw counts of the guardrail
-    events over the ``thinning`` steps that end at each draw.
+    smile_ref's ``info`` at the steps that produced the recorded draws, under ArviZ's
+    conventional names where one exists (list below), plus per-draw aggregates of the
+    ``thinning`` steps that end at each draw (counts of guardrail events, largest ``|dE|``).
 ``warmup_sample_stats``
-    The same statistics for every warm-up step (``draw`` = warm-up step ``0..n_warmup-1``; warm-up
-    is never thinned).  There is no ``warmup_posterior``: the driver does not keep warm-up
+    The same statistics for the recorded warm-up rows: every warm-up step (``draw`` = warm-up step
+    ``0..n_warmup-1``) with ``run_chains(warmup_info="all")``, or, with ``warmup_info="thinned"``,
+    the steps ``ChainResult.info_steps[:n_warmup_rows]`` with their window aggregates; absent for
+    ``warmup_info="summary"``.  There is no ``warmup_posterior``: the driver does not keep warm-up
     positions.
 
-Alignment.  ``info`` rows are steps (warm-up first); with ``n_warmup = W`` and thinning ``k``,
-draw ``s`` (0-based) is the position after step ``t_s = W + (s + 1) k - 1``, so
-``sample_stats[key][c, s] = info[key][t_s, c]``.  Steps after the last recorded draw (the
-``n_steps mod k`` trailing ones) appear in no group.
+Alignment.  With ``n_warmup = W`` and thinning ``k``, draw ``s`` (0-based) is the position after
+step ``t_s = W + (s + 1) k - 1``, and ``sample_stats[key][c, s]`` is ``info[key]`` at step ``t_s``:
+the row ``s`` of the sampling rows of ``run_chains(info="thinned")`` (which also carries the window
+aggregates, copied), or the row ``t_s`` of per-step ``info`` (``info="all"``; the aggregates are then
+computed from the per-step rows).  Both give the same ``sample_stats``.  Steps after the last
+recorded draw (the ``n_steps mod k`` trailing ones) appear in no group.
 
 Names (smile_ref ``info`` key -> ``sample_stats`` variable):
 
@@ -32,7 +36,8 @@ Names (smile_ref ``info`` key -> ``sample_stats`` variable):
   energy error above the sampler's threshold);
 * ``nonfinite`` -> ``nonfinite``: the step produced non-finite values (SMILE);
 * counts ``n_rejected`` and ``n_nonfinite`` (int64): rejected / non-finite steps among the
-  ``thinning`` steps that end at the draw (sampling groups only);
+  ``thinning`` steps that end at the draw; ``max_abs_energy_error``: the largest ``|dE|`` among
+  them (sampling group, and thinned warm-up rows);
 * any other key keeps its name (``kinetic_change``, ``L``, ``loss``, ``window_end``).
 """
 from __future__ import annotations
@@ -47,7 +52,9 @@ __all__ = ["chains_to_datatree", "STAT_NAMES", "ARVIZ_EXTRA_MESSAGE"]
 STAT_NAMES = {"logdensity": "lp", "rejected": "diverging"}
 """smile_ref ``info`` key -> ArviZ ``sample_stats`` name, where they differ."""
 
-_COUNTED = {"rejected": "n_rejected", "nonfinite": "n_nonfinite"}
+_WINDOW = {"rejected": ("n_rejected", np.add), "nonfinite": ("n_nonfinite", np.add),
+           "energy_error": ("max_abs_energy_error", np.maximum)}
+_WINDOW_NAMES = {name for name, _ in _WINDOW.values()}
 
 ARVIZ_EXTRA_MESSAGE = (
     "to_arviz needs arviz-base and xarray (the 'arviz' extra): pip install 'smile_ref[arviz]'"
@@ -74,16 +81,35 @@ def _check_names(var_names, d: int) -> list[str]:
     return names
 
 
-def _stats_group(info: dict, rows: np.ndarray, window: int | None) -> dict:
-    """ArviZ-named ``(chain, draw)`` arrays of ``info`` at ``rows``; counts over the ``window`` steps ending there."""
+def _stats_group(info: dict, rows: np.ndarray, window: int | None, keep_windows: bool = False) -> dict:
+    """ArviZ-named ``(chain, draw)`` arrays of ``info`` at ``rows``.
+
+    ``window``: ``rows`` are consecutive windows of ``window`` per-step rows (each ending at a row):
+    the aggregates are computed from them.  ``keep_windows``: ``info`` already holds the aggregates
+    of ``rows`` (thinned rows): they are copied.  Otherwise the aggregate keys are dropped.
+    """
     out = {}
     for key, v in info.items():
         v = np.asarray(v)
+        if key in _WINDOW_NAMES and not keep_windows:
+            continue
         out[STAT_NAMES.get(key, key)] = np.ascontiguousarray(v[rows].T)
-        if window is not None and key in _COUNTED:
-            c = np.cumsum(np.concatenate([np.zeros((1, v.shape[1]), np.int64), v.astype(np.int64)]), axis=0)
-            out[_COUNTED[key]] = np.ascontiguousarray((c[rows + 1] - c[rows + 1 - window]).T)
+        if window is not None and key in _WINDOW and rows.size:
+            name, op = _WINDOW[key]
+            x = v.astype(bool).astype(np.int64) if op is np.add else np.abs(v)
+            blocks = x[rows[0] + 1 - window: rows[-1] + 1].reshape(rows.size, window, v.shape[1])
+            out[name] = np.ascontiguousarray(op.reduce(blocks, axis=1).T)
     return out
+
+
+def _rows_of(steps: np.ndarray, wanted: np.ndarray, what: str) -> np.ndarray:
+    """Indices of ``wanted`` steps in the sorted row steps ``steps``; ``ValueError`` if one is missing."""
+    rows = np.searchsorted(steps, wanted)
+    ok = (rows < steps.size) & (steps[np.minimum(rows, steps.size - 1)] == wanted) if steps.size else wanted < 0
+    if not np.all(ok):
+        raise ValueError(f"info has no row for step {int(wanted[~ok][0])} ({what}); info_steps do not match "
+                         "n_warmup and thinning")
+    return rows
 
 
 def chains_to_datatree(
@@ -97,16 +123,18 @@ def chains_to_datatree(
     save_warmup: bool = True,
     attrs: dict | None = None,
     chain_coords=None,
+    info_steps=None,
 ):
-    """Recorded chains (and their per-step ``info``) as an ArviZ ``xarray.DataTree``.
+    """Recorded chains (and their ``info`` rows) as an ArviZ ``xarray.DataTree``.
 
     Parameters
     ----------
     samples : array-like (n_chains, n_draws, d)
         Host draws (as :attr:`smile_ref.ChainResult.samples`); their dtype is kept.
-    info : dict of array-like (n_warmup + n_steps, n_chains), optional
-        Per-step diagnostics, warm-up rows first (as :attr:`smile_ref.ChainResult.info`); it
-        must cover at least the ``n_warmup + n_draws * thinning`` steps that produced the draws.
+    info : dict of array-like (n_rows, n_chains), optional
+        Diagnostics rows, warm-up rows first (as :attr:`smile_ref.ChainResult.info`): without
+        ``info_steps``, one row per step covering at least the ``n_warmup + n_draws * thinning``
+        steps that produced the draws.
     n_warmup, thinning : int
         Warm-up steps at the head of ``info`` and the thinning of ``samples`` (see the module
         docstring for the alignment ``t_s = n_warmup + (s + 1) thinning - 1``).
@@ -121,6 +149,9 @@ def chains_to_datatree(
         Attributes of the posterior and sample-stats groups (strings and numbers).
     chain_coords : array-like (n_chains,), optional
         Coordinate values of ``chain`` (default ``0..n_chains-1``).
+    info_steps : array-like of int (n_rows,), optional
+        Step index of each row of ``info`` (:attr:`smile_ref.ChainResult.info_steps`); default
+        ``0 .. n_rows - 1`` (one row per step).
 
     Returns
     -------
@@ -161,18 +192,33 @@ def chains_to_datatree(
     data: dict[str, dict] = {"posterior": posterior}
     group_attrs: dict[str, Any] = {}
     info = {} if info is None else dict(info)
+    n_rows = max((int(np.shape(v)[0]) for v in info.values()), default=0)
+    steps = np.arange(n_rows) if info_steps is None else np.asarray(info_steps, dtype=np.int64)
+    if steps.ndim != 1 or (steps.size > 1 and np.any(np.diff(steps) <= 0)):
+        raise ValueError(f"info_steps must be an increasing 1-d array of step indices, got shape {steps.shape}")
     for key, v in info.items():
         shape = np.shape(v)
-        if len(shape) != 2 or shape[1] != n_chains or shape[0] < n_warmup + n_draws * thinning:
+        if info_steps is None and (len(shape) != 2 or shape[1] != n_chains or shape[0] < n_warmup + n_draws * thinning):
             raise ValueError(
                 f"info[{key!r}] must have shape (>= n_warmup + n_draws * thinning = {n_warmup + n_draws * thinning}, "
                 f"{n_chains}) (steps, chains), got {shape}"
             )
+        if info_steps is not None and shape != (steps.size, n_chains):
+            raise ValueError(f"info[{key!r}] must have shape (len(info_steps) = {steps.size}, {n_chains}), got {shape}")
     if info:
-        rows = n_warmup + (np.arange(n_draws) + 1) * thinning - 1
-        data["sample_stats"] = _stats_group(info, rows, thinning)
-        if save_warmup and n_warmup > 0:
-            data["warmup_sample_stats"] = _stats_group(info, np.arange(n_warmup), None)
+        draw_steps = n_warmup + (np.arange(n_draws) + 1) * thinning - 1
+        if n_draws and np.any(steps >= n_warmup):
+            rows = _rows_of(steps, draw_steps, "a recorded draw")
+            lo = int(np.searchsorted(steps, n_warmup))  # first sampling row
+            per_step = steps[lo] == n_warmup and rows[-1] - lo == draw_steps[-1] - n_warmup
+            if per_step:  # a row for every sampling step up to the last draw: aggregate the windows here
+                data["sample_stats"] = _stats_group(info, rows, thinning)
+            else:  # thinned rows: their window aggregates are in info
+                data["sample_stats"] = _stats_group(info, rows, None, keep_windows=True)
+        w_rows = np.flatnonzero(steps < n_warmup)
+        if save_warmup and w_rows.size:
+            thinned_warmup = w_rows.size < n_warmup
+            data["warmup_sample_stats"] = _stats_group(info, w_rows, None, keep_windows=thinned_warmup)
     if attrs:
         group_attrs = {g: dict(attrs) for g in data}
     # each group is its own Dataset: ``draw`` runs over the draws, and over the warm-up steps in warmup groups
@@ -207,7 +253,8 @@ def chain_result_to_datatree(result, *, var_names=None, var_name: str = "x", sav
                          thinning=int(result.thinning), backend=result.backend, dtype=result.dtype,
                          sampling_time=float(result.wall_time), n_gradient_evals=float(result.n_gradient_evals))
     return chains_to_datatree(result.samples, result.info, n_warmup=result.n_warmup, thinning=result.thinning,
-                              var_names=var_names, var_name=var_name, save_warmup=save_warmup, attrs=attrs)
+                              var_names=var_names, var_name=var_name, save_warmup=save_warmup, attrs=attrs,
+                              info_steps=result.info_steps)
 
 
 def ensemble_to_datatree(result, *, var_names=None, var_name: str = "x", save_warmup: bool = True):
@@ -222,7 +269,7 @@ def ensemble_to_datatree(result, *, var_names=None, var_name: str = "x", save_wa
                          "run run_ensemble(..., out_dir=...) to keep them")
     cfg = result.config or {}
     n_members = int(cfg.get("n_members", len(result.members)))
-    samples, infos, metas = [], [], []
+    samples, infos, metas, steps = [], [], [], []
     for m in range(n_members):
         path = os.path.join(os.fspath(result.out_dir), "members", f"member_{m:03d}.npz")
         if not os.path.exists(path):
@@ -230,9 +277,12 @@ def ensemble_to_datatree(result, *, var_names=None, var_name: str = "x", save_wa
         with np.load(path, allow_pickle=False) as z:
             samples.append(np.asarray(z["samples"]))
             infos.append({k[len("info/"):]: np.asarray(z[k]) for k in z.files if k.startswith("info/")})
+            steps.append(np.asarray(z["info_steps"]) if "info_steps" in z.files else None)
             metas.append(json.loads(str(z["meta"])))
     keys = set(infos[0])
-    if any(set(i) != keys for i in infos) or len({s.shape for s in samples}) != 1:
+    same_steps = all((a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+                     for a, b in zip(steps, steps[1:]))
+    if any(set(i) != keys for i in infos) or len({s.shape for s in samples}) != 1 or not same_steps:
         raise ValueError("the members of this run recorded different draws or info keys; cannot stack them as chains")
     info = {k: np.stack([i[k] for i in infos], axis=1) for k in sorted(keys)}
     attrs = result_attrs(result.sampler, n_warmup=int(cfg.get("n_warmup", 0)), thinning=int(cfg.get("thinning", 1)),
@@ -242,4 +292,4 @@ def ensemble_to_datatree(result, *, var_names=None, var_name: str = "x", save_wa
     return chains_to_datatree(np.stack(samples), info, n_warmup=int(cfg.get("n_warmup", 0)),
                               thinning=int(cfg.get("thinning", 1)), var_names=var_names, var_name=var_name,
                               save_warmup=save_warmup, attrs=attrs,
-                              chain_coords=np.array([int(mt["member"]) for mt in metas]))
+                              chain_coords=np.array([int(mt["member"]) for mt in metas]), info_steps=steps[0])

@@ -1,9 +1,10 @@
-"""The one-call driver :func:`run_chains` and its result :class:`ChainResult`.
+"""The one-call driver :func:`run_chains` (its result :class:`~smile_ref.run.result.ChainResult`).
 
 The driver owns everything that is not a transition: backend and seed
 resolution, initial positions, the warm-up / sampling split, thinning,
 recording into preallocated host buffers (one device-to-host copy per block of
-steps), progress bars, and checkpoint / resume.
+steps; ``info`` rows and exact counters through :mod:`smile_ref.run.recording`),
+progress bars, and checkpoint / resume.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,105 +21,20 @@ from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
 from ..backend.validate import check_bool, check_nonneg_int, check_positive_int, check_positions
 from ..errors import CorruptFileError, ResumeMismatchError, SmileRefWarning
 from ..gradients.exact import Exact
-from ..io import atomic_save_npz, check_writable
+from ..io import check_writable
 from ..samplers import base as registry
 from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from .identity import IDENTITY_VERSION, check_identity, run_identity
+from .recording import InfoRecorder, check_info_mode
+from .result import ChainResult
 
 from ..errors import RunHealthError, RunHealthWarning
-from .health import run_health
+from .health import health_from_stats
 
 #: ``meta["format"]`` of the checkpoints :func:`run_chains` writes.
-CHECKPOINT_FORMAT = "smile_ref.checkpoint/2"
+CHECKPOINT_FORMAT = "smile_ref.checkpoint/3"
 
 __all__ = ["run_chains", "ChainResult"]
-
-
-@dataclass
-class ChainResult:
-    """Output of :func:`run_chains`.
-
-    Attributes
-    ----------
-    samples : numpy.ndarray, shape (n_chains, n_draws, d)
-        Recorded positions after warm-up (host array, dtype of the run).
-    info : dict of numpy.ndarray, each of shape (n_warmup + n_steps, n_chains)
-        Per-step diagnostics of every step, warm-up included (energy error,
-        step size, rejections, ...); the first ``n_warmup`` rows are warm-up.
-    n_gradient_evals : float
-        Cost per chain in full-data gradient equivalents (a mini-batch gradient
-        of batch b counts b/N).
-    state : Any
-        Final sampler state (arrays of the run's namespace and device).
-    health : RunHealth or None
-        :class:`~smile_ref.run.health.RunHealth` of the run (rejections, non-finite steps,
-        step-size range, frozen chains, R-hat/ESS; ``health.ok``); see ``docs/run-health.md``.
-    """
-
-    samples: np.ndarray
-    info: dict
-    n_gradient_evals: float
-    state: Any
-    sampler: str
-    n_warmup: int
-    thinning: int
-    seed: Any
-    backend: str
-    dtype: str
-    wall_time: float
-    meta: dict = field(default_factory=dict)
-    health: Any = None
-
-    @property
-    def n_chains(self) -> int:
-        return self.samples.shape[0]
-
-    @property
-    def n_rejected(self) -> int:
-        """Total number of guardrail rejections over all chains and steps."""
-        r = self.info.get("rejected")
-        return int(r.sum()) if r is not None else 0
-
-    def sampling_info(self, key: str) -> np.ndarray:
-        return self.info[key][self.n_warmup :]
-
-    def warmup_info(self, key: str) -> np.ndarray:
-        return self.info[key][: self.n_warmup]
-
-    def to_arviz(self, *, var_names=None, var_name: str = "x", save_warmup: bool = True):
-        """The run as an ArviZ ``xarray.DataTree`` (needs the ``arviz`` extra).
-
-        Groups ``posterior`` (dims ``chain``, ``draw`` and ``x_dim_0``, or one variable per
-        name in ``var_names`` or in the target's ``param_names``), ``sample_stats`` (``info`` at
-        the steps that produced the draws: ``step_size``, ``energy_error``, ``lp``,
-        ``diverging`` = ``rejected``, ``nonfinite``, and the counts ``n_rejected`` /
-        ``n_nonfinite`` over each thinning window) and ``warmup_sample_stats`` (every warm-up
-        step).  Warm-up positions are not kept by the driver, so there is no
-        ``warmup_posterior``.  See :mod:`smile_ref.run.arviz` for the alignment and names.
-
-        Examples
-        --------
-        >>> import smile_ref as sr
-        >>> res = sr.run_chains("sgld", sr.targets.Gaussian.isotropic(2), n_chains=2, n_steps=20,
-        ...                     seed=0, step_size=0.1, progress=False)
-        >>> res.to_arviz()["posterior"]["x"].shape
-        (2, 20, 2)
-        """
-        from .arviz import chain_result_to_datatree
-
-        return chain_result_to_datatree(self, var_names=var_names, var_name=var_name, save_warmup=save_warmup)
-
-    def save(self, path) -> None:
-        """Write samples, info and metadata to ``path`` (``.npz``, atomic, no pickles)."""
-        import json
-
-        arrays = {"samples": self.samples}
-        arrays.update({f"info/{k}": v for k, v in self.info.items()})
-        meta = dict(self.meta, sampler=self.sampler, n_warmup=self.n_warmup, thinning=self.thinning,
-                    seed=self.seed, backend=self.backend, dtype=self.dtype, wall_time=self.wall_time,
-                    n_gradient_evals=self.n_gradient_evals)
-        arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True, default=str))
-        atomic_save_npz(path, arrays)
 
 
 def _resolve_backend(backend, dtype, device, initial_position) -> Backend:
@@ -163,6 +78,8 @@ def run_chains(
     resume: bool = False,
     block_size: int = 256,
     strict: bool = False,
+    info: str = "thinned",
+    warmup_info: str = "all",
     **options,
 ) -> ChainResult:
     """Run ``n_chains`` chains of a registered sampler; the stable entry point of smile_ref.
@@ -205,6 +122,16 @@ def run_chains(
         Raise :class:`~smile_ref.errors.RunHealthError` instead of emitting a
         :class:`~smile_ref.errors.RunHealthWarning` when the finished run is unhealthy
         (``ChainResult.health``; ``docs/run-health.md``).
+    info : {"thinned", "all", "summary"}
+        Rows of ``ChainResult.info`` for the sampling steps: ``"thinned"`` (default) the steps
+        that produced the draws (row ``s`` aligned with ``samples[:, s]``) plus window counts
+        ``n_rejected``, ``n_nonfinite`` and ``max_abs_energy_error`` over the ``thinning`` steps
+        ending there; ``"all"`` every step; ``"summary"`` none.  Run health and
+        ``ChainResult.stats`` count every step in all three modes
+        (:mod:`smile_ref.run.recording`, ``docs/run-health.md``).
+    warmup_info : {"all", "thinned", "summary"}
+        Rows for the warm-up steps: every step (default), every ``thinning``-th step and the
+        last warm-up step, or none.  ``info="all", warmup_info="all"`` gives one row per step.
     **options
         Sampler options (see each sampler's builder).
 
@@ -214,6 +141,8 @@ def run_chains(
     """
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
+    info_mode = check_info_mode(info, "info")
+    warmup_mode = check_info_mode(warmup_info, "warmup_info")
     n_chains = check_positive_int(n_chains, "n_chains")
     n_steps = check_nonneg_int(n_steps, "n_steps")
     thinning = check_positive_int(thinning, "thinning")
@@ -272,13 +201,15 @@ def run_chains(
     n_draws = n_steps // thinning
     np_dtype = np.float32 if bk.dtype == bk.xp.float32 else np.float64
     samples = np.empty((n_chains, n_draws, d), dtype=np_dtype)
-    info_buf: dict[str, np.ndarray] = {}
+    recorder = InfoRecorder(info_mode, warmup_mode, n_warmup=burn_in, n_steps=n_steps, thinning=thinning,
+                            n_chains=n_chains, dim=d)
     config = {
         "sampler": sampler, "n_chains": n_chains, "n_steps": n_steps, "burn_in": burn_in,
         "thinning": thinning, "dim": d, "seed": repr(seed), "dtype": str(np_dtype.__name__),
         "options": {k: _readable(v) for k, v in sorted(options.items())}, "step_size": repr(step_size),
         "target": target.describe() if hasattr(target, "describe") else type(target).__name__,
         "gradient": gradient.describe() if hasattr(gradient, "describe") else type(gradient).__name__,
+        "info": info_mode, "warmup_info": warmup_mode,
     }
     identity = None
     if checkpoint is not None:
@@ -315,11 +246,10 @@ def run_chains(
             if v.dtype.kind == "f" and np.any(np.isnan(v)):
                 raise CorruptFileError(f"checkpoint {path!r}: sampler state entry {key!r} contains NaN")
         samples[...] = stored
-        info_buf = {k[len("info/"):]: v.copy() for k, v in arrays.items() if k.startswith("info/")}
-        for k, v in info_buf.items():
-            if v.shape != (total, n_chains):
-                raise CorruptFileError(f"checkpoint {path!r}: 'info/{k}' has shape {v.shape}, expected "
-                                       f"{(total, n_chains)}")
+        try:
+            recorder.restore(arrays)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptFileError(f"checkpoint {path!r}: its recorded info does not fit this run ({exc})") from None
 
     direct = bool(bk.is_numpy)  # NumPy positions are host arrays: record them without a block buffer
     pos_block: list = []
@@ -333,12 +263,9 @@ def run_chains(
         if pos_block:
             host = to_numpy(xp.stack(pos_block, axis=1))  # (n, k, d): one transfer
             samples[:, pos_slots[0] : pos_slots[-1] + 1, :] = host
-        if info_block:
-            for key in info_block[0]:
-                host = to_numpy(xp.stack([blk[key] for blk in info_block], axis=0))
-                if key not in info_buf:
-                    info_buf[key] = np.zeros((total, n_chains), dtype=host.dtype)
-                info_buf[key][info_rows[0] : info_rows[-1] + 1] = host
+        if info_block:  # one transfer per key; the recorder keeps the rows and counts every step
+            recorder.add_block(info_rows[0], {key: to_numpy(xp.stack([blk[key] for blk in info_block], axis=0))
+                                              for key in info_block[0]})
         pos_block, pos_slots, info_block, info_rows = [], [], [], []
 
     def write_checkpoint(step):
@@ -346,7 +273,7 @@ def run_chains(
         meta = {"format": CHECKPOINT_FORMAT, "identity_version": IDENTITY_VERSION, "config": config,
                 "identity": identity, "step": step, "rng": random.get_state()}
         buffers = {"samples": samples}
-        buffers.update({f"info/{k}": v for k, v in info_buf.items()})
+        buffers.update(recorder.to_arrays())
         save_checkpoint(checkpoint, state, meta, buffers)
 
     show = _progress_enabled(progress)
@@ -359,8 +286,8 @@ def run_chains(
     try:
         for t in range(start, total):
             warm = t < burn_in
-            state, info = algo.step(state, random, warm)
-            info_block.append(info)
+            state, step_info = algo.step(state, random, warm)
+            info_block.append(step_info)
             info_rows.append(t)
             if not warm and (t - burn_in + 1) % thinning == 0:
                 slot = (t - burn_in + 1) // thinning - 1
@@ -386,19 +313,19 @@ def run_chains(
     cost = float(getattr(gradient, "cost", 1.0))
     n_evals = cost * (algo.init_grad_evals + total * algo.grad_evals_per_step)
     result = ChainResult(
-        samples=samples, info=info_buf, n_gradient_evals=n_evals, state=state, sampler=sampler,
+        samples=samples, info=recorder.info, n_gradient_evals=n_evals, state=state, sampler=sampler,
         n_warmup=burn_in, thinning=thinning, seed=seed, backend=bk.name, dtype=np_dtype.__name__,
-        wall_time=wall, meta={"config": config},
+        wall_time=wall, meta={"config": config}, info_steps=recorder.steps, n_warmup_rows=recorder.n_warmup_rows,
+        stats=recorder.stats, info_mode=info_mode, warmup_info_mode=warmup_mode,
     )
-    return _check_health(result, d, strict, getattr(algo, "energy_error", None) != "cross_batch")
+    return _check_health(result, strict, getattr(algo, "energy_error", None) != "cross_batch")
 
 
-def _check_health(result: ChainResult, dim: int, strict, check_energy: bool) -> ChainResult:
+def _check_health(result: ChainResult, strict, check_energy: bool) -> ChainResult:
     """Attach :func:`~smile_ref.run.health.run_health` to ``result``; warn (or raise) once if unhealthy."""
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
-    result.health = run_health(result.samples, result.info, sampler=result.sampler, n_warmup=result.n_warmup,
-                               dim=dim, check_energy=check_energy)
+    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, check_energy=check_energy)
     if not result.health.ok:
         if strict:
             raise RunHealthError(result.health.message())
@@ -421,11 +348,17 @@ def _readable(value) -> Any:
     return f"<{label}>"
 
 
-_STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "dtype", "seed", "step_size")
+_STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "dtype", "seed", "step_size", "info",
+              "warmup_info")
 
 
 def _check_resume(path: str, meta: dict, config: dict, identity: dict) -> None:
     """Refuse (ResumeMismatchError / CorruptFileError, naming the field) unless ``meta`` is this run's."""
+    if meta.get("format") == "smile_ref.checkpoint/2":
+        raise ResumeMismatchError(
+            f"checkpoint {path!r} has format 'smile_ref.checkpoint/2', which records info at every step and no "
+            f"exact step counters; this run_chains writes {CHECKPOINT_FORMAT!r} and cannot continue it (delete it, or "
+            "rerun with resume=False)")
     if meta.get("format") != CHECKPOINT_FORMAT or not isinstance(meta.get("identity"), dict):
         raise ResumeMismatchError(
             f"checkpoint {path!r} was not written by this version of run_chains (format "

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RunHealth", "run_health", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
+__all__ = ["RunHealth", "run_health", "health_from_stats", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
            "FROZEN_MIN_DRAWS", "MAX_ENERGY_VAR_PER_DIM", "SPIKE_ENERGY_VAR_PER_DIM", "MAX_SPIKE_FRACTION",
            "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES"]
 
@@ -88,7 +88,11 @@ class RunHealth:
     frozen : numpy.ndarray of bool
         The chain stopped moving at the end of the run.
     energy_var_per_dim : numpy.ndarray of float, or None
-        Median of ``dE^2 / d`` over the sampling steps.
+        Median of ``dE^2 / d`` over the sampling steps, to within a factor 1.075 (from the
+        histogram of :class:`~smile_ref.run.stats.StepStats`; NaN if a ``dE`` was NaN).
+    energy_above_fraction : numpy.ndarray of float, or None
+        Exact fraction of sampling steps with ``dE^2 / d > MAX_ENERGY_VAR_PER_DIM`` (NaN if a
+        ``dE`` was NaN); above 0.5 means the median exceeds the limit (the trigger).
     energy_spike_fraction : numpy.ndarray of float, or None
         Fraction of sampling steps with ``dE^2 / d > SPIKE_ENERGY_VAR_PER_DIM``.
     n_nonfinite_samples : numpy.ndarray of int
@@ -117,6 +121,7 @@ class RunHealth:
     n_nonfinite_samples: np.ndarray
     rhat_max: float | None = None
     ess_min: float | None = None
+    energy_above_fraction: np.ndarray | None = None
     problems: tuple = field(default_factory=tuple)
     remedies: tuple = field(default_factory=tuple)
 
@@ -149,7 +154,7 @@ class RunHealth:
     def _exploding(self) -> np.ndarray:
         if self.energy_var_per_dim is None:
             return np.zeros(self.n_chains, dtype=bool)
-        return (self.energy_var_per_dim > MAX_ENERGY_VAR_PER_DIM) | (self.energy_spike_fraction > MAX_SPIKE_FRACTION)
+        return (self.energy_above_fraction > 0.5) | (self.energy_spike_fraction > MAX_SPIKE_FRACTION)
 
     def message(self) -> str:
         """The warning text: the problems, then the remedies."""
@@ -185,32 +190,22 @@ class RunHealth:
     __str__ = summary
 
 
-def _count(info, key, rows):
-    v = info.get(key)
-    if v is None:
-        return None
-    return np.asarray(v[rows], dtype=bool).sum(axis=0).astype(np.int64)
-
-
 def _frozen_positions(samples: np.ndarray) -> np.ndarray:
     n, m = samples.shape[:2]
     if m < FROZEN_MIN_DRAWS:
         return np.zeros(n, dtype=bool)
     w = max(10, math.ceil(m / 10))
-    tail = samples[:, m - w:, :]
-    return np.all(tail == tail[:, -1:, :], axis=(1, 2))
+    return np.array([bool(np.all(c[m - w:] == c[-1])) for c in samples], dtype=bool)  # one chain at a time
 
 
-def _frozen_rejections(rejected, n_warmup, n_steps, n_chains) -> np.ndarray:
-    if rejected is None or n_steps < FROZEN_MIN_DRAWS:
-        return np.zeros(n_chains, dtype=bool)
-    w = max(10, math.ceil(n_steps / 10))
-    return np.all(np.asarray(rejected[n_warmup + n_steps - w: n_warmup + n_steps], dtype=bool), axis=0)
+def _nonfinite_draws(samples: np.ndarray) -> np.ndarray:
+    """Draws with a non-finite coordinate, per chain (one chain at a time: no full-size temporary)."""
+    return np.array([int(np.count_nonzero(~np.isfinite(c).all(axis=-1))) for c in samples], dtype=np.int64)
 
 
-def _rhat_ess(samples: np.ndarray):
+def _rhat_ess(samples: np.ndarray, all_finite: bool):
     n, m, d = samples.shape
-    if n < 2 or m < FROZEN_MIN_DRAWS or not np.all(np.isfinite(samples)):
+    if n < 2 or m < FROZEN_MIN_DRAWS or not all_finite:
         return None, None
     from ..diagnostics.ess import ess, rhat  # above the run layer, as in tuners.mclmc
 
@@ -226,7 +221,11 @@ def _rhat_ess(samples: np.ndarray):
 
 def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | None = None,
                check_energy: bool = True) -> RunHealth:
-    """Health summary of a finished run.
+    """Health summary of a finished run from its complete per-step ``info``.
+
+    The counters of :class:`~smile_ref.run.stats.StepStats` are taken over ``info`` and judged by
+    :func:`health_from_stats`, as :func:`smile_ref.run_chains` does with the counters it streams
+    over every step.
 
     Parameters
     ----------
@@ -261,47 +260,71 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
     >>> h.ok, h.frozen.tolist()
     (False, [True, True])
     """
+    from .stats import StepStats
+
+    samples = np.asarray(samples)
+    d = int(samples.shape[-1] if dim is None else dim)
+    stats = StepStats.from_info(info, n_warmup, int(samples.shape[0]), d)
+    return health_from_stats(samples, stats, sampler=sampler, check_energy=check_energy)
+
+
+def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True) -> RunHealth:
+    """Health summary of a finished run from its recorded draws and exact per-step counters.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray, shape (n_chains, n_draws, d)
+        Recorded draws (host array).
+    stats : StepStats
+        :class:`~smile_ref.run.stats.StepStats` accumulated over every warm-up and sampling step
+        (``ChainResult.stats``).
+    sampler : str
+        Name used in the messages.
+    check_energy : bool
+        Judge the energy error (see :func:`run_health`); ``dE^2 / d`` uses ``stats.dim``.
+
+    Returns
+    -------
+    RunHealth
+    """
     samples = np.asarray(samples)
     n_chains = int(samples.shape[0])
-    d = int(samples.shape[-1] if dim is None else dim)
-    total = max((int(np.shape(v)[0]) for v in info.values()), default=n_warmup)
-    n_steps = max(total - n_warmup, 0)
-    rows = slice(n_warmup, total) if n_steps > 0 else slice(0, total)
-    n_phase = n_steps if n_steps > 0 else total
+    n_warmup, n_steps = stats.n_steps["warmup"], stats.n_steps["sampling"]
+    phase_key = "sampling" if n_steps > 0 else "warmup"
+    n_phase = n_steps if n_steps > 0 else n_warmup
     zeros = np.zeros(n_chains, dtype=np.int64)
 
-    rej = _count(info, "rejected", rows)
+    rej = stats.get(phase_key, "rejected")
     n_rej = zeros if rej is None else rej
     frac = n_rej / max(n_phase, 1)
-    nf_all = _count(info, "nonfinite", slice(0, total))
+    nf_all = stats.total("nonfinite")
     nf_all = zeros if nf_all is None else nf_all
-    nf_samp = _count(info, "nonfinite", slice(n_warmup, total)) if n_steps > 0 else None
+    nf_samp = stats.get("sampling", "nonfinite") if n_steps > 0 else None
     nf_samp = zeros if nf_samp is None else nf_samp
-    bad_draws = (~np.isfinite(samples)).any(axis=-1).sum(axis=1).astype(np.int64) if samples.size else zeros
+    bad_draws = _nonfinite_draws(samples) if samples.size else zeros
 
-    eps = info.get("step_size")
-    if eps is not None and np.shape(eps)[0] > 0:
-        eps = np.asarray(eps, dtype=np.float64)
-        e_min, e_max, e0 = eps.min(axis=0), eps.max(axis=0), eps[0]
+    eps = stats.step_size_range()
+    if eps is not None:
+        e_min, e_max, e0 = eps
         at_floor = ((e_min <= STEP_SIZE_FLOOR * (1 + 1e-6)) & (e_min < e0)) | (e_min <= COLLAPSE_FACTOR * e0)
     else:
         e_min = e_max = None
         at_floor = np.zeros(n_chains, dtype=bool)
 
-    by_rej = _frozen_rejections(info.get("rejected"), n_warmup, n_steps, n_chains)
-    window_end = info.get("window_end")
-    iasg = window_end is not None and bool(np.any(window_end))
+    # frozen by rejections: every one of the last w sampling steps rejected
+    by_rej = np.zeros(n_chains, dtype=bool)
+    if stats.trailing_rejected is not None and n_steps >= FROZEN_MIN_DRAWS:
+        by_rej = stats.trailing_rejected >= max(10, math.ceil(n_steps / 10))
+    iasg = stats.window_end is not None and bool(np.any(stats.window_end))
     frozen = by_rej if iasg else (by_rej | _frozen_positions(samples))
 
-    dE = info.get("energy_error")
-    evar = spikes = None
-    if check_energy and dE is not None and n_steps >= FROZEN_MIN_DRAWS:
-        with np.errstate(all="ignore"):
-            e2 = np.asarray(dE[n_warmup:total], dtype=np.float64) ** 2 / max(d, 1)
-        evar = np.median(e2, axis=0)
-        spikes = np.mean(e2 > SPIKE_ENERGY_VAR_PER_DIM, axis=0)
+    evar = spikes = above = None
+    if check_energy and stats.get("sampling", "energy_above") is not None and n_steps >= FROZEN_MIN_DRAWS:
+        above = np.where(stats.get("sampling", "energy_nan") > 0, np.nan, stats.get("sampling", "energy_above") / n_steps)
+        evar = stats.energy_median("sampling")
+        spikes = stats.get("sampling", "energy_spikes") / n_steps
 
-    rhat_max, ess_min = _rhat_ess(samples)
+    rhat_max, ess_min = _rhat_ess(samples, not np.any(bad_draws))
 
     problems, remedies = [], []
     phase = "sampling" if n_steps > 0 else "warm-up"
@@ -330,8 +353,7 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
         problems.append(what + f" in {int(np.sum((nf_samp > 0) | (bad_draws > 0)))}/{n_chains} chains")
         remedies.append("check the target and the gradient estimator for NaN/inf (log of zero, overflow) and "
                         "lower step_size;")
-    exploding = np.zeros(n_chains, dtype=bool) if evar is None else (
-        (evar > MAX_ENERGY_VAR_PER_DIM) | (spikes > MAX_SPIKE_FRACTION))
+    exploding = np.zeros(n_chains, dtype=bool) if evar is None else ((above > 0.5) | (spikes > MAX_SPIKE_FRACTION))
     if np.any(exploding):
         problems.append(f"the energy error explodes in {int(exploding.sum())}/{n_chains} chains (median dE^2/d "
                         f"up to {float(evar.max()):.3g}, limit {MAX_ENERGY_VAR_PER_DIM:g}; up to "
@@ -345,4 +367,4 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
                      rejection_fraction=frac, n_nonfinite=nf_all, n_nonfinite_sampling=nf_samp,
                      step_size_min=e_min, step_size_max=e_max, at_floor=at_floor, frozen=frozen,
                      energy_var_per_dim=evar, energy_spike_fraction=spikes, n_nonfinite_samples=bad_draws, rhat_max=rhat_max,
-                     ess_min=ess_min, problems=tuple(problems), remedies=tuple(remedies))
+                     ess_min=ess_min, energy_above_fraction=above, problems=tuple(problems), remedies=tuple(remedies))
