@@ -6,11 +6,14 @@ z-score, Bonferroni-summed in each docstring.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import smile_ref
+from smile_ref.errors import RunHealthWarning
 from smile_ref.backend import HostRandom, to_numpy
 from smile_ref.gradients import AdditiveNoise, Exact, MiniBatch
 from smile_ref.samplers import get
@@ -252,8 +255,7 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, name, kw):
 
 def test_drift_noise_ratio_is_half_h_mean_g_squared():
     """``info["drift_noise_ratio"]`` = (h g)^2 / (2h) averaged over coordinates, g the gradient at the start of the
-    step (written out here from the Gaussian's precision); it is the first-order relative variance bias h/(2 s^2)
-    of the Euler-Maruyama chain on N(0, s^2) in expectation, since E[g^2] = 1/s^2."""
+    step (written out here from the Gaussian's precision)."""
     t = Gaussian(np.array([0.5, -1.0]), np.array([[1.0, 0.2], [0.2, 0.5]]))
     be = smile_ref.backend.get_backend()
     k = get("sgld")(t, Exact(t), be, step_size=0.03)
@@ -262,3 +264,23 @@ def test_drift_noise_ratio_is_half_h_mean_g_squared():
     _, info = k.step(k.init(x0, rng), rng, False)
     g = -(to_numpy(x0) - t.mean) @ np.linalg.inv(t.cov)
     np.testing.assert_allclose(to_numpy(info["drift_noise_ratio"]), 0.5 * 0.03 * np.mean(g * g, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("a", [0.2, 1.0, 1.5])
+def test_drift_noise_ratio_is_the_stationary_variance_excess(a):
+    """On N(0, s^2) with exact gradients and a = h / s^2 the chain x' = (1 - a) x + sqrt(2h) z has
+    Var = s^2 / (1 - a/2) and E[r] = (h/2) E[x^2] / s^4 = (a/2) / (1 - a/2), the relative variance excess
+    (closed forms in the run-health docs).  z-test of the chain mean of r over 64 independent chains
+    (Student-t, 63 df): P(|t| > Z_MAX) < 2e-5 per case."""
+    s2 = 2.0
+    t = Gaussian(np.zeros(1), np.array([[s2]]))
+    kw = dict(step_size=a * s2, n_chains=64, n_steps=4000, burn_in=500, seed=11, progress=False, info="all")
+    if a < 1.5:  # in d = 1, r is a scaled chi^2_1 with median 0.45 E[r]: the median passes 1 between a = 1 and 1.5
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RunHealthWarning)
+            res = smile_ref.run_chains("sgld", t, **kw)
+    else:
+        with pytest.warns(RunHealthWarning, match="drift dominates"):
+            res = smile_ref.run_chains("sgld", t, **kw)
+    r = res.sampling_info("drift_noise_ratio").T  # (chains, steps)
+    assert abs(chain_z(r, (a / 2) / (1 - a / 2))) < Z_MAX

@@ -27,11 +27,19 @@ A run is **unhealthy** when any chain
   ``dE^2 / d > SPIKE_ENERGY_VAR_PER_DIM`` (100).  This catches a huge fixed step size, which
   otherwise gives garbage with no rejection (SMILE/pSMILE without a tuner or guardrail: on a 5-d
   Gaussian ``step_size=5`` has median ``dE^2/d = 0.48``; ``step_size=50`` has a tiny median, because
-  the velocity aligns with the gradient, but 1 % of its steps above 2.5e5).  Not detected: samplers
-  without an energy error (pSGLD, whose RMSprop preconditioner normalises the gradient, gives
-  finite garbage at a huge step size with no rejection and no non-finite value).  Checked only with
+  the velocity aligns with the gradient, but 1 % of its steps above 2.5e5).  Checked only with
   at least :data:`FROZEN_MIN_DRAWS` sampling steps, and not for SMILE's ``energy_error="cross_batch"``,
-  whose energy error carries a step-size-independent mini-batch term.
+  whose energy error carries a step-size-independent mini-batch term;
+* has a Langevin step that the drift dominates (SGLD and pSGLD, which report
+  ``info["drift_noise_ratio"]`` ``r = h G g^2 / 2``, averaged over coordinates: the squared drift of the
+  Euler-Maruyama step over the variance of its injected noise): more than half of the sampling steps
+  have ``r > MAX_DRIFT_NOISE_RATIO`` (1), i.e. the median exceeds 1.  On ``N(0, s^2)`` with exact
+  gradients and ``a = h G / s^2``, the chain ``x' = (1 - a) x + sqrt(2 h G) z`` is stationary with variance
+  ``s^2 / (1 - a/2)`` and ``E[r] = (h G / 2) E[x^2] / s^4 = (a/2) / (1 - a/2)``: exactly the relative excess
+  of its variance over the target's.  The limit 1 is a variance twice the target's (``a = 1``); the chain
+  diverges at ``a = 2``.  With mini-batch gradients ``r`` adds ``h G Var[g] / 2``, the excess of gradient
+  noise over injected noise (Welling & Teh 2011).  This catches a huge step size in pSGLD, whose RMSprop
+  preconditioner normalises the gradient: finite garbage with no rejection and no non-finite value.
 
 R-hat and bulk ESS (:mod:`smile_ref.diagnostics`) are reported when there are at least two chains
 and :data:`FROZEN_MIN_DRAWS` draws, on at most :data:`MAX_DIAGNOSTIC_COORDS` evenly spaced
@@ -48,7 +56,7 @@ import numpy as np
 
 __all__ = ["RunHealth", "run_health", "health_from_stats", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
            "FROZEN_MIN_DRAWS", "MAX_ENERGY_VAR_PER_DIM", "SPIKE_ENERGY_VAR_PER_DIM", "MAX_SPIKE_FRACTION",
-           "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES"]
+           "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES", "MAX_DRIFT_NOISE_RATIO"]
 
 MAX_REJECTION_FRACTION = 0.2
 MIN_REJECTED = 10
@@ -58,6 +66,7 @@ FROZEN_MIN_DRAWS = 20
 MAX_ENERGY_VAR_PER_DIM = 0.1
 SPIKE_ENERGY_VAR_PER_DIM = 100.0
 MAX_SPIKE_FRACTION = 0.005
+MAX_DRIFT_NOISE_RATIO = 1.0
 MAX_DIAGNOSTIC_COORDS = 32
 MAX_DIAGNOSTIC_VALUES = 200_000  # R-hat/ESS on at most this many values (about 1 s on one CPU core)
 
@@ -95,6 +104,9 @@ class RunHealth:
         ``dE`` was NaN); above 0.5 means the median exceeds the limit (the trigger).
     energy_spike_fraction : numpy.ndarray of float, or None
         Fraction of sampling steps with ``dE^2 / d > SPIKE_ENERGY_VAR_PER_DIM``.
+    drift_noise_fraction : numpy.ndarray of float, or None
+        Langevin samplers: fraction of sampling steps with ``info["drift_noise_ratio"] >
+        MAX_DRIFT_NOISE_RATIO`` (above 0.5: the trigger); ``drift_noise_max`` the largest ratio.
     n_nonfinite_samples : numpy.ndarray of int
         Recorded draws with a non-finite coordinate.
     rhat_max, ess_min : float or None
@@ -122,6 +134,8 @@ class RunHealth:
     rhat_max: float | None = None
     ess_min: float | None = None
     energy_above_fraction: np.ndarray | None = None
+    drift_noise_fraction: np.ndarray | None = None
+    drift_noise_max: np.ndarray | None = None
     problems: tuple = field(default_factory=tuple)
     remedies: tuple = field(default_factory=tuple)
 
@@ -149,6 +163,9 @@ class RunHealth:
         if self.energy_var_per_dim is not None and self._exploding()[j]:
             out.append(f"energy error explodes (median dE^2/d = {self.energy_var_per_dim[j]:.3g}, "
                        f"{100 * self.energy_spike_fraction[j]:.2g} % spikes)")
+        if self.drift_noise_fraction is not None and self.drift_noise_fraction[j] > 0.5:
+            out.append(f"drift dominates the injected noise ({100 * self.drift_noise_fraction[j]:.0f} % of steps "
+                       f"with h G g^2/2 > {MAX_DRIFT_NOISE_RATIO:g})")
         return out
 
     def _exploding(self) -> np.ndarray:
@@ -324,6 +341,11 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
         evar = stats.energy_median("sampling")
         spikes = stats.get("sampling", "energy_spikes") / n_steps
 
+    drift_frac = drift_max = None
+    if stats.get("sampling", "drift_noise_above") is not None and n_steps >= FROZEN_MIN_DRAWS:
+        drift_frac = stats.get("sampling", "drift_noise_above") / n_steps
+        drift_max = stats.get("sampling", "drift_noise_max")
+
     rhat_max, ess_min = _rhat_ess(samples, not np.any(bad_draws))
 
     problems, remedies = [], []
@@ -360,6 +382,13 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
                         f"{100 * float(spikes.max()):.2g} % of steps with dE^2/d > {SPIKE_ENERGY_VAR_PER_DIM:g}, limit "
                         f"{100 * MAX_SPIKE_FRACTION:g} %): the step size is far too large for the integrator")
         remedies.append("lower step_size or use a tuner (tuner='mclmc');")
+    drifting = np.zeros(n_chains, dtype=bool) if drift_frac is None else drift_frac > 0.5
+    if np.any(drifting):
+        problems.append(f"the Langevin drift dominates the injected noise in {int(drifting.sum())}/{n_chains} chains "
+                        f"(median of h G g^2/2 above {MAX_DRIFT_NOISE_RATIO:g}, largest {float(np.max(drift_max)):.3g}): "
+                        "the Euler-Maruyama step is unstable or swamped by gradient noise, and its draws are not "
+                        "from the target")
+        remedies.append("lower step_size (the ratio scales with it);")
     remedies = list(dict.fromkeys(remedies))
     if problems:
         remedies.append("strict=True turns this warning into an error.")
@@ -367,4 +396,5 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
                      rejection_fraction=frac, n_nonfinite=nf_all, n_nonfinite_sampling=nf_samp,
                      step_size_min=e_min, step_size_max=e_max, at_floor=at_floor, frozen=frozen,
                      energy_var_per_dim=evar, energy_spike_fraction=spikes, n_nonfinite_samples=bad_draws, rhat_max=rhat_max,
-                     ess_min=ess_min, energy_above_fraction=above, problems=tuple(problems), remedies=tuple(remedies))
+                     ess_min=ess_min, energy_above_fraction=above, drift_noise_fraction=drift_frac,
+                     drift_noise_max=drift_max, problems=tuple(problems), remedies=tuple(remedies))

@@ -13,6 +13,9 @@ The driver feeds it each block of steps as it is copied to the host; every count
   ``[1e-12, 1e12]`` and one per decade from ``1e-320`` to ``1e-12`` and from ``1e12`` to ``1e308``
   (plus one bin below, for zero, and one above), used only to *report* the median of ``dE^2 / d``:
   to within a factor ``10^(1 / (2 BINS_PER_DECADE))`` on ``[1e-12, 1e12]``, ``10^(1/2)`` outside;
+* per phase and chain, for the Langevin samplers that report ``info["drift_noise_ratio"]``: the number
+  of steps with a ratio above :data:`~smile_ref.run.health.MAX_DRIFT_NOISE_RATIO` (NaN counts as
+  above) and the largest ratio;
 * per chain, over the whole run: the number of consecutive rejected steps that end at the last
   step, and the number of steps with ``info["window_end"]`` (IASG window means).
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .health import MAX_ENERGY_VAR_PER_DIM, SPIKE_ENERGY_VAR_PER_DIM
+from .health import MAX_DRIFT_NOISE_RATIO, MAX_ENERGY_VAR_PER_DIM, SPIKE_ENERGY_VAR_PER_DIM
 
 __all__ = ["StepStats", "PHASES", "BINS_PER_DECADE", "FINE_RANGE"]
 
@@ -39,6 +42,7 @@ _N_BINS = _EDGES.size + 1  # underflow (incl. 0), the bins between the edges, ov
 _COUNTS = {"rejected": "rejected", "nonfinite": "nonfinite"}
 _STEP = ("step_size_min", "step_size_max", "step_size_first", "step_size_last")
 _ENERGY = ("max_abs_energy_error", "energy_above", "energy_spikes", "energy_nan", "energy_hist")
+_DRIFT = ("drift_noise_above", "drift_noise_max")
 
 
 class StepStats:
@@ -131,6 +135,16 @@ class StepStats:
             idx = np.searchsorted(_EDGES, np.where(nan, 0.0, e2), side="right")  # NaN: not binned
             flat = (idx + _N_BINS * np.arange(n)[None, :])[~nan]
             c["energy_hist"] += np.bincount(flat, minlength=n * _N_BINS).reshape(n, _N_BINS)
+        if "drift_noise_ratio" in block:
+            r = np.asarray(block["drift_noise_ratio"], dtype=np.float64)
+            above = ~(r <= MAX_DRIFT_NOISE_RATIO)  # NaN counts as above
+            with np.errstate(all="ignore"):
+                rmax = np.where(np.isnan(r).any(axis=0), np.nan, r.max(axis=0))
+            if "drift_noise_above" not in c:
+                c["drift_noise_above"], c["drift_noise_max"] = np.zeros(n, np.int64), rmax
+            else:
+                c["drift_noise_max"] = np.maximum(c["drift_noise_max"], rmax)  # NaN propagates
+            c["drift_noise_above"] += above.sum(axis=0, dtype=np.int64)
         self.n_steps[phase] += m
 
     @classmethod
@@ -209,7 +223,7 @@ class StepStats:
         if n_steps.shape != (len(PHASES),):
             raise ValueError(f"'{prefix}/n_steps' has shape {n_steps.shape}")
         s.n_steps = {p: int(n_steps[i]) for i, p in enumerate(PHASES)}
-        known = set(_COUNTS) | set(_STEP) | set(_ENERGY)
+        known = set(_COUNTS) | set(_STEP) | set(_ENERGY) | set(_DRIFT)
         for key, v in arrays.items():
             parts = key.split("/")
             if len(parts) == 3 and parts[0] == prefix and parts[1] in PHASES:
