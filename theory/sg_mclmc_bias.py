@@ -55,8 +55,7 @@ from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
 from .sg_mclmc import _check_cov, noise_kappa2
-from .sg_mclmc_galerkin import (MAX_U_ENTRIES, _auto_symmetry, galerkin_basis_size, galerkin_second_moments,
-                                     velocity_monomial_count)
+from .sg_mclmc_galerkin import _auto_symmetry, galerkin_basis_size, galerkin_second_moments
 from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
 __all__ = [
@@ -253,7 +252,7 @@ def lyapunov_second_moments(target_cov, A, D):
 #: d: the last), when both covariances are diagonal (reflection symmetry) ...
 GALERKIN_DEGREES = {3: (6, 8, None), 4: (4, 8, None), 5: (4, 6, 6)}
 #: ... and otherwise (global symmetry only, about 2^(d-1) times more basis functions).
-GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 4, 4)}
+GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 6, 6), 7: (4, 4, 4)}
 #: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
 #: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
 OVERDAMPED_ERROR_COEF = 0.2
@@ -310,11 +309,14 @@ def _regime_text(r):
             f"std = {r['rate_sigma_min']:.3g}), per-step kick {r['kick']:.3g}, noise anisotropy {r['anisotropy']:.3g}")
 
 
-_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry")
+_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry", "refine_degrees", "method")
+#: Basis size above which the default Galerkin solve makes its refinement pass at the coarser
+#: velocity degree ``(n_x, n_u - 2, n_total - 2)`` (one large sparse factorisation instead of two).
+REFINE_COARSE = 3000
 
 
 def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
-                             return_error=False, rtol=0.01, max_basis=2500, error_weights=None, **fp_kwargs):
+                             return_error=False, rtol=0.01, max_basis=12000, error_weights=None, **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
@@ -417,6 +419,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
         nx, nu, nt = _degrees()
         kw = {"n_x": nx, "n_u": nu, "n_total": nt, "ref_scale": 1.2, "refine": 1, **gkw}
+        sym = _auto_symmetry(St, S) if kw.get("symmetry", "auto") == "auto" else kw["symmetry"]
+        if "refine_degrees" not in kw and galerkin_basis_size(d, kw["n_x"], kw["n_u"], sym, kw["n_total"]) > REFINE_COARSE:
+            nt_ = kw["n_total"]
+            kw["refine_degrees"] = (kw["n_x"], kw["n_u"] - 2, None if nt_ is None else nt_ - 2)
         return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
 
     def overdamped():
@@ -462,10 +468,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     nx, nu, nt = _degrees()
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
-    nu_ = gkw.get("n_u", nu)
-    size = galerkin_basis_size(d, gkw.get("n_x", nx), nu_, sym, gkw.get("n_total", nt))
-    if velocity_monomial_count(d, nu_) ** 2 * d > MAX_U_ENTRIES:
-        size = max(size, max_basis + 1)  # velocity moment matrices too large to assemble
+    size = galerkin_basis_size(d, gkw.get("n_x", nx), gkw.get("n_u", nu), sym, gkw.get("n_total", nt))
     cands = []
     if size <= max_basis:
         Cg, eg = galerkin()
