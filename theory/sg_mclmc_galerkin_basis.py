@@ -113,7 +113,6 @@ def galerkin_basis(d, n_x, n_u, symmetry="global", n_total=None):
     return By, Gu, np.concatenate(iy_out), np.concatenate(iu_out)
 
 
-
 def galerkin_basis_size(d, n_x, n_u, symmetry="global", n_total=None):
     """Number of basis functions of :func:`galerkin_basis`."""
     return int(galerkin_basis(d, n_x, n_u, symmetry, n_total)[2].size)

@@ -1,7 +1,7 @@
 """Sparse assembly of the Galerkin system of :mod:`smile_ref.theory.sg_mclmc_galerkin` (large d).
 
 Same trial = test space ``V`` as the dense solve (polynomials ``y^β u^γ`` with the degree limits and
-symmetry of :func:`~smile_ref.theory.sg_mclmc_galerkin.galerkin_basis`), written in a different
+symmetry of :func:`~smile_ref.theory.sg_mclmc_galerkin_basis.galerkin_basis`), written in a different
 basis of the *same span*: the position factor is the product Hermite polynomial
 ``He_β(y/k) = Π_i He_{β_i}(y_i/k)`` (orthogonal under the reference ``N(0, k^2 I)``,
 ``E[He_β He_β'] = β! δ_ββ'``), the velocity factor stays the monomial ``u^γ``.  Because
@@ -21,7 +21,7 @@ entries are evaluated in chunks and the system is solved with SuperLU (``scipy.s
 
 The velocity moments are those of the dense assembly (``E_U[u^γ]`` in closed form), so the same
 SymPy check of the monomial rules applies; the equality with the dense solve is tested at
-d = 3-6.  Memory is ``O(nnz)``: no ``(n_u', n_u')`` velocity moment matrix is formed.
+d = 3-5.  Memory is ``O(nnz)``: no ``(n_u', n_u')`` velocity moment matrix is formed.
 """
 from __future__ import annotations
 
