@@ -259,8 +259,8 @@ GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 6, 6), 7: (4, 
 OVERDAMPED_ERROR_COEF = 0.2
 #: Per-step kick above which the discrete sampler was measured to depart from the continuous-time
 #: law by more than about 1-2 % (d = 3, fixed Q, Richardson series of the docs page: the departure is
-#: linear in eps at fixed Q, i.e. in kick^2, about 0.05-0.09 kick^2; +1.7-2.4 % at kick 0.35, 3-3.5 % at 0.49,
-#: 6-9 % at 0.98).
+#: linear in eps at fixed Q, i.e. in kick^2, about 0.05-0.09 kick^2; +0.8-2.4 % at kick 0.35, +1.4-3.5 % at 0.49,
+#: +5.7-8.6 % at 0.98).
 KICK_WARN = 0.35
 
 
