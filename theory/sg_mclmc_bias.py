@@ -37,7 +37,8 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
    isotropic Σ and approximate otherwise (d = 2: ~5 % off, see docs).
 
 3. Any d, any noise strength: :mod:`smile_ref.theory.sg_mclmc_galerkin` (polynomial Galerkin solve of the
-   full stationary law, exact assembly, reducing to item 1 at d = 2 and to item 2 at strong noise).
+   full stationary law, exact assembly, reducing to item 1 at d = 2 and to item 2 at strong noise;
+   sparse Hermite-position assembly, :mod:`smile_ref.theory.sg_mclmc_galerkin_sparse`, up to d = 10).
 
 4. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
    ``S^{-1} Σ_t S^{-1}`` and noise covariance ``S Σ S``;
@@ -55,8 +56,7 @@ from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
 from .sg_mclmc import _check_cov, noise_kappa2
-from .sg_mclmc_galerkin import (MAX_U_ENTRIES, _auto_symmetry, galerkin_basis_size, galerkin_second_moments,
-                                     velocity_monomial_count)
+from .sg_mclmc_galerkin import _auto_symmetry, galerkin_basis_size, galerkin_second_moments, velocity_monomial_count
 from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
 __all__ = [
@@ -253,12 +253,14 @@ def lyapunov_second_moments(target_cov, A, D):
 #: d: the last), when both covariances are diagonal (reflection symmetry) ...
 GALERKIN_DEGREES = {3: (6, 8, None), 4: (4, 8, None), 5: (4, 6, 6)}
 #: ... and otherwise (global symmetry only, about 2^(d-1) times more basis functions).
-GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 4, 4)}
+GALERKIN_DEGREES_ROTATED = {3: (4, 8, None), 4: (4, 6, 6), 5: (4, 6, 6), 7: (4, 4, 4)}
 #: Relative error coefficient ``c`` of the overdamped limit, ``|C - C_od| <~ c |C| / (lambda sigma_min)^2``
 #: (measured in d = 2 and d = 3, see the docs page; an empirical bound, not a derivation).
 OVERDAMPED_ERROR_COEF = 0.2
 #: Per-step kick above which the discrete sampler was measured to depart from the continuous-time
-#: law by more than about 2 % (d = 3, fixed Q: +1.5 % at kick 0.24, +3 % at 0.49, +7-11 % at 0.98).
+#: law by more than about 1-2 % (d = 3, fixed Q, Richardson series of the docs page: the departure is
+#: linear in eps at fixed Q, i.e. in kick^2, about 0.05-0.09 kick^2; +0.8-2.4 % at kick 0.35, +1.4-3.5 % at 0.49,
+#: +5.7-8.6 % at 0.98).
 KICK_WARN = 0.35
 
 
@@ -310,11 +312,17 @@ def _regime_text(r):
             f"std = {r['rate_sigma_min']:.3g}), per-step kick {r['kick']:.3g}, noise anisotropy {r['anisotropy']:.3g}")
 
 
-_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry")
+_GALERKIN_KEYS = ("n_x", "n_u", "ref_scale", "refine", "n_total", "symmetry", "refine_degrees", "method")
+#: Basis size above which the default Galerkin solve makes its refinement pass at the coarser
+#: velocity degree ``(n_x, n_u - 2, n_total - 2)`` (one large sparse factorisation instead of two).
+REFINE_COARSE = 3000
+#: ``"auto"`` does not enumerate a Galerkin basis whose velocity factor has more monomials than this
+#: (d = 10, n_u = 6: 7007; d = 20: 4e5).
+MAX_VELOCITY_MONOMIALS = 100_000
 
 
 def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
-                             return_error=False, rtol=0.01, max_basis=2500, error_weights=None, **fp_kwargs):
+                             return_error=False, rtol=0.01, max_basis=12000, error_weights=None, **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
@@ -325,10 +333,11 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         stationary law (:func:`fp_second_moments_2d`, keywords ``n_hermite``, ``n_fourier``,
         ``ref_scale``).
         ``"galerkin"``: any d, the polynomial Galerkin solve of the same law
-        (:func:`smile_ref.theory.sg_mclmc_galerkin.galerkin_second_moments`, keywords ``n_x``, ``n_u``,
-        ``ref_scale``, ``refine``, ``n_total``, ``symmetry``; defaults from ``GALERKIN_DEGREES`` and
-        ``GALERKIN_DEGREES_ROTATED``,
-        ``ref_scale=1.2``, ``refine=1``).  Stratonovich only.
+        (:func:`smile_ref.theory.sg_mclmc_galerkin.galerkin_second_moments`, sparse assembly, keywords
+        ``n_x``, ``n_u``, ``ref_scale``, ``refine``, ``n_total``, ``symmetry``, ``refine_degrees``,
+        ``method``; defaults from ``GALERKIN_DEGREES`` and ``GALERKIN_DEGREES_ROTATED``,
+        ``ref_scale=1.2``, ``refine=1``, the refinement pass at ``(n_x, n_u - 2, n_total - 2)`` when
+        the basis exceeds ``REFINE_COARSE`` functions).  Stratonovich only.
         ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
         problem of :mod:`smile_ref.theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3 for d <= 6,
         2 above, where degree 3 is slow).
@@ -342,7 +351,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         limit ``OVERDAMPED_ERROR_COEF * max|C| / rate_sigma_min^2`` (an empirical bound measured in
         d = 2, 3) plus, for d > 2, the change between cell-problem degrees.
     rtol : float, relative error below which ``"auto"`` accepts a prediction without warning.
-    max_basis : int, largest Galerkin basis ``"auto"`` tries.
+    max_basis : int, largest Galerkin basis ``"auto"`` tries (default 12000: d = 6 rotated (4, 6, 6),
+        10402 functions, about 30 s and 0.7 GB per sparse factorisation on one core).
     error_weights : (d,) positive array, optional
         Report (and judge against ``rtol``) the error of ``diag(w) C diag(w)`` instead of ``C``
         (used by :func:`preconditioned_second_moments` with ``w = S``).  For d = 2 the
@@ -367,7 +377,9 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     smaller than the smallest target scale, ``rate_axis_min * sigma_min(Σ_t) >> 1`` with the rate
     ``~ eps tr Σ/(2 d (d-1))`` of :func:`regime_numbers` (set by ``tr Σ``, not by the smallest
     noise eigenvalue); its relative error is about ``0.08/(rate_sigma_min)^2`` where measured.
-    All predictions are continuous-time: the ``O(eps)`` discretisation bias is not included.
+    All predictions are continuous-time: the discretisation bias is not included.  At fixed
+    ``Q = eps Σ/(d-1)^2`` it was measured (Richardson series, d = 3) to be linear in ``eps``, i.e. in
+    ``kick^2 = eps tr Q``: about ``+0.05 ... 0.09 kick^2`` on the variances; it is not derived.
 
     Examples
     --------
@@ -417,6 +429,11 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             raise ValueError("regime 'galerkin' is implemented for calculus='stratonovich' only")
         nx, nu, nt = _degrees()
         kw = {"n_x": nx, "n_u": nu, "n_total": nt, "ref_scale": 1.2, "refine": 1, **gkw}
+        sym = _auto_symmetry(St, S) if kw.get("symmetry", "auto") == "auto" else kw["symmetry"]
+        big = galerkin_basis_size(d, kw["n_x"], kw["n_u"], sym, kw["n_total"]) > REFINE_COARSE
+        if "refine_degrees" not in kw and big:
+            nt_ = kw["n_total"]
+            kw["refine_degrees"] = (kw["n_x"], kw["n_u"] - 2, None if nt_ is None else nt_ - 2)
         return galerkin_second_moments(St, S, eps, return_error=True, error_weights=w, **kw)
 
     def overdamped():
@@ -463,9 +480,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     sym = gkw.get("symmetry", "auto")
     sym = _auto_symmetry(St, S) if sym == "auto" else sym
     nu_ = gkw.get("n_u", nu)
-    size = galerkin_basis_size(d, gkw.get("n_x", nx), nu_, sym, gkw.get("n_total", nt))
-    if velocity_monomial_count(d, nu_) ** 2 * d > MAX_U_ENTRIES:
-        size = max(size, max_basis + 1)  # velocity moment matrices too large to assemble
+    if velocity_monomial_count(d, nu_) > MAX_VELOCITY_MONOMIALS:
+        size = math.inf  # not even enumerated: the basis would be far beyond max_basis
+    else:
+        size = galerkin_basis_size(d, gkw.get("n_x", nx), nu_, sym, gkw.get("n_total", nt))
     cands = []
     if size <= max_basis:
         Cg, eg = galerkin()

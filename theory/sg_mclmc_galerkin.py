@@ -41,115 +41,20 @@ reference, which needs the stationary covariance below ``2 k^2 Σ_t`` (in the wh
 from __future__ import annotations
 
 import math
-from itertools import combinations_with_replacement
 
 import numpy as np
 
 from .sg_mclmc import _check_cov, noise_kappa2
+from .sg_mclmc_galerkin_basis import _Moments, galerkin_basis, galerkin_basis_size, velocity_monomial_count
+from .sg_mclmc_galerkin_sparse import sparse_solve
 
 __all__ = ["galerkin_basis", "galerkin_second_moments", "galerkin_basis_size", "velocity_monomial_count",
            "MAX_U_ENTRIES"]
 
 
-def _exponents(n_vars, max_deg, last_max=None):
-    """All exponent tuples in ``n_vars`` variables with total degree ``<= max_deg`` (last entry ``<= last_max``)."""
-    out = []
-    for deg in range(max_deg + 1):
-        for combo in combinations_with_replacement(range(n_vars), deg):
-            e = [0] * n_vars
-            for c in combo:
-                e[c] += 1
-            if last_max is not None and e[-1] > last_max:
-                continue
-            out.append(tuple(e))
-    return np.array(out, dtype=np.int64).reshape(-1, n_vars)
-
-
-def _dfact_table(n):
-    """``t[k] = (k-1)!!`` for even ``k``, 0 for odd ``k`` (``k = 0 .. n``)."""
-    t = np.zeros(n + 1)
-    acc = 1.0
-    for k in range(0, n + 1, 2):
-        t[k] = acc
-        acc *= k + 1
-    return t
-
-
-class _Moments:
-    """Closed-form moments of ``N(0, k^2 I_d)`` (position) and ``Uniform(S^{d-1})`` (velocity)."""
-
-    def __init__(self, d, k2, max_deg):
-        self.d = d
-        self.df = _dfact_table(max_deg + 4)
-        self.kpow = np.sqrt(k2) ** np.arange(max_deg + 5)
-        s = np.ones(max_deg + 5)
-        for n in range(2, max_deg + 5, 2):
-            s[n] = s[n - 2] / (d + n - 2)
-        s[1::2] = 0.0
-        self.sphere_norm = s
-
-    def y(self, e):
-        """``E[y^e]`` for an exponent array ``(..., d)`` (negative entries give 0)."""
-        bad = np.any(e < 0, axis=-1)
-        ec = np.clip(e, 0, None)
-        val = np.prod(self.df[ec] * self.kpow[ec], axis=-1)
-        return np.where(bad, 0.0, val)
-
-    def u(self, e):
-        """``E_U[u^e]`` for an exponent array ``(..., d)`` (negative entries give 0)."""
-        bad = np.any(e < 0, axis=-1)
-        ec = np.clip(e, 0, None)
-        val = np.prod(self.df[ec], axis=-1) * self.sphere_norm[ec.sum(-1)]
-        return np.where(bad, 0.0, val)
-
-
-def galerkin_basis(d, n_x, n_u, symmetry="global", n_total=None):
-    """Index pairs ``(β, γ)`` of the Galerkin basis (see module doc).
-
-    Parameters
-    ----------
-    d : int >= 2
-    n_x, n_u : int >= 0, maximal degrees in ``y`` and in ``u``.
-    symmetry : ``"global"`` (even ``|β| + |γ|``), ``"reflections"`` (``β_i + γ_i`` even for all
-        ``i``) or ``"none"``.
-    n_total : int, optional, maximal joint degree ``|β| + |γ|`` (default ``n_x + n_u``).
-
-    Returns
-    -------
-    By, Gu : int arrays ``(n_y, d)``, ``(n_u', d)`` of the factor exponents; iy, iu : index
-        arrays of the selected pairs (the constant is pair 0).
-    """
-    By = _exponents(d, n_x)
-    Gu = _exponents(d, n_u, last_max=1)
-    iy, iu = np.meshgrid(np.arange(len(By)), np.arange(len(Gu)), indexing="ij")
-    iy, iu = iy.ravel(), iu.ravel()
-    tot = By[iy] + Gu[iu]
-    if symmetry == "global":
-        keep = tot.sum(1) % 2 == 0
-    elif symmetry == "reflections":
-        keep = np.all(tot % 2 == 0, axis=1)
-    elif symmetry == "none":
-        keep = np.ones(len(iy), dtype=bool)
-    else:
-        raise ValueError(f"symmetry must be 'global', 'reflections' or 'none', got {symmetry!r}")
-    if n_total is not None:
-        keep &= tot.sum(1) <= n_total
-    return By, Gu, iy[keep], iu[keep]
-
-
-def galerkin_basis_size(d, n_x, n_u, symmetry="global", n_total=None):
-    """Number of basis functions of :func:`galerkin_basis`."""
-    return int(galerkin_basis(d, n_x, n_u, symmetry, n_total)[2].size)
-
-
 #: Largest ``n_u'^2 d`` (``n_u'`` = number of velocity monomials) assembled: the velocity moment
 #: matrices are dense ``(n_u', n_u')`` int/float arrays (2e7 entries: ~160 MB per array).
 MAX_U_ENTRIES = 2e7
-
-
-def velocity_monomial_count(d, n_u):
-    """Number ``n_u'`` of velocity monomials (degree ``<= n_u``, ``γ_d <= 1``): ``C(n_u+d-1, d-1) + C(n_u+d-2, d-1)``."""
-    return math.comb(n_u + d - 1, d - 1) + (math.comb(n_u + d - 2, d - 1) if n_u >= 1 else 0)
 
 
 def _unit(d, j):
@@ -200,14 +105,16 @@ def _assemble(Winv, F, Sig, k2, kappa2, By, Gu, iy, iu):
     return M, mass, mom
 
 
-def _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total=None):
+def _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total=None, method="sparse"):
+    if method == "sparse":
+        return sparse_solve(St, S, noise_kappa2(eps, St.shape[0]), n_x, n_u, k2, symmetry, R, n_total)
     d = St.shape[0]
     W = np.linalg.cholesky(R)
     Winv = np.linalg.inv(W)
     F = np.linalg.solve(St, W)  # g = -Σ_t^{-1} W y
     if velocity_monomial_count(d, n_u) ** 2 * d > MAX_U_ENTRIES:
         raise ValueError(f"n_u = {n_u} in d = {d}: {velocity_monomial_count(d, n_u)} velocity monomials exceed "
-                         f"the memory limit MAX_U_ENTRIES = {MAX_U_ENTRIES:.0e} (n_u'^2 d)")
+                         f"the memory limit MAX_U_ENTRIES = {MAX_U_ENTRIES:.0e} (n_u'^2 d) of method='dense'")
     By, Gu, iy, iu = galerkin_basis(d, n_x, n_u, symmetry, n_total)
     M, mass, mom = _assemble(Winv, F, S, k2, noise_kappa2(eps, d), By, Gu, iy, iu)
     # rows of A: test functions b; unknowns c_a.  Replace the constant test function's row.
@@ -232,7 +139,8 @@ def _auto_symmetry(St, S):
 
 
 def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=1.5, symmetry="auto",
-                            return_error=False, ref_cov=None, refine=0, n_total=None, error_weights=None):
+                            return_error=False, ref_cov=None, refine=0, n_total=None, error_weights=None,
+                            method="sparse", refine_degrees=None):
     """Stationary ``E[x x^T]`` of continuous-time SG-MCLMC on ``N(0, target_cov)``, any d (module doc).
 
     Parameters
@@ -250,8 +158,15 @@ def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=
     refine : int >= 0, number of extra passes, each with ``ref_cov`` set to the previous
         pass's ``E[x x^T]`` (brings ``h`` close to a function of ``u`` alone, which polynomials
         in ``x`` then represent with far lower degree).
+    refine_degrees : ``(n_x, n_u, n_total)``, optional, degrees of the refinement passes
+        (default: those of the final solve; a coarser level saves most of the cost of a large basis,
+        the reference only has to be close to the answer).
     symmetry : ``"auto"`` (reflections when both matrices are diagonal, else global),
         ``"reflections"``, ``"global"`` or ``"none"``.
+    method : ``"sparse"`` (default: Hermite position factors, sparse assembly and SuperLU,
+        :mod:`smile_ref.theory.sg_mclmc_galerkin_sparse`; memory ``O(nnz)``) or ``"dense"`` (the monomial
+        assembly of this module; velocity moment matrices limited by ``MAX_U_ENTRIES``).  Both solve
+        the same Galerkin system (same span), so they agree up to rounding.
     return_error : also return the truncation error estimate ``max |C - C'|`` over the two
         coarser solves ``C'`` at ``(n_x - 2, n_u)`` and ``(n_x, n_u - 2)`` (and ``n_total - 2``),
         same reference.
@@ -286,19 +201,22 @@ def galerkin_second_moments(target_cov, noise_cov, eps, n_x=4, n_u=4, ref_scale=
         raise ValueError(f"refine must be an int >= 0, got {refine!r}")
     if return_error and min(n_x, n_u) < 4:
         raise ValueError("return_error=True needs n_x >= 4 and n_u >= 4 (coarse solves at degree - 2)")
+    if method not in ("sparse", "dense"):
+        raise ValueError(f"method must be 'sparse' or 'dense', got {method!r}")
     if symmetry == "auto":
         symmetry = _auto_symmetry(St, S) if _auto_symmetry(St, R) == "reflections" else "global"
+    rx, ru, rt = (n_x, n_u, n_total) if refine_degrees is None else refine_degrees
     for _ in range(refine):
-        Cr = _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total)
+        Cr = _solve(St, S, eps, rx, ru, k2, symmetry, R, rt, method)
         if np.linalg.eigvalsh(Cr)[0] <= 0:
             break
         R = Cr
-    C = _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total)
+    C = _solve(St, S, eps, n_x, n_u, k2, symmetry, R, n_total, method)
     if not return_error:
         return C
     nt = None if n_total is None else n_total - 2
-    Cx = _solve(St, S, eps, n_x - 2, n_u, k2, symmetry, R, nt)
-    Cu = _solve(St, S, eps, n_x, n_u - 2, k2, symmetry, R, nt)
+    Cx = _solve(St, S, eps, n_x - 2, n_u, k2, symmetry, R, nt, method)
+    Cu = _solve(St, S, eps, n_x, n_u - 2, k2, symmetry, R, nt, method)
     w = np.ones(St.shape[0]) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
     ww = np.outer(w, w)
     return C, float(max(np.max(np.abs(C - Cx) * ww), np.max(np.abs(C - Cu) * ww)))
