@@ -59,7 +59,7 @@ from smile_ref.tuners import mclmc_tuner  # noqa: E402
 RULES = ("split", "blackjax")
 TARGETS = ("icg", "funnel", "mlp")
 #: (warm-up steps, sampling steps, chains per seed) per target: the full budget and --quick
-BUDGETS = {"full": {"icg": (10_000, 20_000, 4), "funnel": (10_000, 40_000, 4), "mlp": (3_000, 3_000, 4)},
+BUDGETS = {"full": {"icg": (10_000, 20_000, 4), "funnel": (10_000, 40_000, 4), "mlp": (2_000, 2_000, 2)},
            "quick": {"icg": (200, 200, 2), "funnel": (200, 200, 2), "mlp": (100, 60, 2)}}
 PRETRAIN_EPOCHS = {"full": 200, "quick": 5}
 N_PRED = 5  # test points whose predictive mean is a summary function of the MLP
@@ -160,7 +160,7 @@ def summarise(records: list) -> dict:
     for name in sorted({r["target"] for r in records}, key=TARGETS.index):
         by = {rule: {r["seed"]: r for r in records if r["target"] == name and r["rule"] == rule} for rule in RULES}
         seeds = sorted(set(by["split"]) & set(by["blackjax"]))
-        keys = ["eps", "L"] + [k for k in by["split"][seeds[0]] if k.startswith(("x_", "x2_", "logdensity", "pred_"))]
+        keys = ["eps", "L"] + [k for k in LABELS if k not in ("eps", "L") and k in by["split"][seeds[0]]]
         s = {"seeds": seeds, "rules": {}, "paired": {}}
         for rule in RULES:
             s["rules"][rule] = {k: _mse([by[rule][q][k] for q in seeds]) for k in keys}
