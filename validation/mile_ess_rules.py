@@ -20,8 +20,8 @@ noise scale) on airfoil (split seed 0), full-batch gradient, initial step size 1
 default), each chain started at one member of an AdamW deep ensemble
 (:func:`smile_ref.ensembles.pretrain_ensemble` with the pipeline's settings, seeded by the seed).
 
-Measures, per seed (independent chains, 4 per seed by default)
---------------------------------------------------------------
+Measures, per seed (independent chains: 4 per seed, 2 for the MLP; budgets in ``BUDGETS``)
+----------------------------------------------------------------------------------------
 Tuned ``eps`` and ``L`` (chain means); ESS per gradient evaluation of the sampling phase: bulk ESS
 (:func:`smile_ref.diagnostics.ess`) of ``x`` and of ``x^2``, min and median over coordinates.  For the
 Gaussian and the funnel the ESS pools the seed's chains (all start in the one mode); for the MLP, whose
@@ -194,7 +194,7 @@ def _pm(m, se, sci=True):
 def markdown(summary: dict, meta: dict) -> str:
     lines = ["# MILE: L from split-halves ESS (smile_ref) vs whole-chain BlackJAX ESS (authors)", "",
              f"Budget `{meta['budget']}`; seconds {meta['seconds']:.0f}; Python {meta['python']}. Mean ± SE over "
-             "seeds; ESS per gradient evaluation of the sampling phase (×1); paired = split − blackjax.", ""]
+             "seeds; ESS per gradient evaluation of the sampling phase; paired = split − blackjax.", ""]
     for name, s in summary.items():
         W, S, n = BUDGETS[meta["budget"]][name]
         lines += [f"## {name} (warm-up {W}, sampling {S}, {n} chains per seed, seeds {s['seeds']})", "",
