@@ -274,9 +274,7 @@ def test_minibatch_authors_schedule():
 
 
 # ----------------------------------------------------------------------------- the cross-check script
-def test_crosscheck_script_smile_ref_side(tmp_path):
-    """The script's smile_ref side, problems and report, with smile_ref itself standing in for the authors'
-    kernels: all differences 0, identical resets, JSON and Markdown written (no jax needed)."""
+def _load_crosscheck():
     import importlib.util
     import pathlib
 
@@ -284,6 +282,13 @@ def test_crosscheck_script_smile_ref_side(tmp_path):
     spec = importlib.util.spec_from_file_location("crosscheck_authors", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_crosscheck_script_smile_ref_side(tmp_path):
+    """The script's smile_ref side, problems and report, with smile_ref itself standing in for the authors'
+    kernels: all differences 0, identical resets, JSON and Markdown written (no jax needed)."""
+    mod = _load_crosscheck()
 
     def stand_in(problem, pairing, batches, n, w):
         return mod.run_smile_ref(problem, pairing, batches, n, w)
@@ -310,6 +315,56 @@ def test_crosscheck_script_smile_ref_side(tmp_path):
     md = (tmp_path / "authors_crosscheck.md").read_text()
     assert "| gaussian / SMILE-naive | 1 |" in md and "One smile_ref default at a time" in md
     assert mod.main(["--out", str(tmp_path)]) == 2  # no --authors-src: a message, not a traceback
+
+
+def test_crosscheck_script_mile_full_smile_ref_side(tmp_path):
+    """``--mile-full`` with smile_ref standing in for the authors' warm-up: the 250-step check and the whole
+    warm-ups agree exactly (no divergence step), the control run from ``x0 (1 + 1e-15)`` separates on the MLP,
+    JSON and Markdown written (no jax needed)."""
+    mod = _load_crosscheck()
+    rc = mod.main(["--out", str(tmp_path), "--mile-full", "--mile-warmup", "300", "--mile-seeds", "2"],
+                  authors_runner=lambda *a: None)
+    assert rc == 0
+    doc = json.loads((tmp_path / "mile_full.json").read_text())
+    assert all(doc["mile"]["preset"][q] == 0.0 for q in ("eps", "L_phase2", "L", "x"))
+    full = doc["mile_full"]
+    assert set(full) == {"gaussian", "mlp"}
+    for name, r in full.items():
+        assert r["n_warmup"] == 300 and r["seeds"] == [0, 1]
+        for row in r["rows"]:
+            assert row["vs_authors"]["dx_max"] == 0.0 and row["vs_authors"]["first_above_1e-10"] is None
+            assert row["eps_authors"] == row["eps_smile_ref"] and row["L_authors"] == row["L_smile_ref"]
+            assert row["eps_step_first_rel_1e-10"] is None
+        assert r["summary"]["eps"]["paired_smile_ref_minus_authors"][0] == 0.0
+    assert all(row["control"]["dx_max"] > 0.0 for row in full["mlp"]["rows"])
+    md = (tmp_path / "mile_full.md").read_text()
+    assert "MILE full warm-up: gaussian" in md and "MILE full warm-up: mlp" in md
+    with pytest.raises(SystemExit):
+        mod.main(["--out", str(tmp_path), "--mile-full", "--mile-seeds", "1"], authors_runner=lambda *a: None)
+
+
+def test_crosscheck_mile_problems():
+    """The MILE check's NumPy MLP is smile_ref's ``targets.MLP`` (same layout, log-density and gradient), and the
+    divergence summary reads an exponential separation correctly."""
+    mod = _load_crosscheck()
+    from smile_ref.targets import MLP
+
+    p = mod._mile.MLPProblem()
+    t = MLP(p.X, p.y, hidden=(8, 8), activation="relu", prior_scale=1.0)
+    x = np.random.default_rng(0).standard_normal((3, p.dim))
+    lp, g = t.logdensity_and_grad(x)
+    lp2, g2 = p._logdensity_and_grad(x)
+    np.testing.assert_allclose(lp2, lp, rtol=1e-13)
+    np.testing.assert_allclose(g2, g, rtol=1e-12, atol=1e-12)
+    assert p.dim == t.dim == 106 and p.start(0).shape == (106,)
+    # |dx_t| = 1e-16 * 10^(t / 100) (t = 0, 1, ...): 10 decades per 1000 steps, > 1e-10 from step 602
+    steps = np.arange(2000)
+    a = np.zeros((2000, 3))
+    b = a.copy()
+    b[:, 1] = 1e-16 * 10.0 ** (steps / 100.0)
+    d = mod._mile.divergence(a, b)
+    assert d["first_above_1e-10"] == 602 and d["first_above_0.001"] == 1302
+    assert d["decades_per_1000_steps"] == pytest.approx(10.0, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- SGHMC preset

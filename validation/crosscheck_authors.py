@@ -45,26 +45,37 @@ Environment (the authors' pinned versions; Python 3.11)::
     /tmp/venv-authors/bin/python validation/crosscheck_authors.py --authors-src /tmp/smile-authors \\
         --out validation/results/authors_crosscheck
 
-Only ``src/kernels/{__init__,base,smile,sghmc,sgld}.py`` and ``src/types.py`` of their tree are
+Only ``src/kernels/{__init__,base,smile,sghmc,sgld,warmup}.py`` (and what they import) of their tree are
 imported.  Without jax/blackjax or the tree the script exits with a message (status 2).
 
 Usage::
 
     python validation/crosscheck_authors.py --authors-src PATH [--out DIR] [--steps 1000] [--warmup 50] [--ablations]
+    python validation/crosscheck_authors.py --authors-src PATH --mile-full [--mile-warmup 50000] [--mile-seeds 8] \
+        [--mile-problems gaussian mlp]
 
 ``--ablations`` also runs smile_ref with one of its defaults at a time (everything else as in
-``preset="authors"``) and reports where each departs from the authors' trajectory.
+``preset="authors"``) and reports where each departs from the authors' trajectory.  ``--mile-full`` runs
+only MILE: the 250-step check, then whole warm-ups of ``--mile-warmup`` steps (the UCI MILE configs use
+50,000) over ``--mile-seeds`` seeds on a d = 20 Gaussian and a small MLP, both codes recording every step
+(``validation/_crosscheck_mile.py``): tuned ``eps`` and ``L`` of both over seeds, the step at which exact
+agreement ends and the growth rate of the difference; written to ``mile_full.json`` / ``mile_full.md``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the MILE part, also when loaded by path
+import _crosscheck_mile as _mile  # noqa: E402
+
+from smile_ref.io import atomic_write_json, atomic_write_text  # noqa: E402
+from _crosscheck_mile import ReplayNormals  # noqa: E402,F401 (the replayed normals of every pairing)
 
 PAIRINGS = {  # name: (authors' class, smile_ref sampler, extra smile_ref options)
     "SMILE-naive": ("SMILE", "smile", {"tuner": None}),
@@ -328,22 +339,6 @@ def run_authors(problem: Problem, pairing: str, batches: list, n_steps: int, n_w
 
 
 # ----------------------------------------------------------------------------- SGHMC
-class ReplayNormals:
-    """Random source for smile_ref samplers that hands out pre-drawn standard normals in order."""
-
-    def __init__(self, normals):
-        self.normals, self.k = normals, 0
-
-    def normal(self, shape, dtype=None):
-        if self.k >= len(self.normals):
-            raise IndexError(f"ReplayNormals: draw {self.k} requested, {len(self.normals)} recorded")
-        z = np.asarray(self.normals[self.k], dtype=np.float64)
-        if z.shape != tuple(shape):
-            raise ValueError(f"ReplayNormals: draw {self.k} has shape {z.shape}, the sampler asked for {tuple(shape)}")
-        self.k += 1
-        return z
-
-
 def authors_sghmc_keys(n_steps):
     """Per-step, per-chain keys of the authors' loop (``jax.random.split`` of one key per chain)."""
     import jax
@@ -565,115 +560,28 @@ ADASGHMC_ABLATIONS = {"moment_gradient='current'": {"moment_gradient": "current"
 # ----------------------------------------------------------------------------- MILE warm-up
 MILE_PAIRING = "MILE warm-up"  # their src/kernels/warmup.py vs "mclmc" with preset="authors" (tuner="mile")
 MILE_DIM, MILE_WARMUP, MILE_CHAINS = 20, 250, 4
-
-
-def mile_problem():
-    """d = 20 Gaussian ``N(0, diag(logspace(-1, 1, 20)))``, one start point per chain."""
-    rs = np.random.default_rng(20)
-    return np.logspace(-1, 1, MILE_DIM), rs.standard_normal((MILE_CHAINS, MILE_DIM))
-
-
-def mile_keys(chain):
-    """Their keys for one chain: init, per phase-1/2 step ``(key1, key2)``, per phase-3 step ``(key1, key2)``."""
-    import jax
-
-    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
-    key = jax.random.PRNGKey(100 + chain)
-    part1, part2 = jax.random.split(key, 2)
-    steps = list(jax.random.split(part1, n1 + n2 + 1)[:-1]) + list(jax.random.split(part2, n3))
-    return key, steps
+MILE_FULL_WARMUP, MILE_FULL_SEEDS = 50_000, 8  # the UCI MILE configs' warm-up length
 
 
 def run_authors_mile(authors_src: str) -> dict:
-    """Their ``make_L_step_size_adaptation`` then ``make_adaptation_L`` (as ``mclmc_find_L_and_step_size``, with
-    the settings of ``custom_mclmc_warmup`` and the UCI MILE configs: energy variance 0.5 -> 0.1, N_eff 100,
-    trust 1.5, no diagonal preconditioning), per chain; also ``custom_mclmc_warmup(...).run`` itself."""
-    import importlib
-
+    """Their MILE warm-up on the d = 20 Gaussian (:func:`_crosscheck_mile.run_authors`), chain ``c`` = seed ``c``;
+    also ``custom_mclmc_warmup(...).run`` itself."""
     import_authors(authors_src)
-    import blackjax
-    import jax
-    import jax.numpy as jnp
-    from blackjax.adaptation.mclmc_adaptation import MCLMCAdaptationState
-
-    warm = importlib.import_module("src.kernels.warmup")
-    var, x0 = mile_problem()
-    inv = jnp.asarray(1.0 / var)
-
-    def logdensity(x):
-        return -0.5 * jnp.sum(x * x * inv)
-
-    def kernel(sqrt_diag_cov):
-        return blackjax.mcmc.mclmc.build_kernel(logdensity_fn=logdensity, sqrt_diag_cov=sqrt_diag_cov,
-                                                integrator=blackjax.mcmc.integrators.isokinetic_mclachlan)
-
-    n1, n2, n3 = int(MILE_WARMUP * 0.8), int(MILE_WARMUP * 0.1), int(MILE_WARMUP * 0.1)
-    eps0 = 0.005
-    out = {k: [] for k in ("eps", "L_phase2", "L", "x", "eps_run", "L_run", "x_run")}
-    for c in range(MILE_CHAINS):
-        key, _ = mile_keys(c)
-        part1, part2 = jax.random.split(key, 2)
-        state = blackjax.mcmc.mclmc.init(jnp.asarray(x0[c]), logdensity, key)
-        params = MCLMCAdaptationState(L=jnp.maximum(jnp.sqrt(MILE_DIM), 15.0), step_size=eps0,
-                                      sqrt_diag_cov=jnp.ones((MILE_DIM,)))
-        state, params = warm.make_L_step_size_adaptation(
-            kernel=kernel, dim=MILE_DIM, tune1_steps=n1, tune2_steps=n2, diagonal_preconditioning=False,
-            desired_energy_var_start=0.5, desired_energy_var_end=0.1, trust_in_estimate=1.5,
-            num_effective_samples=100)(state, params, part1)
-        out["L_phase2"].append(float(params.L))
-        state, params = warm.make_adaptation_L(kernel(params.sqrt_diag_cov), Lfactor=0.4)(state, params, n3, part2)
-        out["eps"].append(float(params.step_size))
-        out["L"].append(float(params.L))
-        out["x"].append(np.array(state.position, dtype=np.float64))
-        res = warm.custom_mclmc_warmup(logdensity, diagonal_preconditioning=False, desired_energy_var_start=0.5,
-                                       desired_energy_var_end=0.1, trust_in_estimate=1.5, num_effective_samples=100,
-                                       step_size_init=eps0).run(key, jnp.asarray(x0[c]), MILE_WARMUP)
-        st, pr = res
-        out["eps_run"].append(float(pr.step_size))
-        out["L_run"].append(float(pr.L))
-        out["x_run"].append(np.array(st.position, dtype=np.float64))
-    return {k: np.array(v) for k, v in out.items()}
+    problem = _mile.GaussianProblem()
+    runs = [_mile.run_authors(problem, c, MILE_WARMUP, check_run=True) for c in range(MILE_CHAINS)]
+    return {k: np.array([r[k] for r in runs]) for k in ("eps", "L_phase2", "L", "x", "eps_run", "L_run", "x_run")}
 
 
 def authors_mile_normals(chain):
-    """Their normals for one chain in smile_ref's draw order: the init draw, then per step ``z(key2)`` (the
-    second half refresh, drawn first by smile_ref) and ``z(key1)``."""
-    import jax
-    import jax.numpy as jnp
-
-    key, steps = mile_keys(chain)
-    normal = jax.jit(lambda k: jax.random.normal(k, (MILE_DIM,), dtype=jnp.float64))
-    out = [np.array(normal(key))[None, :]]
-    for k in steps:
-        k1, k2 = jax.random.split(k)
-        out += [np.array(normal(k2))[None, :], np.array(normal(k1))[None, :]]
-    return out
+    """Their normals for one chain in smile_ref's draw order (:func:`_crosscheck_mile.authors_normals`)."""
+    return _mile.authors_normals(_mile.GaussianProblem(), chain, MILE_WARMUP)
 
 
 def run_smile_ref_mile(normals_per_chain, overrides=None) -> dict:
     """``"mclmc"`` with ``preset="authors"`` (``tuner="mile"``), one chain at a time with the replayed normals."""
-    from smile_ref.backend import get_backend
-    from smile_ref.gradients import Exact
-    from smile_ref.samplers import base as registry
-    from smile_ref.targets import Gaussian
-
-    var, x0 = mile_problem()
-    t = Gaussian.diagonal(var)
-    n12 = int(MILE_WARMUP * 0.8) + int(MILE_WARMUP * 0.1)
-    out = {k: [] for k in ("eps", "L_phase2", "L", "x")}
-    for c in range(MILE_CHAINS):
-        algo = registry.get("mclmc")(t, Exact(t), get_backend("numpy", "float64"), n_warmup=MILE_WARMUP,
-                                     preset="authors", **dict(overrides or {}))
-        rng = ReplayNormals(normals_per_chain[c])
-        state = algo.init(np.array(x0[c : c + 1], dtype=np.float64), rng)
-        for i in range(MILE_WARMUP):
-            state, _ = algo.step(state, rng, True)
-            if i == n12 - 1:
-                out["L_phase2"].append(float(state.params.L[0]))
-        out["eps"].append(float(state.params.step_size[0]))
-        out["L"].append(float(state.params.L[0]))
-        out["x"].append(np.array(state.integrator.position[0]))
-    return {k: np.array(v) for k, v in out.items()}
+    problem = _mile.GaussianProblem()
+    runs = [_mile.run_smile_ref(problem, c, MILE_WARMUP, normals_per_chain[c], overrides) for c in range(MILE_CHAINS)]
+    return {k: np.array([r[k] for r in runs]) for k in ("eps", "L_phase2", "L", "x")}
 
 
 MILE_ABLATIONS = {
@@ -895,7 +803,14 @@ def main(argv=None, authors_runner=None) -> int:
     ap.add_argument("--no-mile", action="store_true", help="skip the MILE warm-up pairing")
     ap.add_argument("--ablations", action="store_true",
                     help="also run each smile_ref default in turn against the authors' kernels")
+    ap.add_argument("--mile-full", action="store_true",
+                    help="only MILE: the 250-step check, then whole warm-ups over seeds (mile_full.json/.md)")
+    ap.add_argument("--mile-warmup", type=int, default=MILE_FULL_WARMUP, help="warm-up length of --mile-full")
+    ap.add_argument("--mile-seeds", type=int, default=MILE_FULL_SEEDS, help="seeds (one chain each) of --mile-full")
+    ap.add_argument("--mile-problems", nargs="+", default=list(_mile.PROBLEMS), choices=list(_mile.PROBLEMS))
     a = ap.parse_args(argv)
+    if a.mile_full and (a.mile_warmup < 10 or not 2 <= a.mile_seeds <= _mile.N_START_ROWS):
+        ap.error(f"--mile-full needs --mile-warmup >= 10 and 2 <= --mile-seeds <= {_mile.N_START_ROWS}")
     meta = {"n_steps": a.steps, "n_warmup": a.warmup, "authors_src": a.authors_src, "python": platform.python_version()}
     if authors_runner is None:
         if a.authors_src is None:
@@ -913,6 +828,8 @@ def main(argv=None, authors_runner=None) -> int:
         meta.update(jax=jax.__version__, blackjax=blackjax.__version__)
     else:
         meta.update(jax="stand-in", blackjax="stand-in")
+    if a.mile_full:
+        return _main_mile_full(a, meta, authors_runner is not None)
     if a.no_sghmc:
         sghmc = None
     elif authors_runner is None:
@@ -929,11 +846,32 @@ def main(argv=None, authors_runner=None) -> int:
                        for _ in range(2 * MILE_WARMUP + 1)])
         mile = run_mile(a.authors_src, mile_normals, a.ablations)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "authors_crosscheck.json"), "w") as f:
-        json.dump({"meta": meta, "results": results, "ablations": abl, "mile": mile}, f, indent=1)
+    atomic_write_json(os.path.join(a.out, "authors_crosscheck.json"),
+                      {"meta": meta, "results": results, "ablations": abl, "mile": mile}, indent=1, sort_keys=False)
     md = markdown(results, meta) + (markdown_ablations(abl) if abl else "") + (markdown_mile(mile) if mile else "")
-    with open(os.path.join(a.out, "authors_crosscheck.md"), "w") as f:
-        f.write(md)
+    atomic_write_text(os.path.join(a.out, "authors_crosscheck.md"), md)
+    print(md)
+    return 0
+
+
+def _main_mile_full(a, meta, stand_in: bool) -> int:
+    """``--mile-full``: the 250-step MILE check, then :func:`_crosscheck_mile.run_full`."""
+    if stand_in:
+        mile_normals = lambda c: [np.random.default_rng(50 + c).standard_normal((1, MILE_DIM))  # noqa: E731
+                                  for _ in range(2 * MILE_WARMUP + 1)]
+        full_normals = lambda p, seed, n: [np.random.default_rng(60 + seed).standard_normal((1, p.dim))  # noqa: E731
+                                           for _ in range(2 * n + 1)]
+    else:
+        mile_normals = full_normals = None
+    t0 = time.perf_counter()
+    mile = run_mile(a.authors_src, mile_normals)
+    full = _mile.run_full(range(a.mile_seeds), a.mile_warmup, a.mile_problems, full_normals)
+    meta.update(mile_warmup=a.mile_warmup, mile_seeds=a.mile_seeds, seconds=round(time.perf_counter() - t0, 1))
+    os.makedirs(a.out, exist_ok=True)
+    atomic_write_json(os.path.join(a.out, "mile_full.json"), {"meta": meta, "mile": mile, "mile_full": full},
+                      indent=1, sort_keys=False)
+    md = markdown_mile(mile) + _mile.markdown(full) + f"\nSeconds: {meta['seconds']}.\n"
+    atomic_write_text(os.path.join(a.out, "mile_full.md"), md)
     print(md)
     return 0
 
