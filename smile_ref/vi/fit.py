@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backend import Backend, backend_of, get_backend, make_random, to_numpy
 from ..backend.validate import check_nonneg_int, check_positive_int, check_real_array
+from ..errors import VIDivergenceError
 from ..gradients.exact import Exact
 from ._common import check_on_invalid
 from .advi import ADVI
@@ -20,7 +21,11 @@ from .flow import SinhArcsinhFlow
 from .sinh_arcsinh import SinhArcsinh
 from .score_vi import ScoreVI
 
-__all__ = ["fit_vi", "VIResult", "METHODS", "FAMILIES"]
+__all__ = ["fit_vi", "VIResult", "METHODS", "FAMILIES", "FLOW_INNER_LR"]
+
+#: ``score_vi``'s default inner Adam step for ``family="sinh_arcsinh_flow"`` (0.05, the mean-field default,
+#: diverges on a correlated 4-d Gaussian; 0.01 converges: docs/derivations/score-vi.md).
+FLOW_INNER_LR = 0.01
 
 METHODS = {"score_vi": ScoreVI, "advi": ADVI, "gsm": GSM, "bam": BaM}
 FAMILIES = ("diag_gaussian", "full_gaussian", "sinh_arcsinh", "sinh_arcsinh_flow")
@@ -136,7 +141,8 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
         ``callback(t, q)`` after every iteration with the current family member (e.g. to record an error
         curve); its return value is ignored.
     **options
-        Method options: ``n_inner``, ``inner_lr`` (score_vi), ``lr`` (advi), ``lam``, ``schedule`` (bam);
+        Method options: ``n_inner``, ``inner_lr`` (score_vi; default 0.05, :data:`FLOW_INNER_LR` = 0.01 for
+        ``family="sinh_arcsinh_flow"``), ``lr`` (advi), ``lam``, ``schedule`` (bam);
         ``n_layers`` (default 2) and ``flow_seed`` (seed of the fixed Haar rotations, default 0) for
         ``family="sinh_arcsinh_flow"`` (:class:`~smile_ref.vi.flow.SinhArcsinhFlow`, Gaussian-initialised).
 
@@ -161,6 +167,8 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     n_layers = check_positive_int(options.pop("n_layers", 2), "n_layers")
     flow_seed = check_nonneg_int(options.pop("flow_seed", 0), "flow_seed")
     if method == "score_vi":
+        if family == "sinh_arcsinh_flow":  # the flow's inner Adam diverges at the mean-field default 0.05
+            options.setdefault("inner_lr", FLOW_INNER_LR)
         algo = METHODS[method](beta=beta, on_invalid=on_invalid, **options)
     else:
         algo = METHODS[method](on_invalid=on_invalid, **options)
@@ -170,7 +178,7 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
     state = algo.init(_initial_family(family, bk, d, init_mean, init_cov, n_layers, flow_seed))
     gstate = gradient.init(n_samples, random)
     xp = bk.xp
-    trace, n_skipped = [], 0
+    trace, n_skipped, last_skipped = [], 0, False
     t0 = time.perf_counter()
     for t in range(n_iter):
         theta, aux = algo.sample(state, random, n_samples)
@@ -181,19 +189,23 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
                 raise FloatingPointError(f"{method} iteration {t}: non-finite log-density or score at a sample of q_t "
                                          "(pass on_invalid='skip' to skip such iterations)")
             n_skipped += 1
+            last_skipped = True
             trace.append(xp.asarray(math.nan, dtype=bk.dtype, device=bk.device))
             if hasattr(algo, "on_nonfinite_scores"):  # score_vi: divergence monitor (restart or raise)
                 state = algo.on_nonfinite_scores(state, t)
         else:
+            last_skipped = False
             state, objective, bad = algo.update(state, theta, aux, logp, s, t)
             n_skipped += bad
             trace.append(objective)
         if callback is not None:
             callback(t, algo.family(state))
     wall = time.perf_counter() - t0
+    fitted = algo.family(state)
+    _check_converged(fitted, last_skipped, method, family, algo)
     cost = float(getattr(gradient, "cost", 1.0))
     return VIResult(
-        family=algo.family(state), trace=to_numpy(xp.stack(trace)), n_skipped=n_skipped,
+        family=fitted, trace=to_numpy(xp.stack(trace)), n_skipped=n_skipped,
         n_gradient_evals=cost * n_iter * n_samples, method=method, seed=seed, backend=bk.name, wall_time=wall,
         meta={"family": family, "beta": float(getattr(algo, "beta_used", 0.0)) if method == "score_vi" else None,
               "beta_option": beta if isinstance(beta, str) else float(beta),
@@ -201,3 +213,19 @@ def fit_vi(method: str, target, family: str = "diag_gaussian", *, n_iter: int, n
               "options": {k: repr(v) for k, v in sorted(options.items())},
               "target": target.describe() if hasattr(target, "describe") else repr(target)},
     )
+
+
+def _check_converged(fitted, last_skipped: bool, method: str, family: str, algo) -> None:
+    """Raise :class:`~smile_ref.errors.VIDivergenceError` when the fit ends where it cannot be used: its last
+    iteration met non-finite values at samples of ``q``, or the family's exact moments are not finite."""
+    moments = [getattr(fitted, k) for k in ("mean", "cov") if hasattr(fitted, k)]
+    finite = all(bool(np.all(np.isfinite(to_numpy(m)))) for m in moments)
+    if finite and not last_skipped:
+        return
+    what = "the last iteration met non-finite values at samples of q" if last_skipped else \
+        "the fitted family has non-finite moments"
+    settings = ""
+    if method == "score_vi":
+        settings = f" (beta={float(getattr(algo, 'beta_used', algo.beta)):g}, inner_lr={algo.inner_lr:g})"
+    raise VIDivergenceError(f"{method} with family={family!r} diverged: {what}{settings}; lower inner_lr / lr, "
+                            "or give a fixed larger beta (score_vi)")
