@@ -197,3 +197,22 @@ def test_smile_exact_gradient_with_mclmc_tuner_is_healthy(name):
         res = smile_ref.run_chains(name, t, n_chains=4, n_steps=1000, burn_in=300, seed=0, step_size=0.1,
                                    tuner="mclmc", progress=False)
     assert res.health.ok
+
+
+def test_energy_limit_scales_with_the_tuners_own_target():
+    """dE with dE^2/d = 0.33 at every step (MILE's measured median on the UCI MLPs) is an explosion for a tuner
+    targeting 5e-4 (limit 0.1) but not for MILE, whose warm-up ends at Var[dE]/d = 0.1 (limit 200 x 0.1 = 20);
+    10 x that target still fires.  The driver reads the target from the tuner."""
+    n, m, d = 2, 100, 4
+    rng = np.random.default_rng(0)
+    samples = rng.normal(size=(n, m, d))
+    for level, target, bad in [(0.33, None, True), (0.33, 0.1, False), (200.0, 0.1, True), (0.05, 5e-4, False)]:
+        info = {"rejected": np.zeros((m, n), bool), "step_size": np.full((m, n), 0.1),
+                "energy_error": np.full((m, n), np.sqrt(level * d))}
+        h = run_health(samples, info, sampler="mclmc", n_warmup=0, energy_var_target=target)
+        assert (not h.ok) == bad, (level, target, h.problems)
+        assert h.energy_limit == (0.1 if target is None else max(0.1, 200 * target))
+    from smile_ref.tuners.mclmc import mclmc_tuner
+
+    assert mclmc_tuner().energy_var_target == 5e-4
+    assert mclmc_tuner(energy_var_schedule="mile").energy_var_target == 0.1

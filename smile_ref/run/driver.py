@@ -318,14 +318,16 @@ def run_chains(
         wall_time=wall, meta={"config": config}, info_steps=recorder.steps, n_warmup_rows=recorder.n_warmup_rows,
         stats=recorder.stats, info_mode=info_mode, warmup_info_mode=warmup_mode,
     )
-    return _check_health(result, strict, getattr(algo, "energy_error", None) != "cross_batch")
+    energy_target = getattr(getattr(algo, "tuner", None), "energy_var_target", None)  # the tuner's Var[dE]/d
+    return _check_health(result, strict, getattr(algo, "energy_error", None) != "cross_batch", energy_target)
 
 
-def _check_health(result: ChainResult, strict, check_energy: bool) -> ChainResult:
+def _check_health(result: ChainResult, strict, check_energy: bool, energy_var_target=None) -> ChainResult:
     """Attach :func:`~smile_ref.run.health.run_health` to ``result``; warn (or raise) once if unhealthy."""
     if not isinstance(strict, bool):
         raise TypeError(f"strict must be a bool, got {strict!r}")
-    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, check_energy=check_energy)
+    result.health = health_from_stats(result.samples, result.stats, sampler=result.sampler, check_energy=check_energy,
+                                      energy_var_target=energy_var_target)
     if not result.health.ok:
         if strict:
             raise RunHealthError(result.health.message())

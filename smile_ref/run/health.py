@@ -23,7 +23,8 @@ A run is **unhealthy** when any chain
   step, or has a non-finite recorded sample;
 * has an exploding energy error (samplers that report ``info["energy_error"]``): over the sampling
   steps, the median of ``dE^2 / d`` exceeds :data:`MAX_ENERGY_VAR_PER_DIM` (0.1, 200 times MCLMC's
-  target ``Var[dE]/d = 5e-4``), or more than :data:`MAX_SPIKE_FRACTION` (0.5 %) of the steps have
+  target ``Var[dE]/d = 5e-4``; for a tuner with a larger target, :data:`ENERGY_LIMIT_FACTOR` times its
+  target, e.g. 20 for MILE, which ends its warm-up at ``Var[dE]/d = 0.1``), or more than :data:`MAX_SPIKE_FRACTION` (0.5 %) of the steps have
   ``dE^2 / d > SPIKE_ENERGY_VAR_PER_DIM`` (100).  This catches a huge fixed step size, which
   otherwise gives garbage with no rejection (SMILE/pSMILE without a tuner or guardrail: on a 5-d
   Gaussian ``step_size=5`` has median ``dE^2/d = 0.48``; ``step_size=50`` has a tiny median, because
@@ -56,7 +57,7 @@ import numpy as np
 
 __all__ = ["RunHealth", "run_health", "health_from_stats", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
            "FROZEN_MIN_DRAWS", "MAX_ENERGY_VAR_PER_DIM", "SPIKE_ENERGY_VAR_PER_DIM", "MAX_SPIKE_FRACTION",
-           "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES", "MAX_DRIFT_NOISE_RATIO"]
+           "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES", "MAX_DRIFT_NOISE_RATIO", "ENERGY_LIMIT_FACTOR"]
 
 MAX_REJECTION_FRACTION = 0.2
 MIN_REJECTED = 10
@@ -64,6 +65,7 @@ STEP_SIZE_FLOOR = 1e-8
 COLLAPSE_FACTOR = 1e-6
 FROZEN_MIN_DRAWS = 20
 MAX_ENERGY_VAR_PER_DIM = 0.1
+ENERGY_LIMIT_FACTOR = 200.0  # the limit in units of a tuner's own Var[dE]/d target (0.1 = 200 x MCLMC's 5e-4)
 SPIKE_ENERGY_VAR_PER_DIM = 100.0
 MAX_SPIKE_FRACTION = 0.005
 MAX_DRIFT_NOISE_RATIO = 1.0
@@ -134,6 +136,7 @@ class RunHealth:
     rhat_max: float | None = None
     ess_min: float | None = None
     energy_above_fraction: np.ndarray | None = None
+    energy_limit: float = MAX_ENERGY_VAR_PER_DIM
     drift_noise_fraction: np.ndarray | None = None
     drift_noise_max: np.ndarray | None = None
     problems: tuple = field(default_factory=tuple)
@@ -171,7 +174,8 @@ class RunHealth:
     def _exploding(self) -> np.ndarray:
         if self.energy_var_per_dim is None:
             return np.zeros(self.n_chains, dtype=bool)
-        return (self.energy_above_fraction > 0.5) | (self.energy_spike_fraction > MAX_SPIKE_FRACTION)
+        return _exploding(self.energy_above_fraction, self.energy_var_per_dim, self.energy_spike_fraction,
+                          self.energy_limit)
 
     def message(self) -> str:
         """The warning text: the problems, then the remedies."""
@@ -237,7 +241,7 @@ def _rhat_ess(samples: np.ndarray, all_finite: bool):
 
 
 def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | None = None,
-               check_energy: bool = True) -> RunHealth:
+               check_energy: bool = True, energy_var_target: float | None = None) -> RunHealth:
     """Health summary of a finished run from its complete per-step ``info``.
 
     The counters of :class:`~smile_ref.run.stats.StepStats` are taken over ``info`` and judged by
@@ -260,6 +264,8 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
     check_energy : bool
         Judge ``info["energy_error"]`` (``False`` where it is not an integration error, e.g. SMILE's
         cross-batch energy error).
+    energy_var_target : float, optional
+        The step-size tuner's ``Var[dE] / d`` target (see :func:`health_from_stats`).
 
     Returns
     -------
@@ -282,10 +288,19 @@ def run_health(samples, info: dict, *, sampler: str, n_warmup: int, dim: int | N
     samples = np.asarray(samples)
     d = int(samples.shape[-1] if dim is None else dim)
     stats = StepStats.from_info(info, n_warmup, int(samples.shape[0]), d)
-    return health_from_stats(samples, stats, sampler=sampler, check_energy=check_energy)
+    return health_from_stats(samples, stats, sampler=sampler, check_energy=check_energy,
+                             energy_var_target=energy_var_target)
 
 
-def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True) -> RunHealth:
+def _exploding(above, median, spikes, limit):
+    """Median ``dE^2 / d`` above ``limit`` (exactly counted for the default limit, from the histogram median
+    otherwise), or too many spikes."""
+    over = (above > 0.5) if limit == MAX_ENERGY_VAR_PER_DIM else (median > limit)
+    return over | (spikes > MAX_SPIKE_FRACTION)
+
+
+def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True,
+                      energy_var_target: float | None = None) -> RunHealth:
     """Health summary of a finished run from its recorded draws and exact per-step counters.
 
     Parameters
@@ -299,6 +314,9 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
         Name used in the messages.
     check_energy : bool
         Judge the energy error (see :func:`run_health`); ``dE^2 / d`` uses ``stats.dim``.
+    energy_var_target : float, optional
+        The step-size tuner's ``Var[dE] / d`` target (``Tuner.energy_var_target``): the energy limit is
+        ``max(MAX_ENERGY_VAR_PER_DIM, ENERGY_LIMIT_FACTOR * energy_var_target)``.
 
     Returns
     -------
@@ -375,10 +393,12 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
         problems.append(what + f" in {int(np.sum((nf_samp > 0) | (bad_draws > 0)))}/{n_chains} chains")
         remedies.append("check the target and the gradient estimator for NaN/inf (log of zero, overflow) and "
                         "lower step_size;")
-    exploding = np.zeros(n_chains, dtype=bool) if evar is None else ((above > 0.5) | (spikes > MAX_SPIKE_FRACTION))
+    limit = MAX_ENERGY_VAR_PER_DIM if energy_var_target is None else \
+        max(MAX_ENERGY_VAR_PER_DIM, ENERGY_LIMIT_FACTOR * float(energy_var_target))
+    exploding = np.zeros(n_chains, dtype=bool) if evar is None else _exploding(above, evar, spikes, limit)
     if np.any(exploding):
         problems.append(f"the energy error explodes in {int(exploding.sum())}/{n_chains} chains (median dE^2/d "
-                        f"up to {float(evar.max()):.3g}, limit {MAX_ENERGY_VAR_PER_DIM:g}; up to "
+                        f"up to {float(evar.max()):.3g}, limit {limit:g}; up to "
                         f"{100 * float(spikes.max()):.2g} % of steps with dE^2/d > {SPIKE_ENERGY_VAR_PER_DIM:g}, limit "
                         f"{100 * MAX_SPIKE_FRACTION:g} %): the step size is far too large for the integrator")
         remedies.append("lower step_size or use a tuner (tuner='mclmc');")
@@ -396,5 +416,5 @@ def health_from_stats(samples, stats, *, sampler: str, check_energy: bool = True
                      rejection_fraction=frac, n_nonfinite=nf_all, n_nonfinite_sampling=nf_samp,
                      step_size_min=e_min, step_size_max=e_max, at_floor=at_floor, frozen=frozen,
                      energy_var_per_dim=evar, energy_spike_fraction=spikes, n_nonfinite_samples=bad_draws, rhat_max=rhat_max,
-                     ess_min=ess_min, energy_above_fraction=above, drift_noise_fraction=drift_frac,
+                     ess_min=ess_min, energy_above_fraction=above, energy_limit=limit, drift_noise_fraction=drift_frac,
                      drift_noise_max=drift_max, problems=tuple(problems), remedies=tuple(remedies))

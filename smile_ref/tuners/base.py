@@ -53,11 +53,16 @@ class TuneInput(NamedTuple):
 
 
 class Tuner(NamedTuple):
-    """``init(params) -> state``; ``update(state, params, inp) -> (params, state)``."""
+    """``init(params) -> state``; ``update(state, params, inp) -> (params, state)``.
+
+    ``energy_var_target``: the ``Var[dE] / d`` a step-size tuner holds once warm-up ends (``None``: it has
+    none); run health scales its energy-error limit with it.
+    """
 
     init: Callable[[TuningParams], Any]
     update: Callable[[Any, TuningParams, TuneInput], tuple[TuningParams, Any]]
     name: str = "tuner"
+    energy_var_target: float | None = None
 
 
 def identity() -> Tuner:

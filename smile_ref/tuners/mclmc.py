@@ -357,7 +357,7 @@ def mclmc_tuner(desired_energy_var=5e-4, trust_in_estimate=1.5, num_effective_sa
             )
         return TuningParams(new_eps, L, sqrt_diag), st
 
-    return Tuner(init, update, "mclmc")
+    return Tuner(init, update, "mclmc", float(v_end))
 
 
 def _mean_tau(xp, buffer, method="split"):
