@@ -233,7 +233,7 @@ def test_wheel_installs_smile_ref_theory_and_no_top_level_theory(tmp_path):
                                                 + smile_ref.__version__ + ".dist-info"}
     theory_files = {f"smile_ref/theory/{p.name}" for p in (ROOT / "theory").glob("*.py")}
     assert theory_files <= names
-    for data in ("smile_ref/data/uci/energy.data", "smile_ref/data/uci/README.md",
+    for data in ("smile_ref/data/uci/energy.data", "smile_ref/data/uci/README.md", "smile_ref/data/uci/authors_splits.npz",
                  "smile_ref/verification/analytical_theory.json"):
         assert data in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)

@@ -9,7 +9,7 @@ from .metrics import (accuracy, classification_log_pred_density, classification_
                       interval_coverage, lppd, mixture_cdf, mixture_quantile, nll, predictive_probs,
                       regression_log_pred_density, regression_metrics, rmse)
 from .pipeline import EnsembleResult, run_ensemble
-from .predict import ensemble_metrics, predict_params
+from .predict import ensemble_metrics, member_spread_metrics, predict_params
 from .pretrain import PretrainResult, pretrain_ensemble
 
 __all__ = [
@@ -17,5 +17,5 @@ __all__ = [
     "STEP_SIZE_GRIDS", "accuracy", "classification_log_pred_density", "classification_metrics",
     "expected_calibration_error", "interval_coverage", "lppd", "mixture_cdf", "mixture_quantile", "nll",
     "predictive_probs", "regression_log_pred_density", "regression_metrics", "rmse", "EnsembleResult",
-    "run_ensemble", "ensemble_metrics", "predict_params", "PretrainResult", "pretrain_ensemble",
+    "run_ensemble", "ensemble_metrics", "member_spread_metrics", "predict_params", "PretrainResult", "pretrain_ensemble",
 ]

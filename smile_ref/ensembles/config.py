@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ..backend.validate import check_nonneg_int, check_positive_float, check_positive_int
+from ..backend.validate import check_bool, check_nonneg_int, check_positive_float, check_positive_int, check_real
 
 __all__ = ["EnsembleConfig", "SAMPLER_DEFAULTS", "STEP_SIZE_GRIDS", "sampler_setup"]
 
@@ -53,6 +53,8 @@ SAMPLER_DEFAULTS: dict[str, dict] = {
     "psgld": {"step_size": 1e-6, "options": {}, "per_example_scale": True},
     "bnp_sgld": {"step_size": 1e-6, "options": {}, "per_example_scale": True},
     "sghmc": {"step_size": 1e-6, "options": {"alpha": 0.05}, "per_example_scale": True},
+    # the SMILE authors' UCI SGHMC: eps = 1e-3, mdecay 0.05, i.e. eta = eps^2 (samplers/sghmc_adaptive.py)
+    "sghmc_adaptive": {"step_size": 1e-6, "options": {"alpha": 0.05}},
 }
 
 #: The grids searched by the benchmark for each sampler (validation LPPD picks the value).
@@ -64,6 +66,7 @@ STEP_SIZE_GRIDS: dict[str, tuple] = {
     "psgld": (1e-5, 1e-6, 1e-7),
     "bnp_sgld": (1e-5, 1e-6, 1e-7),
     "sghmc": (1e-5, 1e-6, 1e-7),
+    "sghmc_adaptive": (1e-4, 1e-6, 1e-8),  # eps in {1e-2, 1e-3, 1e-4} of the authors' search
 }
 
 
@@ -88,6 +91,14 @@ class EnsembleConfig:
         Extra options passed to the sampler builder (merged over the defaults).
     checkpoint_every : int or None
         Steps between sampling checkpoints (atomic ``.npz``; ``None``: only at the end).
+    minibatch_options : dict
+        Options of the samplers' :class:`~smile_ref.gradients.MiniBatch` (e.g. the SMILE authors'
+        ``{"scale": "floor", "schedule": "authors"}``).
+    pretrain_drop_last : bool
+        Pre-training skips each epoch's incomplete last batch (the authors' loader).
+    pretrain_fix_log_sigma : float or None
+        Pre-train with ``log sigma`` pinned at this value (the authors' mean regression: 0, i.e. MSE);
+        the chains then start there.  ``None``: ``log sigma`` is learned.
     """
 
     n_members: int = 10
@@ -103,6 +114,9 @@ class EnsembleConfig:
     step_size: float | None = None
     sampler_options: dict = field(default_factory=dict)
     checkpoint_every: int | None = 5_000
+    minibatch_options: dict = field(default_factory=dict)
+    pretrain_drop_last: bool = False
+    pretrain_fix_log_sigma: float | None = None
 
     def __post_init__(self):
         for name in ("n_members", "pretrain_batch_size", "pretrain_max_epochs", "pretrain_patience",
@@ -120,6 +134,12 @@ class EnsembleConfig:
                              "or no draw would be kept")
         if self.checkpoint_every is not None:
             check_positive_int(self.checkpoint_every, "checkpoint_every")
+        if not isinstance(self.minibatch_options, dict) or not all(isinstance(k, str) for k in self.minibatch_options):
+            raise TypeError(f"minibatch_options must be a dict of MiniBatch option names to values, got "
+                            f"{self.minibatch_options!r}")
+        check_bool(self.pretrain_drop_last, "pretrain_drop_last")
+        if self.pretrain_fix_log_sigma is not None:
+            check_real(self.pretrain_fix_log_sigma, "pretrain_fix_log_sigma")
 
     @classmethod
     def paper(cls, **overrides) -> "EnsembleConfig":
@@ -141,7 +161,18 @@ class EnsembleConfig:
         return replace(base, **overrides)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields; the protocol fields (``minibatch_options``, ``pretrain_drop_last``,
+        ``pretrain_fix_log_sigma``) only when they differ from their defaults, so that the
+        descriptions of runs made before they existed still match on resume."""
+        d = asdict(self)
+        for name in _PROTOCOL_FIELDS:
+            if d[name] == _PROTOCOL_DEFAULTS[name]:
+                del d[name]
+        return d
+
+
+_PROTOCOL_FIELDS = ("minibatch_options", "pretrain_drop_last", "pretrain_fix_log_sigma")
+_PROTOCOL_DEFAULTS = {"minibatch_options": {}, "pretrain_drop_last": False, "pretrain_fix_log_sigma": None}
 
 
 def sampler_setup(sampler: str, config: EnsembleConfig) -> tuple[float, dict, bool]:

@@ -148,7 +148,7 @@ def sample_members(task: MemberTask, members, init: np.ndarray) -> list[dict]:
     cfg = task.config
     target = MLP(task.X, task.y, **task.model)
     step, opts, full = sampler_setup(task.sampler, cfg)
-    gradient = Exact(target) if full else MiniBatch(target, min(cfg.batch_size, target.n_data))
+    gradient = Exact(target) if full else MiniBatch(target, min(cfg.batch_size, target.n_data), **cfg.minibatch_options)
     store = RunStore(task.out_dir) if task.out_dir is not None else None
     ckpt = store.checkpoint_path(members) if store is not None else None
     bk = get_backend(task.backend, task.dtype, task.device)
@@ -184,7 +184,12 @@ def _check_sampler_options(sampler, target, config, bk) -> None:
     from ..samplers import base as registry
 
     step, opts, full = sampler_setup(sampler, config)
-    gradient = Exact(target) if full else MiniBatch(target, min(config.batch_size, target.n_data))
+    try:
+        gradient = (Exact(target) if full else
+                    MiniBatch(target, min(config.batch_size, target.n_data), **config.minibatch_options))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"EnsembleConfig.minibatch_options={config.minibatch_options!r} are not valid for "
+                        f"MiniBatch: {exc}") from None
     try:
         registry.get(sampler)(target, gradient, bk, step_size=step, n_warmup=config.n_warmup, **opts)
     except (TypeError, ValueError) as exc:
@@ -217,9 +222,9 @@ def _describe(sampler, config, seed, model, data, backend, dtype):
 
 def _pretrain_description(config, seed, model, data, backend, dtype) -> dict:
     keys = ("n_members", "pretrain_lr", "pretrain_weight_decay", "pretrain_batch_size", "pretrain_max_epochs",
-            "pretrain_patience")
+            "pretrain_patience", "pretrain_drop_last", "pretrain_fix_log_sigma")
     d = _describe("de", config, seed, model, data, backend, dtype)
-    d["config"] = {k: d["config"][k] for k in keys}
+    d["config"] = {k: d["config"][k] for k in keys if k in d["config"]}  # the last two only when not default
     del d["sampler"], d["sampler_setup"]
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
@@ -246,7 +251,8 @@ def _pretrain(path, description, target, data, config, seed, backend, dtype, dev
                             learning_rate=config.pretrain_lr, weight_decay=config.pretrain_weight_decay,
                             batch_size=min(config.pretrain_batch_size, target.n_data),
                             max_epochs=config.pretrain_max_epochs, patience=config.pretrain_patience,
-                            backend=backend, dtype=dtype, device=device, progress=progress)
+                            backend=backend, dtype=dtype, device=device, progress=progress,
+                            drop_last=config.pretrain_drop_last, fix_log_sigma=config.pretrain_fix_log_sigma)
     params = np.asarray(to_numpy(pre.params), dtype=np.float64)
     meta = {"n_gradient_evals": float(np.mean(pre.n_gradient_evals)), "wall_time": float(pre.wall_time),
             "n_epochs": [int(e) for e in pre.n_epochs], "best_epoch": [int(e) for e in pre.best_epoch],

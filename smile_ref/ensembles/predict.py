@@ -14,7 +14,7 @@ import numpy as np
 from ..backend import array_namespace, device_of
 from .metrics import classification_metrics, regression_metrics
 
-__all__ = ["predict_params", "ensemble_metrics"]
+__all__ = ["predict_params", "ensemble_metrics", "member_spread_metrics"]
 
 
 def predict_params(target, params_list, X, chunk: int = 2048):
@@ -77,4 +77,41 @@ def ensemble_metrics(target, params_list, X, y, levels=(0.8, 0.9, 0.95), n_bins:
         s = int(out.shape[0])
     m = {k: float(v) for k, v in m.items()}
     m["n_samples"] = s
+    return m
+
+
+def member_spread_metrics(target, params, X, y, levels=(0.8, 0.9, 0.95), scale_bounds=(1e-6, 1e6)) -> dict:
+    """Regression metrics of a deep ensemble whose predictive scale is the spread of its members' means.
+
+    The SMILE authors' deep-ensemble row for mean regression (members trained with ``sigma`` fixed):
+    with member means ``mu_m(x_i)``, ``m = 1..M``, and ``s_i`` their population standard deviation over
+    ``m`` (clipped to ``scale_bounds``), the predictive is the mixture
+    ``(1/M) sum_m N(y; mu_m(x_i), s_i^2)``; LPPD, RMSE and coverage as
+    :func:`~smile_ref.ensembles.metrics.regression_metrics`.  The members' own ``log sigma`` is ignored.
+
+    Parameters
+    ----------
+    target : smile_ref.targets.MLP
+        A regression MLP.
+    params : array (M, dim)
+        Member parameters, ``M >= 2``.
+    X : array-like (N, p)
+    y : array-like (N,)
+        Host test inputs and (standardised) targets.
+    """
+    if target.task != "regression":
+        raise ValueError(f"member_spread_metrics is for regression targets, got task={target.task!r}")
+    if params.ndim != 2 or params.shape[0] < 2:
+        raise ValueError(f"params must have shape (M, dim) with M >= 2 members (the spread of one member is 0), "
+                         f"got {tuple(params.shape)}")
+    lo, hi = (float(v) for v in scale_bounds)
+    if not 0.0 < lo < hi:
+        raise ValueError(f"scale_bounds must be (lo, hi) with 0 < lo < hi, got {scale_bounds!r}")
+    xp = array_namespace(params)
+    mean, _ = predict_params(target, [params], X)
+    spread = xp.clip(xp.std(mean, axis=0), lo, hi)
+    log_sigma = xp.broadcast_to(xp.log(spread)[None, :], mean.shape)
+    yb = xp.asarray(np.asarray(y, dtype=np.float64), dtype=params.dtype, device=device_of(params))
+    m = {k: float(v) for k, v in regression_metrics(mean, log_sigma, yb, levels=levels).items()}
+    m["n_samples"] = int(mean.shape[0])
     return m

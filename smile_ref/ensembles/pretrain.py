@@ -28,6 +28,12 @@ Conventions (choices the paper leaves open, fixed here):
   ``best_epoch = 0``) are returned.  The loop ends when every member has stopped or after
   ``max_epochs`` epochs.  Frozen members are still evaluated in the batched forward/backward pass
   (their results are discarded), so a member's trajectory does not depend on when the others stop.
+* ``drop_last=True`` (the SMILE authors' loader) visits only the ``floor(N / b)`` full batches of each
+  epoch's permutation (the last ``N mod b`` permuted examples are skipped that epoch).
+* ``fix_log_sigma=c`` (regression only; the authors' mean-regression pre-training, ``c = 0``): the noise scale
+  is not learned, ``log sigma`` (the last parameter) is set to ``c`` and its gradient is zeroed, so the loss is
+  the Gaussian NLL with ``sigma = e^c`` (``c = 0``: half the mean squared error plus a constant) and the
+  returned members carry ``log sigma = c``, where the chains then start.
 * ``n_gradient_evals[j]`` counts training gradients in full-data equivalents, ``sum b_k / N`` over
   the member's steps (= its number of epochs); validation forward passes are not counted.
 
@@ -46,7 +52,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..backend import Backend, HostRandom, array_namespace, backend_of, get_backend, to_numpy
-from ..backend.validate import check_host_matrix, check_host_vector, check_positive_float, check_positive_int
+from ..backend.validate import (check_bool, check_host_matrix, check_host_vector, check_positive_float,
+                                check_positive_int, check_real)
 from .adamw import adamw
 
 __all__ = ["PretrainResult", "pretrain_ensemble"]
@@ -147,7 +154,8 @@ def _initial(target, init, bk, n_members, ss_init):
 def pretrain_ensemble(target, X_val, y_val, *, n_members: int = 10, seed=0, learning_rate: float = 0.01,
                       weight_decay: float = 0.005, batch_size: int = 64, max_epochs: int = 200,
                       patience: int = 10, backend=None, dtype: str | None = None, device=None, init=None,
-                      progress: bool | None = None) -> PretrainResult:
+                      progress: bool | None = None, drop_last: bool = False,
+                      fix_log_sigma: float | None = None) -> PretrainResult:
     """Train ``n_members`` deep-ensemble members with AdamW and per-member early stopping.
 
     Parameters
@@ -173,6 +181,10 @@ def pretrain_ensemble(target, X_val, y_val, *, n_members: int = 10, seed=0, lear
         Initial parameters (default ``target.init_params(rng, M)``).
     progress : bool, optional
         tqdm bar over epochs (default: on for a TTY unless ``CI`` is set).
+    drop_last : bool
+        Skip each epoch's last, incomplete batch (default ``False``: it is included).
+    fix_log_sigma : float, optional
+        Regression only: pin ``log sigma`` at this value instead of learning it (see the module docstring).
 
     Returns
     -------
@@ -191,15 +203,27 @@ def pretrain_ensemble(target, X_val, y_val, *, n_members: int = 10, seed=0, lear
     if not isinstance(seed, np.random.SeedSequence) and seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     Xv_h, yv_h = _check_val(target, X_val, y_val)
+    drop_last = check_bool(drop_last, "drop_last")
+    if fix_log_sigma is not None:
+        if getattr(target, "task", "regression") != "regression":
+            raise ValueError(f"fix_log_sigma is for regression targets (log sigma is their last parameter), got "
+                             f"task={getattr(target, 'task', None)!r}")
+        fix_log_sigma = check_real(fix_log_sigma, "fix_log_sigma")
     bk = _resolve_backend(backend, dtype, device, init)
     xp = bk.xp
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     ss_init, ss_perm = ss.spawn(2)
     theta = _initial(target, init, bk, n_members, ss_init)
+    free = None
+    if fix_log_sigma is not None:
+        free_h = np.ones(int(target.dim))
+        free_h[-1] = 0.0
+        free = bk.asarray(free_h)[None, :]
+        theta = theta * free + (1.0 - free) * float(fix_log_sigma)
 
     M, N, n_val = n_members, int(target.n_data), int(Xv_h.shape[0])
     b = min(batch_size, N)
-    n_batches = math.ceil(N / b)
+    n_batches = N // b if drop_last else math.ceil(N / b)
     Xv = bk.asarray(np.ascontiguousarray(Xv_h))[None, ...]
     yv = bk.asarray(yv_h)[None, :]
     opt = adamw(learning_rate, weight_decay)
@@ -239,9 +263,13 @@ def pretrain_ensemble(target, X_val, y_val, *, n_members: int = 10, seed=0, lear
                 ll, g = target.loglik_and_grad(theta, Xb, yb)
                 train_sum = train_sum - ll
                 seen += int(idx.shape[1])
+                if free is not None:
+                    g = g * free
                 updates, state = opt.update(g * (-1.0 / idx.shape[1]), state, theta, mask)
                 theta = theta + updates
-            tl = to_numpy(train_sum).astype(np.float64) / N
+                if free is not None:  # decoupled weight decay would shrink a non-zero pinned value
+                    theta = theta * free + (1.0 - free) * float(fix_log_sigma)
+            tl = to_numpy(train_sum).astype(np.float64) / max(seen, 1)
             vl = val_loss(theta)
             row = epoch - 1
             hist_train[row, active] = tl[active]
