@@ -86,7 +86,8 @@ def test_preset_through_run_chains_and_other_tuners():
     be = get_backend()
     algo = registry.get("smile")(target, Replay(fn, noise), be, step_size=0.1, n_warmup=5, preset="authors",
                                  tuner="mclmc", energy_error="same_batch")  # a Var[dE]/d target needs same_batch
-    assert not algo.gamma_reset and math.isfinite(algo.max_energy_error)
+    assert algo.tuner.reset_rule is None and math.isfinite(algo.max_energy_error)
+    assert [r.name for r in algo.reset_rules] == [f"energy_limit({algo.max_energy_error:g})"]
 
 
 def test_bad_authors_options():

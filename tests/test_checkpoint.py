@@ -275,7 +275,8 @@ def test_undigestible_option_warns_and_refuses_resume(tmp_path):
     from smile_ref.tuners.energy_error import energy_error_tuner
 
     base = energy_error_tuner()
-    tuner = base._replace(reset_mask=lambda state, dE, xp, _o=Opaque(): base.reset_mask(state, dE, xp))
+    rule = base.reset_rule
+    tuner = base._replace(reset_rule=rule._replace(mask=lambda state, dE, xp, _o=Opaque(): rule.mask(state, dE, xp)))
     kw = dict(step_size=0.1, gradient=gradients.AdditiveNoise(G, 0.5))
     with pytest.warns(SmileRefWarning, match="cannot be resumed"):
         ck = _crash_run(tmp_path, "smile", crash_after=8, tuner=tuner, **kw)

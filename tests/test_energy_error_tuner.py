@@ -21,7 +21,7 @@ def _drive(tuner, dE_rows, backend, eps0=0.1):
     eps, resets = [to_numpy(params.step_size)], []
     for t, row in enumerate(dE_rows):
         dE = backend.asarray(row)
-        resets.append(to_numpy(tuner.reset_mask(state, dE, backend.xp)))
+        resets.append(to_numpy(tuner.reset_rule.mask(state, dE, backend.xp)))
         params, state = tuner.update(state, params, TuneInput(dE, None, None, t, len(dE_rows), 10))
         eps.append(to_numpy(params.step_size))
     return np.array(eps), np.array(resets)

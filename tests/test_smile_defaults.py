@@ -108,7 +108,7 @@ def _feed(tuner, a_rows, eps0=0.1):
     state = tuner.init(params)
     resets, eps, k = [], [], []
     for t, row in enumerate(a_rows):
-        resets.append(tuner.reset_mask(state, row, np))
+        resets.append(tuner.reset_rule.mask(state, row, np))
         params, state = tuner.update(state, params, TuneInput(row, None, None, t, len(a_rows), 10))
         eps.append(params.step_size)
         k.append(state.mu**2 / (state.s**2 + 1e-6))

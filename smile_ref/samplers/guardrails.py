@@ -22,9 +22,10 @@ import math
 
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
+from ..tuners.base import ResetRule
 
-__all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "evaluate_checked",
-           "evaluate_zero_and_clip", "check_initial_finite"]
+__all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "energy_limit",
+           "evaluate_checked", "evaluate_zero_and_clip", "check_initial_finite"]
 
 
 def default_max_energy_error(dim: int) -> float:
@@ -40,6 +41,23 @@ def default_max_energy_error(dim: int) -> float:
     (100.0, 10000.0)
     """
     return 100.0 * max(1.0, math.sqrt(int(dim)))
+
+
+def energy_limit(max_energy_error: float) -> ResetRule:
+    """The fixed energy guardrail as a :class:`~smile_ref.tuners.base.ResetRule`: reject ``|dE| > max_energy_error``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> energy_limit(1.0).mask(None, np.array([0.5, -2.0]), np).tolist()
+    [False, True]
+    """
+    limit = float(max_energy_error)
+
+    def mask(tuner_state, energy_error, xp):
+        return xp.abs(energy_error) > limit
+
+    return ResetRule(mask, f"energy_limit({limit:g})")
 
 
 def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: float):

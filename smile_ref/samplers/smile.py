@@ -97,7 +97,8 @@ from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
 from .base import register
-from .guardrails import any_chain, check_initial_finite, default_max_energy_error, select_chains, step_masks
+from .guardrails import (any_chain, check_initial_finite, default_max_energy_error, energy_limit, select_chains,
+                         step_masks)
 
 __all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
 
@@ -256,12 +257,11 @@ class SMILE:
         tuner_options = dict(tuner_options or {})
         if tuner is None:
             self.tuner = identity()
-        elif isinstance(tuner, tuple) and hasattr(tuner, "init"):
+        elif isinstance(tuner, Tuner):
             self.tuner = tuner
         else:
             check_choice(tuner, "tuner", ("energy_error", "mclmc"))
             self.tuner = energy_error_tuner(**tuner_options) if tuner == "energy_error" else mclmc_tuner(**tuner_options)
-        self.gamma_reset = hasattr(self.tuner, "reset_mask")
         if tuner == "mclmc" and self.energy_error == "cross_batch" and stochastic:
             raise ValueError(
                 "energy_error='cross_batch' adds the difference of two mini-batch (or noise-draw) log-densities to "
@@ -275,12 +275,16 @@ class SMILE:
                           SmileRefWarning, stacklevel=4)
         if max_energy_error is not None:
             self.max_energy_error = check_positive_float(max_energy_error, "max_energy_error")
-        elif tuner is not None and not self.gamma_reset:  # an adaptive tuner without its own reset rule: the
+        elif tuner is not None and self.tuner.reset_rule is None:  # an adaptive tuner without its own reset rule: the
             # "mclmc" sampler's default guardrail; without it one gradient spike (|dE| up to 3e7 on bikesharing)
             # drives the Var[dE]/d tuner to its floor (docs/ensembles.md)
             self.max_energy_error = default_max_energy_error(self.dim)
         else:
             self.max_energy_error = math.inf
+        # the reset rules applied on top of the non-finite rejection: the tuner's own (the Gamma
+        # quantile of the authors' tuner) and the fixed energy guardrail, when finite
+        self.reset_rules = tuple(r for r in (self.tuner.reset_rule, energy_limit(self.max_energy_error)
+                                             if math.isfinite(self.max_energy_error) else None) if r is not None)
         check_choice(preconditioner, "preconditioner", ("diag", "dense"))
         self.dense = preconditioned and preconditioner == "dense"
         make = dense_noise_scale_preconditioner if self.dense else noise_scale_preconditioner
@@ -430,10 +434,11 @@ class SMILE:
         for replaced, all_nan in acc:  # an all-NaN gradient is no gradient: reject the step
             nonfinite = nonfinite | all_nan
             met_nonfinite = met_nonfinite | replaced | all_nan
-        if self.gamma_reset:
-            reset = nonfinite | self.tuner.reset_mask(state.tuner_state, xp.where(nonfinite, 0.0, dE), xp)
-        else:
-            reset = nonfinite | (xp.abs(xp.where(nonfinite, 0.0, dE)) > self.max_energy_error)
+        reset = nonfinite
+        if self.reset_rules:
+            dE_finite = xp.where(nonfinite, 0.0, dE)
+            for rule in self.reset_rules:
+                reset = reset | rule.mask(state.tuner_state, dE_finite, xp)
         # every mask below is a subset of reset: with no chain reset (eager namespaces) the wheres select
         # nothing and are skipped
         any_reset = any_chain(xp, reset)
@@ -453,12 +458,8 @@ class SMILE:
             integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
         params, tstate, wstep = p, state.tuner_state, state.warmup_step
         if warmup or self.adapt_during_sampling:
-            if not any_reset:
-                dE_t = dE
-            elif self.gamma_reset:
-                dE_t = xp.where(nonfinite, xp.inf, dE)
-            else:
-                dE_t = xp.where(reset, 0.0, dE)
+            # TuneInput contract: +inf where the step met a non-finite value; rejected rows are flagged
+            dE_t = xp.where(nonfinite, xp.inf, dE) if any_reset else dE
             params, tstate = self.tuner.update(
                 tstate, p, TuneInput(dE_t, integ.position, reset, wstep, max(self.n_warmup, 1), d))
         if warmup:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["TuningParams", "TuneInput", "Tuner", "chain", "identity"]
+__all__ = ["TuningParams", "TuneInput", "ResetRule", "Tuner", "chain", "identity"]
 
 
 class TuningParams(NamedTuple):
@@ -36,7 +36,11 @@ class TuningParams(NamedTuple):
 class TuneInput(NamedTuple):
     """What the sampler reports to the tuner after one step.
 
-    energy_error : (n,) energy error dE of the step (0 where rejected)
+    energy_error : (n,) energy error dE of the step.  A chain whose step met a non-finite value
+        carries ``+inf`` (or 0 from samplers that zero every rejected row); a chain rejected by an
+        energy guardrail may carry its (finite) ``dE``.  Every tuner must therefore read
+        ``rejected`` itself (the Var[dE]/d tuner treats rejected rows as ``dE = 0``, the Gamma
+        tuner winsorises them and shrinks the step on ``+inf``).
     position : (n, d) position after the step (restored where rejected)
     rejected : (n,) bool, True where a guardrail rejected the step
     step : int, 0-based index of the step within the warm-up
@@ -52,17 +56,44 @@ class TuneInput(NamedTuple):
     dim: int
 
 
+class ResetRule(NamedTuple):
+    """A per-chain step-rejection rule that belongs to a tuner (a guardrail the sampler applies).
+
+    ``mask(tuner_state, energy_error, xp) -> (n,) bool``: the chains whose step is rejected, judged
+    from the step's energy error (non-finite entries already replaced by 0; non-finite steps are
+    rejected by the sampler regardless).  The SMILE authors' Gamma tuner rejects
+    ``|dE| > Q_Gamma(reset_prob)`` of its running ``|dE|`` statistics
+    (:func:`smile_ref.tuners.energy_error.energy_error_tuner`).
+    """
+
+    mask: Callable[[Any, Any, Any], Any]
+    name: str = "reset_rule"
+
+
 class Tuner(NamedTuple):
     """``init(params) -> state``; ``update(state, params, inp) -> (params, state)``.
 
     ``energy_var_target``: the ``Var[dE] / d`` a step-size tuner holds once warm-up ends (``None``: it has
     none); run health scales its energy-error limit with it.
+    ``reset_rule``: a :class:`ResetRule` of the tuner's own, applied by the sampler on top of its
+    non-finite rejection (``None``: the tuner has none, and SMILE falls back to its fixed energy
+    guardrail ``max_energy_error``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = identity()
+    >>> p = TuningParams(np.array([0.1]), np.array([np.inf]))
+    >>> p2, s = t.update(t.init(p), p, None)
+    >>> p2 is p, t.reset_rule is None
+    (True, True)
     """
 
     init: Callable[[TuningParams], Any]
     update: Callable[[Any, TuningParams, TuneInput], tuple[TuningParams, Any]]
     name: str = "tuner"
     energy_var_target: float | None = None
+    reset_rule: ResetRule | None = None
 
 
 def identity() -> Tuner:
@@ -75,7 +106,11 @@ class ChainState(NamedTuple):
 
 
 def chain(*tuners: Tuner) -> Tuner:
-    """Compose tuners: each sees the parameters returned by the previous one."""
+    """Compose tuners: each sees the parameters returned by the previous one.
+
+    The composite's reset rule rejects a chain when any member's rule does; its
+    ``energy_var_target`` is the last member's that has one.
+    """
 
     def init(params):
         return ChainState(tuple(t.init(params) for t in tuners))
@@ -87,4 +122,16 @@ def chain(*tuners: Tuner) -> Tuner:
             new.append(s)
         return params, ChainState(tuple(new))
 
-    return Tuner(init, update, "+".join(t.name for t in tuners))
+    ruled = [(i, t.reset_rule) for i, t in enumerate(tuners) if t.reset_rule is not None]
+    rule = None
+    if ruled:
+        def mask(state, energy_error, xp):
+            out = None
+            for i, r in ruled:
+                m = r.mask(state.inner[i], energy_error, xp)
+                out = m if out is None else out | m
+            return out
+
+        rule = ResetRule(mask, "+".join(r.name for _, r in ruled))
+    targets = [t.energy_var_target for t in tuners if t.energy_var_target is not None]
+    return Tuner(init, update, "+".join(t.name for t in tuners), targets[-1] if targets else None, rule)

@@ -73,7 +73,7 @@ from typing import Any, NamedTuple
 from scipy.stats import norm
 
 from ..backend.validate import check_float_in, check_positive_float
-from .base import TuneInput, TuningParams
+from .base import ResetRule, TuneInput, Tuner, TuningParams
 
 __all__ = ["EnergyErrorState", "EnergyErrorTuner", "energy_error_tuner", "gamma_wilson_hilferty_quantile"]
 
@@ -93,19 +93,10 @@ def gamma_wilson_hilferty_quantile(xp, mu, s, z: float):
     return theta * k * base * base * base
 
 
-class EnergyErrorTuner(NamedTuple):
-    """``init``/``update`` like every tuner, plus ``reset_mask`` used by the sampler's guardrail."""
-
-    init: Any
-    update: Any
-    reset_mask: Any
-    name: str = "energy_error"
-
-
 def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: float = 0.02,
                        smoothing: float = 0.01, freeze_steps: int = 10,
                        step_size_bounds: tuple[float, float] = (1e-8, 10.0),
-                       winsorize_rejected: bool = True) -> EnergyErrorTuner:
+                       winsorize_rejected: bool = True) -> Tuner:
     """Build the SMILE energy-error tuner (defaults: the values of all the paper's configs).
 
     Parameters
@@ -183,4 +174,4 @@ def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: f
         s = xp.where(finite, s, state.s)
         return params._replace(step_size=eps), EnergyErrorState(mu, s, t + 1)
 
-    return EnergyErrorTuner(init, update, reset_mask)
+    return Tuner(init, update, "energy_error", None, ResetRule(reset_mask, "gamma_quantile"))
