@@ -293,9 +293,9 @@ def run_chains(
                 slot = (t - burn_in + 1) // thinning - 1
                 if slot < n_draws:
                     if direct:  # host arrays: copy straight into the preallocated samples, no block
-                        samples[:, slot, :] = _position(state)
+                        samples[:, slot, :] = state.position
                     else:
-                        pos_block.append(_position(state))
+                        pos_block.append(state.position)
                         pos_slots.append(slot)
             if len(info_block) >= block_size:
                 flush()
@@ -383,9 +383,3 @@ def _check_resume(path: str, meta: dict, config: dict, identity: dict) -> None:
     total = config["burn_in"] + config["n_steps"]
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= total:
         raise CorruptFileError(f"checkpoint {path!r}: step counter {step!r} is not an integer in [0, {total}]")
-
-
-def _position(state):
-    """Position array of a sampler state (``state.integrator.position`` or ``state.position``)."""
-    inner = getattr(state, "integrator", state)
-    return inner.position

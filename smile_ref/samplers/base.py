@@ -4,7 +4,9 @@ A sampler is built for one (target, gradient estimator, backend) and exposes,
 in the style of BlackJAX kernels,
 
 * ``init(position, rng) -> state``: a ``NamedTuple`` of arrays (leading chain
-  axis), nested ``NamedTuple``s, host ``dict``s and Python scalars;
+  axis), nested ``NamedTuple``s, host ``dict``s and Python scalars, with an
+  ``(n_chains, d)`` attribute ``state.position`` (a field or a property) that the
+  driver records;
 * ``step(state, rng, warmup) -> (state, info)``: one transition for all chains
   at once; ``info`` is a ``dict`` of ``(n_chains,)`` arrays (energy error,
   step size, rejections, ...); ``warmup`` tells tuners whether to adapt;
