@@ -28,6 +28,14 @@ __all__ = ["RandomSource", "HostRandom", "CupyRandom", "make_random"]
 
 
 class RandomSource(Protocol):
+    """What samplers and gradient estimators draw from.
+
+    ``normal``/``uniform``/``integers`` return arrays of ``backend``; the ``*_host`` methods return host
+    NumPy arrays (mini-batch indices and permutations, golden-file recording), and ``host_generator``
+    is the ``numpy.random.Generator`` behind them (non-Gaussian noise draws).  ``get_state`` /
+    ``set_state`` serialise the whole source for bit-identical resume (where it can be serialised).
+    """
+
     backend: Backend
 
     def normal(self, shape, dtype=None): ...
@@ -35,6 +43,15 @@ class RandomSource(Protocol):
     def uniform(self, shape, dtype=None): ...
 
     def integers(self, high: int, shape): ...
+
+    def normal_host(self, shape, dtype=None) -> np.ndarray: ...
+
+    def integers_host(self, high: int, shape) -> np.ndarray: ...
+
+    def permutations_host(self, n: int, n_rows: int) -> np.ndarray: ...
+
+    @property
+    def host_generator(self) -> np.random.Generator: ...
 
     def get_state(self) -> dict: ...
 
@@ -69,6 +86,11 @@ class HostRandom:
     def _float_dtype(self, dtype):
         dtype = self.backend.dtype if dtype is None else dtype
         return np.float32 if dtype == self.backend.xp.float32 else np.float64, dtype
+
+    @property
+    def host_generator(self) -> np.random.Generator:
+        """The host ``numpy.random.Generator`` of the host draws (this source's ``generator``)."""
+        return self.generator
 
     def normal_host(self, shape, dtype=None) -> np.ndarray:
         """Standard normals as a host NumPy array (used by golden-trajectory recording)."""
@@ -135,6 +157,11 @@ class CupyRandom:  # pragma: no cover - exercised on GPU machines only
 
     def integers(self, high: int, shape):
         return self.backend.xp.asarray(self.generator.integers(0, high, size=shape, dtype=self._cupy.int64))
+
+    @property
+    def host_generator(self) -> np.random.Generator:
+        """The host ``numpy.random.Generator`` of the host draws (a spawned child of the seed)."""
+        return self._host.generator
 
     def integers_host(self, high, shape):
         return self._host.integers_host(high, shape)

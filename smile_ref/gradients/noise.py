@@ -80,14 +80,11 @@ def standardized_draws_host(generator: np.random.Generator, distribution: str, s
 
 
 def _host_generator(rng) -> np.random.Generator:
-    gen = getattr(rng, "generator", None)
+    gen = getattr(rng, "host_generator", None)  # a user-supplied source may lack it: say so clearly
     if isinstance(gen, np.random.Generator):
         return gen
-    host = getattr(rng, "_host", None)  # CupyRandom keeps a HostRandom for host-side draws
-    gen = getattr(host, "generator", None)
-    if isinstance(gen, np.random.Generator):
-        return gen
-    raise TypeError(f"non-Gaussian noise needs a random source with a host NumPy generator, got {type(rng).__name__}")
+    raise TypeError(f"non-Gaussian noise needs a random source with a host NumPy generator (RandomSource."
+                    f"host_generator), got {type(rng).__name__}")
 
 
 class ExpSpatial:
