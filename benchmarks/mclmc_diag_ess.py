@@ -19,9 +19,11 @@ from ``N(0, I)``, exact gradients, float64, McLachlan integrator (2 gradients pe
   preconditioned split 0.3 / 0.3 / 0.4 of ``W``, BlackJAX's proportions) and, for comparison, with MILE's
   0.8 / 0.1 / 0.1 (the split without preconditioning).
 
-Reported per configuration: tuned step size and L (chain means), ESS per sampling gradient of ``x`` and of
+Reported per configuration: tuned step size and L (chain means), the preconditioner's rms error
+``log(Var_hat / Var)`` over chains and coordinates (common scale removed), ESS per sampling gradient of ``x`` and of
 ``x^2`` (``smile_ref.diagnostics.ess``, bulk, minimum over the 100 coordinates, divided by the ``2 S n``
-sampling gradients of the 4 chains), mean and standard error over seeds, and the ratio to BlackJAX.
+sampling gradients of the 4 chains), mean and standard error over seeds, the ratio of the means to BlackJAX and the
+paired ratio (geometric mean over seeds of the per-seed ratio, with its standard error).
 """
 from __future__ import annotations
 
@@ -49,6 +51,14 @@ def _ess_per_grad(xs, n_grads):
             float(np.min(np.asarray(ess(xs**2, method="bulk")))) / n_grads)
 
 
+def _precond_error(var_hat, var):
+    """rms over chains and coordinates of ``log(var_hat / var)`` after removing each chain's common scale
+    (a diagonal preconditioner is defined up to a scale, which the step size absorbs)."""
+    le = np.log(var_hat / var)
+    le = le - le.mean(axis=1, keepdims=True)
+    return float(np.sqrt(np.mean(le**2)))
+
+
 def run_ours(target, W, S, n_chains, seed, fracs):
     t0 = time.process_time()
     res = smile_ref.run_chains("mclmc", target, n_chains=n_chains, n_steps=S, burn_in=W, seed=seed,
@@ -58,8 +68,10 @@ def run_ours(target, W, S, n_chains, seed, fracs):
                                            frac_tune2=fracs[1], frac_tune3=fracs[2]),
                                initial_position=np.random.default_rng(1000 + seed).standard_normal((n_chains, target.dim)))
     e_x, e_x2 = _ess_per_grad(res.samples, 2 * S * n_chains)
+    var_hat = np.asarray(res.state.params.sqrt_diag) ** 2
     return {"eps": float(np.mean(res.sampling_info("step_size")[0])), "L": float(np.mean(res.sampling_info("L")[0])),
-            "ess_x": e_x, "ess_x2": e_x2, "cpu_s": time.process_time() - t0}
+            "ess_x": e_x, "ess_x2": e_x2, "precond_err": _precond_error(var_hat, np.diag(target.cov)),
+            "cpu_s": time.process_time() - t0}
 
 
 def run_blackjax(target, W, S, n_chains, seed):
@@ -89,24 +101,40 @@ def run_blackjax(target, W, S, n_chains, seed):
             return s, s.position
 
         _, xs = jax.lax.scan(body, st, jax.random.split(k3, S))
-        return xs, p.step_size, p.L
+        return xs, p.step_size, p.L, p.inverse_mass_matrix
 
     t0 = time.process_time()
     keys = jax.random.split(jax.random.key(seed), n_chains)
-    xs, pe, pL = jax.jit(jax.vmap(one))(x0, keys)
+    xs, pe, pL, imm = jax.jit(jax.vmap(one))(x0, keys)
     xs = np.asarray(xs)
     e_x, e_x2 = _ess_per_grad(xs, 2 * S * n_chains)
     return {"eps": float(np.mean(pe)), "L": float(np.mean(pL)), "ess_x": e_x, "ess_x2": e_x2,
-            "cpu_s": time.process_time() - t0}
+            "precond_err": _precond_error(np.asarray(imm), np.diag(target.cov)), "cpu_s": time.process_time() - t0}
 
 
 def _summary(rows):
     out = {}
-    for key in ("eps", "L", "ess_x", "ess_x2", "cpu_s"):
+    for key in ("eps", "L", "ess_x", "ess_x2", "precond_err", "cpu_s"):
         v = np.array([r[key] for r in rows])
         out[key] = float(v.mean())
         out[key + "_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
     return out
+
+
+def _paired_ratio(ours, theirs):
+    """Geometric mean of the per-seed ratios ``ours / theirs`` and its standard error (delta method on the
+    mean log ratio over seeds; the same seed gives both codes the same initial positions)."""
+    lr = np.log(np.asarray(ours) / np.asarray(theirs))
+    se = float(lr.std(ddof=1) / math.sqrt(lr.size)) if lr.size > 1 else math.nan
+    g = float(np.exp(lr.mean()))
+    return {"ratio": g, "se": g * se}
+
+
+def _fmt_paired(s):
+    if "paired_ess_x" not in s:
+        return "—"
+    a, b = s["paired_ess_x"], s["paired_ess_x2"]
+    return f"{a['ratio']:.2f} ± {a['se']:.2f} / {b['ratio']:.2f} ± {b['se']:.2f}"
 
 
 def main(argv=None):
@@ -116,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=6000)
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--configs", nargs="+", choices=list(SPLITS), default=list(SPLITS),
+                    help="smile_ref configurations to run (default: all)")
     ap.add_argument("--out", default=os.path.join("benchmarks", "results"))
     a = ap.parse_args(argv)
     W, S = (600, 2000) if a.quick else (a.warmup, a.steps)
@@ -129,28 +159,35 @@ def main(argv=None):
     except ImportError as exc:
         print(f"blackjax not importable ({exc}): only smile_ref's rows are measured", file=sys.stderr)
         have_bj = False
-    rows = {name: [] for name in SPLITS}
+    splits = {name: SPLITS[name] for name in a.configs}
+    rows = {name: [] for name in splits}
     if have_bj:
         rows["blackjax"] = []
     for seed in a.seeds:
-        for name, fr in SPLITS.items():
+        for name, fr in splits.items():
             rows[name].append(run_ours(target, W, S, a.chains, seed, fr))
             print(name, seed, rows[name][-1], flush=True)
         if have_bj:
             rows["blackjax"].append(run_blackjax(target, W, S, a.chains, seed))
             print("blackjax", seed, rows["blackjax"][-1], flush=True)
     summ = {k: _summary(v) for k, v in rows.items()}
+    if have_bj:
+        for k in splits:
+            for key in ("ess_x", "ess_x2"):
+                summ[k]["paired_" + key] = _paired_ratio([r[key] for r in rows[k]], [r[key] for r in rows["blackjax"]])
     result = {"warmup": W, "steps": S, "chains": a.chains, "seeds": a.seeds, "target": "diagonal_gaussian_condition(100, 1e4)",
               "rows": rows, "summary": summ}
     lines = [f"W = {W} warm-up, S = {S} sampling steps, {a.chains} chains, seeds {a.seeds}", "",
-             "| configuration | eps | L | ESS(x)/grad | ESS(x^2)/grad | ratio x vs BlackJAX | ratio x^2 |",
-             "|---|---|---|---|---|---|---|"]
+             "| configuration | eps | L | preconditioner rms log error | ESS(x)/grad | ESS(x^2)/grad | "
+             "ratio x vs BlackJAX | ratio x^2 | paired geometric-mean ratio x / x^2 (± SE) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for k, s in summ.items():
         rx = s["ess_x"] / summ["blackjax"]["ess_x"] if have_bj else math.nan
         rx2 = s["ess_x2"] / summ["blackjax"]["ess_x2"] if have_bj else math.nan
         lines.append(f"| {k} | {s['eps']:.3g} ± {s['eps_se']:.2g} | {s['L']:.3g} ± {s['L_se']:.2g} | "
+                     f"{s['precond_err']:.3f} ± {s['precond_err_se']:.3f} | "
                      f"{s['ess_x']:.4g} ± {s['ess_x_se']:.2g} | {s['ess_x2']:.4g} ± {s['ess_x2_se']:.2g} | "
-                     f"{rx:.2f} | {rx2:.2f} |")
+                     f"{rx:.2f} | {rx2:.2f} | {_fmt_paired(s)} |")
     md = "\n".join(lines) + "\n"
     print(md)
     os.makedirs(a.out, exist_ok=True)
