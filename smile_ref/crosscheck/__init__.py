@@ -6,10 +6,10 @@ replays a file through smile_ref or a user step function (:func:`check`).
 """
 from .golden import SCHEMA, SCHEMA_VERSION, GoldenFormatError, export, load, record
 from .recording import Draw, RecordingGradient, RecordingRandom, ReplayMismatch, ReplayRandom
-from .replay import CheckResult, Golden, check, deviation, import_step_function
+from .replay import ReplayResult, Golden, check, deviation, import_step_function
 
 __all__ = [
     "SCHEMA", "SCHEMA_VERSION", "GoldenFormatError", "export", "load", "record",
     "Draw", "RecordingGradient", "RecordingRandom", "ReplayMismatch", "ReplayRandom",
-    "CheckResult", "Golden", "check", "deviation", "import_step_function",
+    "ReplayResult", "Golden", "check", "deviation", "import_step_function",
 ]

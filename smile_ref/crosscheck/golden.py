@@ -11,7 +11,7 @@ Format: ``<name>.npz`` (no pickles) + ``<name>.json`` sidecar; specified in
 * :func:`check` replays a file, either through smile_ref (the recorded random
   stream is fed back by :class:`~smile_ref.crosscheck.recording.ReplayRandom`)
   or through a user step function (signature in :mod:`smile_ref.crosscheck.replay`),
-  and returns a :class:`~smile_ref.crosscheck.replay.CheckResult`: the maximum
+  and returns a :class:`~smile_ref.crosscheck.replay.ReplayResult`: the maximum
   absolute deviation per step and quantity and the first step whose deviation
   exceeds ``tol`` (default ``1e-12``).
 """

@@ -47,7 +47,7 @@ from .golden import GoldenFormatError, draws_from_arrays, load, observe, sqrt_di
 from .recording import RecordingGradient, ReplayMismatch, ReplayRandom
 from .specs import build_gradient, build_target
 
-__all__ = ["Golden", "CheckResult", "check", "deviation", "import_step_function"]
+__all__ = ["Golden", "ReplayResult", "check", "deviation", "import_step_function"]
 
 QUANTITIES = {"positions": "position", "velocities": "velocity", "energy_error": "energy_error",
               "logdensity": "logdensity", "step_size": "step_size", "rejected": "rejected",
@@ -60,7 +60,7 @@ class Golden(NamedTuple):
 
 
 @dataclass
-class CheckResult:
+class ReplayResult:
     """Outcome of :func:`check`.
 
     ``per_step``: ``(n_steps,)`` maximum deviation over the compared quantities;
@@ -174,7 +174,7 @@ def _user_run(spec, arrays, step_fn):
         yield t, state
 
 
-def check(path, step_fn=None, tol: float = 1e-12, backend=None) -> CheckResult:
+def check(path, step_fn=None, tol: float = 1e-12, backend=None) -> ReplayResult:
     """Replay the golden file at ``path``; see the module docstring.
 
     Parameters
@@ -222,4 +222,4 @@ def check(path, step_fn=None, tol: float = 1e-12, backend=None) -> CheckResult:
         first = int(bad[0]) if bad.size else None
     if "positions" not in per_q and error is None:
         error = "no positions were compared"
-    return CheckResult(str(path), tol, per_step, per_q, init_dev, first, error, sorted(per_q))
+    return ReplayResult(str(path), tol, per_step, per_q, init_dev, first, error, sorted(per_q))

@@ -4,7 +4,7 @@
 :mod:`.checks` the checks (one module per group), :mod:`.report` the runner that writes the report.
 """
 from .registry import ReportRow, check, compare, exact, known_limitation, measure
-from .report import CheckResult, provenance, registered_checks, run_report, select_checks
+from .report import provenance, registered_checks, run_report, select_checks
 
-__all__ = ["ReportRow", "CheckResult", "check", "compare", "exact", "measure", "known_limitation",
+__all__ = ["ReportRow", "check", "compare", "exact", "measure", "known_limitation",
            "registered_checks", "select_checks", "provenance", "run_report"]

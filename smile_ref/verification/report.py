@@ -50,12 +50,9 @@ from . import registry
 from .registry import (REFERENCE_LABELS, VERDICTS, RegisteredCheck, ReportRow, check, compare, exact,
                        known_limitation, measure, z_for)
 
-__all__ = ["ReportRow", "CheckResult", "check", "compare", "exact", "measure", "known_limitation", "z_for",
+__all__ = ["ReportRow", "check", "compare", "exact", "measure", "known_limitation", "z_for",
            "registered_checks", "select_checks", "prepare_outdir", "provenance", "run_report", "VERDICTS",
            "REFERENCE_LABELS"]
-
-#: Former name of :class:`~smile_ref.verification.registry.ReportRow`.
-CheckResult = ReportRow
 
 SCHEMA = "smile_ref.verification_report"
 SCHEMA_VERSION = 2
