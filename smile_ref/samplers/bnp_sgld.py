@@ -89,7 +89,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..backend import device_of
+from ..backend import array_namespace, device_of
 from ..backend.validate import check_float_in, check_host_vector, check_positive_float
 from ..gradients import MiniBatch
 from .base import register
@@ -145,8 +145,6 @@ def glm_layers(target, bias_column="auto") -> list[BNPLayer]:
     cache: dict = {}
 
     def inputs(x, idx):
-        from ..backend import array_namespace
-
         xp = array_namespace(x)
         key = (id(xp), str(device_of(x)), str(x.dtype))
         H = cache.get(key)

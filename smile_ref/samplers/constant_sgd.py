@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..backend import device_of, to_numpy
 from ..backend.validate import check_bool, check_float_in, check_positive_float, check_positive_int, check_spd
 from .base import register
 from .guardrails import check_initial_finite, evaluate_checked
@@ -77,8 +78,6 @@ def _parse_preconditioner(H, d):
         return "scalar", check_positive_float(H, "preconditioner")
     arr = np.asarray(H, dtype=np.float64) if isinstance(H, (list, tuple, np.ndarray)) else None
     if arr is None:
-        from ..backend import to_numpy
-
         arr = np.asarray(to_numpy(H), dtype=np.float64)
     if arr.ndim == 0:
         return "scalar", check_positive_float(float(arr), "preconditioner")
@@ -205,8 +204,6 @@ class ConstantSGD:
 
 
 def _device(x):
-    from ..backend import device_of
-
     return device_of(x)
 
 

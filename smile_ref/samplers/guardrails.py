@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import math
 
-from ..backend import host_checks_cheap
+import numpy as np
+
+from ..backend import host_checks_cheap, to_numpy
 from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
 from ..tuners.base import ResetRule
 
@@ -135,10 +137,6 @@ def evaluate_zero_and_clip(xp, gradient, x, batch, clip):
 def check_initial_finite(xp, finite, sampler: str) -> None:
     """``ValueError`` naming ``initial_position`` and the chains whose log-density or gradient is not finite."""
     if not bool(xp.all(finite)):
-        import numpy as np
-
-        from ..backend import to_numpy
-
         bad = np.flatnonzero(~np.asarray(to_numpy(finite), dtype=bool)).tolist()
         raise ValueError(f"initial_position: the log-density or gradient estimate is not finite for chains {bad} "
                          f"({sampler} cannot start there; start inside the support of the target)")

@@ -72,6 +72,7 @@ from typing import Any, NamedTuple
 
 from scipy.stats import norm
 
+from ..backend import array_namespace
 from ..backend.validate import check_float_in, check_positive_float
 from .base import ResetRule, TuneInput, Tuner, TuningParams
 
@@ -142,8 +143,6 @@ def energy_error_tuner(reset_prob: float = 0.98, alpha: float = 0.1, strength: f
         return a > R
 
     def update(state: EnergyErrorState, params: TuningParams, inp: TuneInput):
-        from ..backend import array_namespace
-
         xp = array_namespace(params.step_size)
         t = state.t
         raw = xp.abs(inp.energy_error)

@@ -96,7 +96,7 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
-from ..backend import array_namespace, device_of
+from ..backend import array_namespace, device_of, to_numpy
 from ..backend.validate import check_bool, check_choice, check_float_in, check_positive_float
 from ..diagnostics.ess import _cummin_last, autocovariance, ess
 from .base import Tuner, TuneInput, TuningParams
@@ -443,6 +443,4 @@ def _moments(xp, st, x, weight, first, n, d, dt, dev):
 
 
 def _host_list(a):
-    from ..backend import to_numpy
-
     return to_numpy(a).tolist()

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...backend import HostRandom, get_backend, to_numpy
 from ...gradients import AdditiveNoise, MiniBatch
-from ...targets import LinearRegression
+from ...targets import Gaussian, LinearRegression
 from ..registry import check, compare
 
 
@@ -52,7 +52,6 @@ def minibatch_noise_covariance(outdir, quick):
 @check("additive_noise_covariance", group="gradients", seeds=(2,))
 def additive_noise_covariance(outdir, quick):
     """Additive Laplace / Student-t noise normalised to a requested diagonal covariance."""
-    from ...targets import Gaussian
 
     t = Gaussian.isotropic(4)
     cov = np.diag([0.01, 1.0, 10.0, 100.0])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...diagnostics import mean_and_se
 from ...run import run_chains
 from ...targets import Funnel, Gaussian, diagonal_gaussian_condition, ill_conditioned_gaussian
 from ..registry import check, compare, known_limitation
@@ -46,7 +47,6 @@ def mclmc_funnel_bias(outdir, quick):
     neck (scale e^{theta/2} ~ 0.01) and the mouth (~ 90).  Reported as a known limitation (the exact
     moments are shown as the prediction that the sampler is known to miss), not a claim.
     """
-    from ...diagnostics import mean_and_se
 
     t = Funnel(10)
     res = run_chains("mclmc", t, n_chains=64, n_steps=10000 if quick else 50000, burn_in=4000, seed=21,

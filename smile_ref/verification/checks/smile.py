@@ -16,7 +16,7 @@ from ...gradients import AdditiveNoise
 from ...run import run_chains
 from ...targets import Gaussian, ill_conditioned_gaussian
 from ..registry import check, compare
-from ._common import have_matplotlib, savefig
+from ._common import have_matplotlib, ratio_second_moments, savefig
 
 ST2 = np.array([[1.0, 0.3], [0.3, 0.5]])
 
@@ -119,7 +119,6 @@ def smile_isotropic_noise_unbiased(outdir, quick):
     """
     from smile_ref.theory.sg_mclmc import L_eff
 
-    from ._common import ratio_second_moments
 
     t = ill_conditioned_gaussian(10, seed=0, c_min=0.5, c_max=2.0)
     d, eps = 10, 0.05
