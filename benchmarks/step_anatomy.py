@@ -155,10 +155,10 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
     T.wrap(holder["rng"], "normal", "rng normal draws")
     T.wrap(target, "logdensity_and_grad", "gradient (target)")
     if sampler == "mclmc":
-        T.wrap(mm, "_refresh_with_nu", "O: partial refresh")
+        T.wrap(mm, "refresh_with_nu", "O: partial refresh")
     else:
         T.wrap(holder["kernel"], "_evaluate", "_evaluate (gradient + NaN/clip)")
-    T.wrap(mod, "_isokinetic_step_unchecked", "isokinetic_step (total)")
+    T.wrap(mod, "isokinetic_step_unchecked", "isokinetic_step (total)")
     holder["kernel"]._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
     T.wrap(iso, "_esh_core", "B: ESH velocity update")
     T.wrap(iso, "_position_core", "A: position update")

@@ -12,8 +12,9 @@ from .coefficients import (
     IntegratorCoefficients,
     get_integrator,
 )
-from .isokinetic import IntegratorState, esh_velocity_update, isokinetic_step, position_update, reference_step
-from .refresh import full_refresh, partial_refresh, refresh_nu
+from .isokinetic import (IntegratorState, esh_velocity_update, isokinetic_step, isokinetic_step_unchecked,
+                         position_update, reference_step)
+from .refresh import full_refresh, partial_refresh, refresh_nu, refresh_with_nu
 
 __all__ = [
     "IntegratorCoefficients",
@@ -28,8 +29,10 @@ __all__ = [
     "esh_velocity_update",
     "position_update",
     "isokinetic_step",
+    "isokinetic_step_unchecked",
     "reference_step",
     "partial_refresh",
     "full_refresh",
     "refresh_nu",
+    "refresh_with_nu",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "esh_velocity_update",
     "position_update",
     "isokinetic_step",
+    "isokinetic_step_unchecked",
     "reference_step",
 ]
 
@@ -338,14 +339,28 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         shape = tuple(getattr(step_size, "shape", ()))
         if shape not in ((), (n,)):
             raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
-    return _isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag)
+    return isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag)
 
 
-def _isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
+def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
     """:func:`isokinetic_step` without argument validation (samplers' inner loop; inputs already checked).
 
     ``xp`` is the namespace of the state, ``coefficients`` an :class:`IntegratorCoefficients`,
-    ``step_size`` a Python float or an array of shape ``()`` or ``(n,)``.
+    ``step_size`` a Python float or an array of shape ``()`` or ``(n,)``.  Same arithmetic as
+    :func:`isokinetic_step` (bit for bit); wrong shapes or dtypes fail inside, so only code that has
+    validated its inputs once (the samplers' constructors and ``init``) should call it.
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> from smile_ref.integrators import MCLACHLAN, IntegratorState, isokinetic_step_unchecked
+    >>> def lg(x):
+    ...     return -0.5 * xp.sum(x * x, axis=-1), -x
+    >>> x = xp.asarray([[1.0, 0.0]])
+    >>> s0 = IntegratorState(x, xp.asarray([[0.0, 1.0]]), *lg(x))
+    >>> s1, dK = isokinetic_step_unchecked(xp, s0, 0.1, lg, MCLACHLAN)
+    >>> s1.position.shape, dK.shape
+    ((1, 2), (1,))
     """
     x, u, logp, g = state
     n, d = x.shape

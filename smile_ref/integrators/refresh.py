@@ -39,7 +39,7 @@ import numbers
 from ..backend import array_namespace
 from .isokinetic import _column  # (n,) parameter -> (n, 1) column, shared with the ESH update
 
-__all__ = ["partial_refresh", "full_refresh", "refresh_nu"]
+__all__ = ["partial_refresh", "full_refresh", "refresh_nu", "refresh_with_nu"]
 
 
 def _is_py_real(v) -> bool:
@@ -93,19 +93,27 @@ def partial_refresh(u, tau, L, z):
         nu = refresh_nu(tau, L, d)
         if nu == 0.0:
             return u
-        return _refresh_with_nu(xp, u, nu, z)
+        return refresh_with_nu(xp, u, nu, z)
     tau_c = float(tau) if _is_py_real(tau) else _column(xp, tau, u, "tau")
     L_c = float(L) if _is_py_real(L) else _column(xp, L, u, "L")
-    return _refresh_with_nu(xp, u, refresh_nu(tau_c, L_c, d), z)
+    return refresh_with_nu(xp, u, refresh_nu(tau_c, L_c, d), z)
 
 
-def _refresh_with_nu(xp, u, nu, z):
+def refresh_with_nu(xp, u, nu, z):
     """``(u + nu z)/|u + nu z|`` for a float or (n, 1) column ``nu``; rows with ``nu = 0`` return ``u``.
 
     Rows with ``nu = 0`` are divided by 1 (``u + 0 z = u``), rows with ``|u + nu z| = 0`` too.
     ``u = 0`` with ``nu = 1`` gives ``z/|z|`` (the full refresh).  Used by
     :func:`partial_refresh` and by the MCLMC kernel (which merges the second half refresh
-    and the rejected chains' full refresh into one pass).
+    and the rejected chains' full refresh into one pass).  No argument validation: the inner-loop
+    form of :func:`partial_refresh` (``nu`` from :func:`refresh_nu`).
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> u, z = xp.asarray([[1.0, 0.0]]), xp.asarray([[0.0, 1.0]])
+    >>> refresh_with_nu(xp, u, 1.0, z).tolist()  # (u + z)/|u + z|
+    [[0.7071067811865475, 0.7071067811865475]]
     """
     w = z * nu  # fresh array: shifted and normalised in place
     w += u

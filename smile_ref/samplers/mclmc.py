@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..gradients.base import evaluator_of
-from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked
-from ..integrators.refresh import _refresh_with_nu, full_refresh
+from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked
+from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
 from .base import register
@@ -170,7 +170,7 @@ class MCLMC:
             if half.dtype != dt or L.dtype != dt:
                 half, L = xp.astype(half, dt), xp.astype(L, dt)
             nu = xp.sqrt(xp.expm1(2.0 * half / L) / d)
-            u = _refresh_with_nu(xp, old.momentum, nu, rng.normal((n, d)))
+            u = refresh_with_nu(xp, old.momentum, nu, rng.normal((n, d)))
         else:
             u = old.momentum
         batch, gstate = self.gradient.draw(state.grad_state, rng, old.position)
@@ -185,7 +185,7 @@ class MCLMC:
             mid.append(~xp.all(xp.isfinite(g), axis=-1))
             return lp, g
 
-        new, dK = _isokinetic_step_unchecked(
+        new, dK = isokinetic_step_unchecked(
             xp, old._replace(momentum=u), p.step_size, evaluate, self.coefficients, p.sqrt_diag,
         )
         dE = dK - (new.logdensity - old.logdensity)
@@ -194,14 +194,14 @@ class MCLMC:
         for m in mid:  # a NaN in a middle evaluation leaves u unchanged (ESH fallback): reject that step too
             nonfinite, bad = nonfinite | m, bad | m
         if not any_chain(xp, bad):  # eager namespaces, no chain rejected: every where below selects nothing
-            u_new = _refresh_with_nu(xp, new.momentum, nu, z2) if self.refresh else new.momentum
+            u_new = refresh_with_nu(xp, new.momentum, nu, z2) if self.refresh else new.momentum
             integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
             dK_info = dK
         else:
             if self.refresh:
                 # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
                 bad_c = bad[:, None]
-                u_new = _refresh_with_nu(xp, xp.where(bad_c, 0.0, new.momentum), xp.where(bad_c, 1.0, nu), z2)
+                u_new = refresh_with_nu(xp, xp.where(bad_c, 0.0, new.momentum), xp.where(bad_c, 1.0, nu), z2)
             else:
                 u_new = select_chains(xp, bad, full_refresh(z2), new.momentum)
             integ = IntegratorState(

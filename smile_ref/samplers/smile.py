@@ -90,7 +90,7 @@ from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from ..gradients.base import evaluator_of
-from ..integrators.isokinetic import IntegratorState, _isokinetic_step_unchecked, isokinetic_step
+from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked, isokinetic_step
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
@@ -419,7 +419,7 @@ class SMILE:
             start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK = _isokinetic_step_unchecked(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
+            new, dK = isokinetic_step_unchecked(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
                                                  self.coefficients, sqrt_diag)
         # the log-density at the old position on the same batch: the gradient of that evaluation is unused
         lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
