@@ -5,7 +5,7 @@
   iterate, 100 float64 steps; parameters agree to 1e-12 (observed 9e-16).  Per-row masks (frozen
   ensemble members) against one optax state per row that skips the masked steps (observed below 1e-15).
 * ``erfc`` / ``normal_cdf`` (:mod:`smile_ref.ensembles.metrics`, Cody 1969) and ``ndtri``
-  (:mod:`smile_ref.diagnostics._rank`, Wichura's AS 241) against ``scipy.special.erfc`` / ``ndtr`` /
+  (:mod:`smile_ref.chainstats._rank`, Wichura's AS 241) against ``scipy.special.erfc`` / ``ndtr`` /
   ``ndtri`` over grids that include the tails, and on CuPy against ``cupyx.scipy.special`` (GPU only;
   skipped without one).  Observed maximum relative errors are written at each assertion.
 
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.special as sps
 
-from smile_ref.diagnostics._rank import ndtri
+from smile_ref.chainstats._rank import ndtri
 from smile_ref.ensembles.adamw import adamw, apply_updates
 from smile_ref.ensembles.metrics import erfc, normal_cdf
 

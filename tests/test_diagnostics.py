@@ -37,7 +37,7 @@ from smile_ref.diagnostics import (
     z_critical,
     z_tolerance,
 )
-from smile_ref.diagnostics._rank import average_ranks, ndtri
+from smile_ref.chainstats._rank import average_ranks, ndtri
 from smile_ref.theory import batch_means as bm_theory
 from smile_ref.theory import bias_metric_noise as b2_theory
 from smile_ref.theory import gaussian_kl as kl_theory

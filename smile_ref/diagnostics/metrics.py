@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import array_namespace, device_of
-from .ess import _batch_means, _check_samples, _default_n_batches
+from ..chainstats.ess import _batch_means, _check_samples, _default_n_batches
 
 __all__ = ["moment_errors", "bias_metric", "bias_metric_se", "BiasMetric", "gaussian_kl"]
 

@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..chainstats.ess import ess, rhat
+
 __all__ = ["RunHealth", "run_health", "health_from_stats", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
            "FROZEN_MIN_DRAWS", "MAX_ENERGY_VAR_PER_DIM", "SPIKE_ENERGY_VAR_PER_DIM", "MAX_SPIKE_FRACTION",
            "MAX_DIAGNOSTIC_COORDS", "MAX_DIAGNOSTIC_VALUES", "MAX_DRIFT_NOISE_RATIO", "ENERGY_LIMIT_FACTOR"]
@@ -228,7 +230,6 @@ def _rhat_ess(samples: np.ndarray, all_finite: bool):
     n, m, d = samples.shape
     if n < 2 or m < FROZEN_MIN_DRAWS or not all_finite:
         return None, None
-    from ..diagnostics.ess import ess, rhat  # above the run layer, as in tuners.mclmc
 
     n_use = min(n, max(2, MAX_DIAGNOSTIC_VALUES // m))  # the first chains, if there are very many draws
     k = int(np.clip(MAX_DIAGNOSTIC_VALUES // (n_use * m), 1, min(d, MAX_DIAGNOSTIC_COORDS)))

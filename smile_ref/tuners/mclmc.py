@@ -98,7 +98,7 @@ from typing import Any, NamedTuple
 
 from ..backend import array_namespace, device_of, to_numpy
 from ..backend.validate import check_bool, check_choice, check_float_in, check_positive_float
-from ..diagnostics.ess import _cummin_last, autocovariance, ess
+from ..chainstats.ess import _cummin_last, autocovariance, ess
 from .base import Tuner, TuneInput, TuningParams
 
 __all__ = ["mclmc_tuner", "ess_blackjax", "MCLMCTunerState", "REJECT_SHRINK", "CAP_RELAX", "XI_REJECTED", "FLOOR_FACTOR"]
