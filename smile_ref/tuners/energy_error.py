@@ -76,7 +76,7 @@ from ..backend import array_namespace
 from ..backend.validate import check_float_in, check_positive_float
 from .base import ResetRule, TuneInput, Tuner, TuningParams
 
-__all__ = ["EnergyErrorState", "EnergyErrorTuner", "energy_error_tuner", "gamma_wilson_hilferty_quantile"]
+__all__ = ["EnergyErrorState", "energy_error_tuner", "gamma_wilson_hilferty_quantile"]
 
 
 class EnergyErrorState(NamedTuple):
