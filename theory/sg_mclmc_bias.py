@@ -322,7 +322,8 @@ MAX_VELOCITY_MONOMIALS = 100_000
 
 
 def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
-                             return_error=False, rtol=0.01, max_basis=12000, error_weights=None, **fp_kwargs):
+                             return_error=False, rtol=0.01, max_basis=12000, error_weights=None, time="continuous",
+                             **fp_kwargs):
     """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
 
     Parameters
@@ -357,6 +358,13 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         Report (and judge against ``rtol``) the error of ``diag(w) C diag(w)`` instead of ``C``
         (used by :func:`preconditioned_second_moments` with ``w = S``).  For d = 2 the
         Fokker–Planck error is bounded by ``max(w)^2`` times its own.
+    time : str
+        ``"continuous"`` (default): the continuous-time predictions above.  ``"discrete"``: the
+        stationary law of the discrete McLachlan map itself, per-step kick and integrator bias
+        included (:func:`smile_ref.theory.sg_mclmc_discrete.discrete_second_moments_2d`, keywords
+        ``n_hermite``, ``n_fourier``, ``ref_scale``, ``n_y``, ``n_theta``, ``n_xi``, ``chunk_mb``);
+        d = 2 only, ``regime`` must be ``"auto"``, and isotropic noise is solved too (the discrete map is
+        not exactly unbiased there).
 
     Returns
     -------
@@ -377,7 +385,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     smaller than the smallest target scale, ``rate_axis_min * sigma_min(Σ_t) >> 1`` with the rate
     ``~ eps tr Σ/(2 d (d-1))`` of :func:`regime_numbers` (set by ``tr Σ``, not by the smallest
     noise eigenvalue); its relative error is about ``0.08/(rate_sigma_min)^2`` where measured.
-    All predictions are continuous-time: the discretisation bias is not included.  At fixed
+    With ``time="continuous"`` the discretisation bias is not included (``time="discrete"``, d = 2,
+    solves the discrete map; docs page ``sg-mclmc-discrete-time.md``).  At fixed
     ``Q = eps Σ/(d-1)^2`` it was measured (Richardson series, d = 3) to be linear in ``eps``, i.e. in
     ``kick^2 = eps tr Q``: about ``+0.05 ... 0.09 kick^2`` on the variances; it is not derived.
 
@@ -399,6 +408,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise ValueError(f"regime must be 'auto', 'fokker-planck', 'overdamped' or 'galerkin', got {regime!r}")
     if not (isinstance(rtol, (int, float)) and rtol > 0):
         raise ValueError(f"rtol must be a positive float, got {rtol!r}")
+    if time not in ("continuous", "discrete"):
+        raise ValueError(f"time must be 'continuous' or 'discrete', got {time!r}")
+    if time == "discrete":
+        return _discrete(St, S, eps, regime, calculus, return_error, rtol, error_weights, fp_kwargs)
     degree = fp_kwargs.pop("degree", 3 if St.shape[0] <= 6 else 2)
     gkw = {k: fp_kwargs.pop(k) for k in _GALERKIN_KEYS if k in fp_kwargs}
     lam = np.linalg.eigvalsh(S)
@@ -407,7 +420,8 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     r = regime_numbers(St, S, eps)
     if r["kick"] > KICK_WARN:
         warnings.warn(f"per-step kick {r['kick']:.3g} > {KICK_WARN}: the discrete sampler departs from the "
-                      f"continuous-time prediction (not modelled); {_regime_text(r)}", RuntimeWarning, stacklevel=2)
+                      f"continuous-time prediction (use time='discrete' for d = 2; not modelled for d > 2); "
+                      f"{_regime_text(r)}", RuntimeWarning, stacklevel=2)
 
     w = np.ones(d) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
     if w.shape != (d,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
@@ -498,6 +512,34 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     what, C, err = min(cands, key=lambda c: c[2])
     warn(what, err, C)
     return out(C, err)
+
+
+def _discrete(St, S, eps, regime, calculus, return_error, rtol, error_weights, kwargs):
+    """``time="discrete"`` branch of :func:`predicted_second_moments` (d = 2 transfer-operator solve)."""
+    d = St.shape[0]
+    if d != 2:
+        raise ValueError(f"time='discrete' is implemented for d = 2 only, got d = {d}")
+    if regime != "auto":
+        raise ValueError(f"time='discrete' takes regime='auto' only, got {regime!r}")
+    if calculus != "stratonovich":
+        raise ValueError("time='discrete' models the discrete map itself; leave calculus='stratonovich'")
+    allowed = ("n_hermite", "n_fourier", "ref_scale", "n_y", "n_theta", "n_xi", "chunk_mb")
+    bad = sorted(k for k in kwargs if k not in allowed)
+    if bad:
+        raise TypeError(f"unexpected keyword(s) for time='discrete': {bad}")
+    w = np.ones(d) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
+    if w.shape != (d,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"error_weights must be a positive vector of shape ({d},)")
+    from .sg_mclmc_discrete import discrete_second_moments_2d
+
+    C, err = discrete_second_moments_2d(St, S, eps, return_error=True, **kwargs)
+    err = err * float(np.max(w)) ** 2
+    mag = float(np.max(np.abs(C) * np.outer(w, w)))
+    if err > rtol * mag:
+        warnings.warn(f"discrete-time solve not converged (error estimate {err:.2e}, {err / mag:.1%} of max|C|); "
+                      f"raise n_hermite/n_fourier/n_xi; {_regime_text(regime_numbers(St, S, eps))}",
+                      RuntimeWarning, stacklevel=3)
+    return (C, float(err)) if return_error else C
 
 
 def noise_preconditioner(noise_cov):
