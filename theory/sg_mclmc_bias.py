@@ -395,7 +395,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     Examples
     --------
     >>> import numpy as np
-    >>> C = predicted_second_moments(np.eye(3), np.diag([1.0, 2.0, 4.0]) * 800, 0.01)
+    >>> C = predicted_second_moments(np.eye(3), np.diag([1.0, 2.0, 4.0]) * 400, 0.01)
     >>> bool(C[0, 0] < 1.0 < C[2, 2])
     True
     """
