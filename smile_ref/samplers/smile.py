@@ -420,7 +420,7 @@ class SMILE:
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
             new, dK = isokinetic_step_unchecked(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
-                                                 self.coefficients, sqrt_diag)
+                                                self.coefficients, sqrt_diag)
         # the log-density at the old position on the same batch: the gradient of that evaluation is unused
         lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
