@@ -63,5 +63,6 @@ def test_chain_composes_rules():
 def test_energy_limit_rule():
     r = energy_limit(2.0)
     assert r.mask(None, np.array([1.0, -2.5, 2.0]), np).tolist() == [False, True, False]
-    with pytest.raises((TypeError, ValueError)):
-        energy_limit("x")
+    for bad in ("x", 0.0, -1.0, float("nan")):
+        with pytest.raises((TypeError, ValueError), match="max_energy_error"):
+            energy_limit(bad)

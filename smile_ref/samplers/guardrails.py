@@ -24,6 +24,7 @@ import numpy as np
 
 from ..backend import host_checks_cheap, to_numpy
 from ..backend.namespace import eager_all, eager_any, eager_max, eager_min
+from ..backend.validate import check_positive_float
 from ..tuners.base import ResetRule
 
 __all__ = ["step_is_bad", "step_masks", "select_chains", "default_max_energy_error", "energy_limit",
@@ -54,7 +55,7 @@ def energy_limit(max_energy_error: float) -> ResetRule:
     >>> energy_limit(1.0).mask(None, np.array([0.5, -2.0]), np).tolist()
     [False, True]
     """
-    limit = float(max_energy_error)
+    limit = check_positive_float(max_energy_error, "max_energy_error")
 
     def mask(tuner_state, energy_error, xp):
         return xp.abs(energy_error) > limit
