@@ -10,8 +10,9 @@ and score are
 
 The precision and the log-normaliser are computed once on the host (through the
 Cholesky factor ``Sigma = L L^T``); the mean and precision are converted to each
-caller's namespace/device/dtype once and cached.  A diagonal covariance is
-evaluated elementwise (no ``d x d`` product).
+caller's namespace/device/dtype once and cached.  A diagonal covariance
+``Sigma = diag(v)`` is stored as ``v`` and evaluated elementwise,
+``\\nabla\\log\\pi(x) = -(x - m) \\odot v^{-1}`` (no ``d x d`` array, no factorisation).
 
 Exact moments: ``mean = m``, ``cov = Sigma``; the base-class formulas
 ``E[x_i^2] = Sigma_ii + m_i^2`` and ``Var[x_i^2] = 2 Sigma_ii^2 + 4 m_i^2 Sigma_ii``
@@ -24,6 +25,7 @@ with log-uniformly spaced eigenvalues and condition number ``10^4`` in ``d = 100
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -45,7 +47,13 @@ __all__ = ["Gaussian", "ill_conditioned_gaussian", "diagonal_gaussian_condition"
 
 
 class Gaussian(Target):
-    """Gaussian target ``N(mean, cov)`` with dense (or diagonal) covariance.
+    """Gaussian target ``N(mean, cov)`` with dense or diagonal covariance.
+
+    A diagonal Gaussian (:meth:`diagonal`, :meth:`isotropic`,
+    :func:`diagonal_gaussian_condition`) stores only its variance vector ``v``: set-up,
+    evaluation (``g = -(x - m) * (1/v)`` elementwise), moments and exact draws cost ``O(d)`` memory
+    and ``O(n d)`` time, and the dense ``cov``, ``precision`` and ``chol`` are built only when
+    read.  A covariance given as a matrix is checked and factorised once (``O(d^3)``).
 
     Parameters
     ----------
@@ -56,7 +64,12 @@ class Gaussian(Target):
 
     Attributes
     ----------
-    mean, cov, precision, chol : host NumPy arrays ``m``, ``Sigma``, ``Sigma^{-1}``, ``L``.
+    mean : host NumPy array ``m``, shape ``(d,)``.
+    variances : host NumPy array ``diag(Sigma)``, shape ``(d,)`` (the marginal variances).
+    cov, precision, chol : host NumPy arrays ``Sigma``, ``Sigma^{-1}`` and ``L`` (``Sigma = L L^T``),
+        shape ``(d, d)``.  For a diagonal Gaussian built from its variances they are
+        ``diag(v)``, ``diag(1/v)`` and ``diag(sqrt v)``, allocated anew on each access.
+    is_diagonal : bool, whether ``Sigma`` is diagonal (evaluation is then elementwise).
     log_normalizer : float, ``-1/2 log det(2 pi Sigma)``.
 
     Examples
@@ -79,63 +92,104 @@ class Gaussian(Target):
         self._setup(mean, cov)
 
     def _setup(self, mean: np.ndarray, cov: np.ndarray) -> None:
-        self.dim = int(mean.shape[0])
+        """Set-up from a dense covariance (a diagonal one is detected and evaluated elementwise)."""
         self.mean = mean
-        self.cov = cov
+        self._cov = cov
         self.is_diagonal = bool(np.count_nonzero(cov - np.diag(np.diag(cov))) == 0)
-        if self.is_diagonal:  # O(d^2) instead of O(d^3): no factorisation needed
-            v = np.diag(cov)
-            self.chol = np.diag(np.sqrt(v))
-            self.precision = np.diag(1.0 / v)
+        if self.is_diagonal:  # no factorisation: precision and Cholesky factor follow from diag(cov)
+            self._variances = np.diag(cov).copy()
+            self._chol = self._precision = None
         else:
-            self.chol = np.linalg.cholesky(cov)
-            linv = scipy.linalg.solve_triangular(self.chol, np.eye(self.dim), lower=True)
+            self._variances = None
+            self._chol = np.linalg.cholesky(cov)
+            linv = scipy.linalg.solve_triangular(self._chol, np.eye(mean.shape[0]), lower=True)
             prec = linv.T @ linv
-            self.precision = 0.5 * (prec + prec.T)
-        logdet = 2.0 * float(np.sum(np.log(np.diag(self.chol))))
+            self._precision = 0.5 * (prec + prec.T)
+        self._finish()
+
+    def _setup_diagonal(self, mean: np.ndarray, variances: np.ndarray) -> None:
+        """Set-up from the variance vector alone (validated by the caller): ``O(d)``."""
+        self.mean = mean
+        self._cov = self._chol = self._precision = None
+        self._variances = variances
+        self.is_diagonal = True
+        self._finish()
+
+    def _finish(self) -> None:
+        self.dim = int(self.mean.shape[0])
+        # log det Sigma = 2 sum_i log L_ii; for a diagonal Sigma, L_ii = sqrt(v_i)
+        diag_chol = np.sqrt(self._variances) if self.is_diagonal else np.diag(self._chol)
+        logdet = 2.0 * float(np.sum(np.log(diag_chol)))
         self.log_normalizer = -0.5 * (self.dim * math.log(2.0 * math.pi) + logdet)
         self._factory: dict | None = None
         self._cache: dict[Any, tuple] = {}
+        self._describe_cache: dict[str, Any] = {}
+
+    # --- covariance, precision and Cholesky factor ------------------------------
+    @property
+    def variances(self) -> np.ndarray:
+        """``diag(Sigma)``, shape ``(d,)``."""
+        return self._variances if self.is_diagonal else np.diag(self._cov)
+
+    @property
+    def cov(self) -> np.ndarray:
+        """``Sigma``, shape ``(d, d)`` (built from the variances on access for a diagonal Gaussian)."""
+        return self._cov if self._cov is not None else np.diag(self._variances)
+
+    @property
+    def precision(self) -> np.ndarray:
+        """``Sigma^{-1}``, shape ``(d, d)`` (``diag(1/v)``, built on access, for a diagonal Gaussian)."""
+        return np.diag(1.0 / self._variances) if self.is_diagonal else self._precision
+
+    @property
+    def chol(self) -> np.ndarray:
+        """Lower Cholesky factor ``L`` of ``Sigma`` (``diag(sqrt v)``, built on access, if diagonal)."""
+        return np.diag(np.sqrt(self._variances)) if self.is_diagonal else self._chol
 
     # --- constructors ---------------------------------------------------------
     @classmethod
     def isotropic(cls, dim: int, scale: float = 1.0, mean=None) -> "Gaussian":
-        """``N(mean, scale^2 I_dim)`` (``mean`` defaults to 0)."""
+        """``N(mean, scale^2 I_dim)`` (``mean`` defaults to 0); ``O(dim)`` like :meth:`diagonal`."""
         dim = check_positive_int(dim, "dim")
         scale = check_positive_float(scale, "scale")
-        m = np.zeros(dim) if mean is None else check_host_vector(mean, "mean", dim)
-        g = cls(m, scale**2 * np.eye(dim))
+        try:
+            var = scale**2
+        except OverflowError:
+            var = math.inf
+        if not (math.isfinite(var) and var > 0.0):
+            raise ValueError(f"scale**2 must be a finite positive float64, got scale={scale!r}")
+        g = cls.diagonal(np.full(dim, var), mean)
         g._factory = {"factory": "isotropic", "scale": scale}
         return g
 
     @classmethod
     def diagonal(cls, variances, mean=None) -> "Gaussian":
-        """``N(mean, diag(variances))``; ``variances`` must be finite and > 0."""
+        """``N(mean, diag(variances))``; ``variances`` must be finite and > 0.  ``O(d)`` memory and time."""
         v = check_host_vector(variances, "variances")
         if np.any(v <= 0):
             raise ValueError("variances must be > 0 (covariance must be positive definite)")
         m = np.zeros(v.shape[0]) if mean is None else check_host_vector(mean, "mean", v.shape[0])
-        g = cls.__new__(cls)  # variances already validated: skip the O(d^3) SPD check of __init__
-        g._setup(m, np.diag(v))
+        g = cls.__new__(cls)
+        g._setup_diagonal(m, v)
         return g
 
     # --- evaluation -----------------------------------------------------------
     def params_on(self, xp, like):
         """``(mean, precision)`` in ``xp`` on the device/dtype of ``like`` (cached).
 
-        ``precision`` is the ``(d,)`` diagonal for a diagonal covariance, else ``(d, d)``.
+        ``precision`` is the ``(d,)`` vector ``1/v`` for a diagonal covariance, else ``(d, d)``.
         """
         if type(like) is np.ndarray:  # NumPy: the dtype is the whole key (no device lookup)
             hit = self._cache.get(like.dtype)
             if hit is None:
-                p = np.diag(self.precision).copy() if self.is_diagonal else self.precision
+                p = 1.0 / self._variances if self.is_diagonal else self._precision
                 hit = self._cache[like.dtype] = (np.array(self.mean, dtype=like.dtype), np.array(p, dtype=like.dtype))
             return hit
         dev = device_of(like)
         key = (id(xp), str(dev), str(like.dtype))
         hit = self._cache.get(key)
         if hit is None:
-            p = np.diag(self.precision).copy() if self.is_diagonal else self.precision
+            p = 1.0 / self._variances if self.is_diagonal else self._precision
             m = xp.asarray(np.ascontiguousarray(self.mean), dtype=like.dtype, device=dev)
             P = xp.asarray(np.ascontiguousarray(p), dtype=like.dtype, device=dev)
             hit = (m, P)
@@ -149,26 +203,82 @@ class Gaussian(Target):
         logp = 0.5 * xp.sum(r * g, axis=1) + self.log_normalizer
         return logp, g
 
-    # --- exact draws ------------------------------------------------------------
+    # --- moments and exact draws --------------------------------------------------
+    @property
+    def second_moment(self) -> np.ndarray:
+        """``E[x_i^2] = Sigma_ii + m_i^2``."""
+        return self.variances + self.mean**2
+
+    @property
+    def second_moment_var(self) -> np.ndarray:
+        """``Var[x_i^2] = 2 Sigma_ii^2 + 4 m_i^2 Sigma_ii``."""
+        s2 = self.variances
+        return 2 * s2**2 + 4 * self.mean**2 * s2
+
     def exact_sample(self, generator: np.random.Generator, n: int) -> np.ndarray:
         """``n`` i.i.d. host draws ``m + L z``, ``z ~ N(0, I)``: shape ``(n, d)``."""
         n = check_positive_int(n, "n")
         z = generator.standard_normal((n, self.dim))
+        if self.is_diagonal and self._cov is None:  # L z = sqrt(v) * z elementwise
+            return self.mean + z * np.sqrt(self._variances)
         return self.mean + z @ self.chol.T
 
     def describe(self) -> dict:
-        ev = np.sort(np.diag(self.cov)) if self.is_diagonal else np.linalg.eigvalsh(self.cov)
+        """Name, dimension, condition number ``max eig / min eig`` of ``Sigma`` and SHA-256 digests.
+
+        ``cov_sha256`` is :func:`~smile_ref.targets._digest.array_digest` of the ``(d, d)``
+        covariance; for a Gaussian stored as its variances it is computed row block by row block
+        (``O(d)`` memory, ``O(d^2)`` hashing), and the digest and the condition number are cached.
+        """
+        if self._cov is not None:
+            key = array_digest(self._cov)
+            hit = self._describe_cache.get(key)
+            if hit is None:
+                ev = np.sort(np.diag(self._cov)) if self.is_diagonal else np.linalg.eigvalsh(self._cov)
+                hit = self._describe_cache[key] = (key, float(ev[-1] / ev[0]))
+        else:
+            v = self._variances
+            key = array_digest(v)
+            hit = self._describe_cache.get(key)
+            if hit is None:
+                hit = self._describe_cache[key] = (_diagonal_matrix_digest(v), float(np.max(v) / np.min(v)))
+        cov_digest, cond = hit
         out = {
             "name": self.name,
             "dim": int(self.dim),
             "diagonal": self.is_diagonal,
-            "cov_condition_number": float(ev[-1] / ev[0]),
+            "cov_condition_number": cond,
             "mean_sha256": array_digest(self.mean),
-            "cov_sha256": array_digest(self.cov),
+            "cov_sha256": cov_digest,
         }
         if self._factory is not None:
             out.update(self._factory)
         return out
+
+
+_DIGEST_BLOCK_BYTES = 1 << 22  # rows of diag(v) hashed per block by _diagonal_matrix_digest
+
+
+def _diagonal_matrix_digest(v: np.ndarray) -> str:
+    """``array_digest(np.diag(v))`` without the ``(d, d)`` array.
+
+    The digest hashes the shape ``(d, d)`` and then the little-endian float64 rows of
+    ``diag(v)`` in order; row ``i`` is ``v_i`` at column ``i`` and ``+0.0`` elsewhere.  Blocks of
+    rows (about ``_DIGEST_BLOCK_BYTES`` each) are filled in one reusable buffer.
+    """
+    v = np.ascontiguousarray(v, dtype="<f8")
+    d = int(v.shape[0])
+    h = hashlib.sha256()
+    h.update(repr((d, d)).encode())
+    k = max(1, min(d, _DIGEST_BLOCK_BYTES // (8 * d)))
+    buf = np.zeros((k, d), dtype="<f8")
+    for i0 in range(0, d, k):
+        rows = min(k, d - i0)
+        r = np.arange(rows)
+        buf[r, i0 + r] = v[i0:i0 + rows]
+        h.update(buf[:rows])
+        buf[r, i0 + r] = 0.0
+    return h.hexdigest()
 
 
 def _haar_orthogonal(dim: int, seed: int) -> np.ndarray:
@@ -239,7 +349,7 @@ def diagonal_gaussian_condition(dim: int = 100, condition: float = 1e4) -> Gauss
     >>> import numpy as np
     >>> from smile_ref.targets import diagonal_gaussian_condition
     >>> t = diagonal_gaussian_condition(100, condition=1e4)
-    >>> bool(np.allclose(np.diag(t.cov)[[0, -1]], [1e-2, 1e2]))
+    >>> bool(np.allclose(t.variances[[0, -1]], [1e-2, 1e2]))
     True
     """
     dim = check_positive_int(dim, "dim")
