@@ -12,10 +12,13 @@ import pytest
 import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.backend import get_backend
+from smile_ref.backend.random import HostRandom
 from smile_ref.samplers import base as registry
 from smile_ref.samplers.guardrails import energy_limit
 from smile_ref.tuners import ResetRule, Tuner, chain, identity
 from smile_ref.tuners.energy_error import energy_error_tuner
+
+from .sgmcmc_helpers import NaNForChain0AfterInit
 
 G = targets.Gaussian(np.zeros(3), np.diag([1.0, 2.0, 4.0]))
 
@@ -66,3 +69,29 @@ def test_energy_limit_rule():
     for bad in ("x", 0.0, -1.0, float("nan")):
         with pytest.raises((TypeError, ValueError), match="max_energy_error"):
             energy_limit(bad)
+
+
+@pytest.mark.parametrize("sampler", ["mclmc", "smile"])
+def test_tune_input_sentinels_are_the_same_in_every_isokinetic_sampler(sampler):
+    """TuneInput contract: ``+inf`` on rows whose step met a non-finite value, the finite ``dE`` on rows the
+    energy guardrail rejected, ``rejected`` set on both.  Chain 0's gradient is NaN after init (every step
+    non-finite); ``max_energy_error=1e-12`` rejects every finite step of the other chains (``|dE|`` is a
+    continuous random quantity, so ``|dE| > 1e-12`` holds with probability 1)."""
+    seen = []
+
+    def update(state, params, inp):
+        seen.append((np.asarray(inp.energy_error), np.asarray(inp.rejected)))
+        return params, state
+
+    recorder = Tuner(lambda params: (), update, "recorder")
+    algo = registry.get(sampler)(G, NaNForChain0AfterInit(G), get_backend(), step_size=0.1, n_warmup=3,
+                                 tuner=recorder, max_energy_error=1e-12)
+    rng = HostRandom(0, get_backend())
+    state = algo.init(np.full((3, 3), 0.5), rng)
+    for _ in range(3):
+        state, info = algo.step(state, rng, True)
+    assert len(seen) == 3
+    for dE, rejected in seen:
+        assert np.all(rejected)
+        assert dE[0] == np.inf
+        assert np.all(np.isfinite(dE[1:])) and np.all(np.abs(dE[1:]) > 1e-12)

@@ -24,7 +24,10 @@ import pytest
 import smile_ref
 from smile_ref import gradients, samplers, targets
 from smile_ref.backend import get_backend, to_numpy
+from smile_ref.backend.random import HostRandom
 from smile_ref.errors import RunHealthWarning
+from smile_ref.samplers.base import Kernel
+from smile_ref.samplers.info import StepInfo
 
 from .conftest import assert_backend
 from .sgmcmc_helpers import Crash, CrashAfter
@@ -155,3 +158,35 @@ def test_spec_run_is_healthy_and_silent(name):
         warnings.simplefilter("error", RunHealthWarning)
         res = _run(name, n_steps=300, burn_in=200)
     assert res.health.ok, res.health
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_members_and_typed_info(name):
+    """The kernel contract without the driver: a :class:`Kernel` with typed ``StepInfo`` and the members
+    the driver and the golden recorder read (no attribute probing)."""
+    target, grad, opts = SPECS[name]
+    opts = dict(opts)
+    step_size = opts.pop("step_size", None)
+    bk = get_backend("numpy", "float64")
+    algo = samplers.get(name)(target, grad(target), bk, step_size=step_size, n_warmup=5, **opts)
+    assert isinstance(algo, Kernel)
+    assert isinstance(algo.judge_energy_error, bool)
+    assert algo.energy_var_target is None or algo.energy_var_target > 0
+    rng = HostRandom(0, bk)
+    state = algo.init(bk.asarray(np.zeros((N_CHAINS, target.dim))), rng)
+    state, info = algo.step(state, rng, True)
+    assert isinstance(info, StepInfo)
+    assert set(COMMON_INFO) <= set(info)
+    for key in info:  # the mapping view and the typed fields agree, one value per chain
+        assert info[key] is getattr(info, key)
+        assert np.shape(info[key]) == (N_CHAINS,), key
+    with pytest.raises(KeyError):
+        info["no_such_field"]
+    obs = algo.observe(state)
+    assert {"position", "logdensity"} <= set(obs) <= {"position", "logdensity", "velocity"}
+    assert obs["position"].shape == (N_CHAINS, target.dim) and obs["logdensity"].shape == (N_CHAINS,)
+    assert all(v.dtype == np.float64 for v in obs.values())
+    sd = algo.sqrt_diag(state)
+    assert sd is None or np.shape(sd) == (N_CHAINS, target.dim)
+    if name == "psmile":
+        assert sd is not None

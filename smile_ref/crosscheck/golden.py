@@ -34,7 +34,7 @@ from .recording import KINDS, ROLES, Draw, RecordingGradient, RecordingRandom
 from .specs import gradient_spec, target_spec
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "GoldenFormatError", "record", "export", "load", "draws_from_arrays",
-           "observe", "sqrt_diag_of", "CONVENTIONS"]
+           "observe", "CONVENTIONS"]
 
 SCHEMA = "smile_ref.golden"
 SCHEMA_VERSION = 1
@@ -86,32 +86,17 @@ class GoldenFormatError(CorruptFileError):
     """A golden file does not follow docs/golden-format.md (a :class:`~smile_ref.errors.CorruptFileError`)."""
 
 
-def sqrt_diag_of(algo, state):
-    """Diagonal preconditioner ``S`` that ``algo.step(state, ...)`` will use, or ``None``."""
-    precond = getattr(algo, "precond", None)
-    if precond is not None:
-        return precond.sqrt_diag(state.precond_state)
-    return getattr(getattr(state, "params", None), "sqrt_diag", None)
-
-
-def observe(target, state, info=None) -> dict:
-    """Host float64 arrays ``position``, ``velocity``, ``logdensity`` [, ``energy_error``, ``step_size``,
-    ``rejected``] of a sampler state (and the info of the step that produced it)."""
-    inner = getattr(state, "integrator", None)
-    out = {}
-    if inner is not None:
-        out["position"], out["velocity"], out["logdensity"] = inner.position, inner.momentum, inner.logdensity
-    else:
-        out["position"] = state.position
-        if getattr(state, "velocity", None) is not None:
-            out["velocity"] = state.velocity
-        out["logdensity"] = target.logdensity_and_grad(state.position)[0]
+def observe(algo, state, info=None) -> dict:
+    """Host float64 arrays ``position``, ``logdensity`` [, ``velocity``] of a sampler state
+    (:meth:`~smile_ref.samplers.base.Kernel.observe`) and, given the info of the step that produced
+    it, its ``energy_error`` (isokinetic samplers), ``step_size`` and ``rejected`` (int8)."""
+    out = algo.observe(state)
     if info is not None:
         for key in ("energy_error", "step_size"):
             if key in info:
-                out[key] = info[key]
-        out["rejected"] = info["rejected"]
-    return {k: np.asarray(to_numpy(v), dtype=np.int8 if k == "rejected" else np.float64) for k, v in out.items()}
+                out[key] = np.asarray(to_numpy(info[key]), dtype=np.float64)
+        out["rejected"] = np.asarray(to_numpy(info.rejected), dtype=np.int8)
+    return out
 
 
 def _jsonable(options: dict) -> dict:
@@ -207,16 +192,16 @@ def record(sampler: str, target, gradient=None, *, n_chains: int, n_steps: int, 
     grad = RecordingGradient(gradient, rec)
     algo = registry.get(sampler)(target, grad, bk, step_size=step_size, n_warmup=n_warmup, **options)
     state = algo.init(x0, rec)
-    obs0 = observe(target, state)
+    obs0 = observe(algo, state)
     per: dict[str, list] = {}
     pre: list = []
     for t in range(n_steps):
         rec.step = t
-        sd = sqrt_diag_of(algo, state)
+        sd = algo.sqrt_diag(state)
         if sd is not None:
             pre.append(np.asarray(to_numpy(sd), dtype=np.float64))
         state, info = algo.step(state, rec, t < n_warmup)
-        for k, v in observe(target, state, info).items():
+        for k, v in observe(algo, state, info).items():
             per.setdefault(k, []).append(v)
     names = {"position": "positions", "velocity": "velocities"}
     arrays = {"initial_position": x0, "initial_logdensity": obs0["logdensity"]}
@@ -239,7 +224,7 @@ def record(sampler: str, target, gradient=None, *, n_chains: int, n_steps: int, 
     arrays.update(_draw_arrays(rec.draws))
     tspec, tarrays = target_spec(target)
     arrays.update(tarrays)
-    coefs = getattr(algo, "coefficients", None)
+    coefs = algo.coefficients
     spec = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

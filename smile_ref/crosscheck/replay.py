@@ -43,7 +43,7 @@ import numpy as np
 
 from ..backend import get_backend, to_numpy
 from ..samplers import base as registry
-from .golden import GoldenFormatError, draws_from_arrays, load, observe, sqrt_diag_of
+from .golden import GoldenFormatError, draws_from_arrays, load, observe
 from .recording import RecordingGradient, ReplayMismatch, ReplayRandom
 from .specs import build_gradient, build_target
 
@@ -137,13 +137,13 @@ def _smile_ref_run(spec, arrays, backend=None):
     algo = registry.get(s["name"])(target, grad, bk, step_size=s.get("step_size"), n_warmup=s.get("n_warmup", 0),
                                    **s["options"])
     state = algo.init(bk.asarray(np.array(arrays["initial_position"]), dtype=bk.dtype), rr)
-    yield -1, observe(target, state)
+    yield -1, observe(algo, state)
     for t in range(int(spec["n_steps"])):
         rr.step = t
-        sd = sqrt_diag_of(algo, state)
+        sd = algo.sqrt_diag(state)
         n_b = len(grad.batches)
         state, info = algo.step(state, rr, t < int(s.get("n_warmup", 0)))
-        obs = observe(target, state, info)
+        obs = observe(algo, state, info)
         if sd is not None:
             obs["sqrt_diag"] = np.asarray(to_numpy(sd), dtype=np.float64)
         new_b = [b for _, b in grad.batches[n_b:] if b is not None]

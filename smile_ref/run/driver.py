@@ -318,8 +318,7 @@ def run_chains(
         wall_time=wall, meta={"config": config}, info_steps=recorder.steps, n_warmup_rows=recorder.n_warmup_rows,
         stats=recorder.stats, info_mode=info_mode, warmup_info_mode=warmup_mode,
     )
-    energy_target = getattr(getattr(algo, "tuner", None), "energy_var_target", None)  # the tuner's Var[dE]/d
-    return _check_health(result, strict, getattr(algo, "energy_error", None) != "cross_batch", energy_target)
+    return _check_health(result, strict, algo.judge_energy_error, algo.energy_var_target)
 
 
 def _check_health(result: ChainResult, strict, check_energy: bool, energy_var_target=None) -> ChainResult:

@@ -1,4 +1,4 @@
-"""Sampler interface and registry.
+"""Sampler contract and registry.
 
 A sampler is built for one (target, gradient estimator, backend) and exposes,
 in the style of BlackJAX kernels,
@@ -8,20 +8,37 @@ in the style of BlackJAX kernels,
   ``(n_chains, d)`` attribute ``state.position`` (a field or a property) that the
   driver records;
 * ``step(state, rng, warmup) -> (state, info)``: one transition for all chains
-  at once; ``info`` is a ``dict`` of ``(n_chains,)`` arrays (energy error,
-  step size, rejections, ...); ``warmup`` tells tuners whether to adapt;
-* ``grad_evals_per_step``: gradient-estimator evaluations per step, so that the
-  driver can count cost in full-gradient equivalents
-  (``grad_evals_per_step * gradient.cost``).
+  at once; ``info`` is a typed record of ``(n_chains,)`` arrays
+  (:class:`~smile_ref.samplers.info.StepInfo` and its subclasses: step size,
+  rejections, energy error, ...); ``warmup`` tells the adaptation whether to adapt;
+* ``grad_evals_per_step`` / ``init_grad_evals``: gradient-estimator evaluations
+  per step and at ``init``, so that the driver can count cost in full-gradient
+  equivalents (``grad_evals_per_step * gradient.cost``);
+* ``energy_var_target``: the ``Var[dE] / d`` the sampler's step-size tuner holds
+  (``None`` without one); run health scales its energy-error limit with it;
+* ``judge_energy_error``: whether ``info.energy_error`` is an integration error
+  that run health may judge (``False`` for SMILE's cross-batch energy error,
+  which contains a mini-batch difference of log-densities);
+* ``sqrt_diag(state)``: the diagonal preconditioner ``S`` (``(n, d)``) the next
+  step will use, or ``None``;
+* ``coefficients``: the splitting integrator's coefficients (``None`` for the
+  samplers that are not built on one);
+* ``observe(state)``: the host float64 arrays ``position``, ``logdensity`` and,
+  for samplers with a velocity, ``velocity``, that golden trajectories record.
 
-Builders are registered by name with :func:`register` and looked up by
-:func:`smile_ref.run_chains`; :func:`available` lists the names.
+:class:`Kernel` holds the defaults of these members; every registered sampler
+derives from it.  Builders are registered by name with :func:`register` and
+looked up by :func:`smile_ref.run_chains`; :func:`available` lists the names.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-__all__ = ["Sampler", "register", "get", "available"]
+import numpy as np
+
+from ..backend import to_numpy
+
+__all__ = ["Sampler", "Kernel", "IsokineticKernel", "register", "get", "available"]
 
 
 class Sampler(Protocol):
@@ -29,9 +46,61 @@ class Sampler(Protocol):
     grad_evals_per_step: int
     init_grad_evals: int
 
+    energy_var_target: float | None
+    judge_energy_error: bool
+
     def init(self, position, rng) -> Any: ...
 
-    def step(self, state, rng, warmup: bool) -> tuple[Any, dict]: ...
+    def step(self, state, rng, warmup: bool) -> tuple[Any, Any]: ...
+
+    def sqrt_diag(self, state) -> Any: ...
+
+    def observe(self, state) -> dict: ...
+
+
+class Kernel:
+    """Defaults of the :class:`Sampler` members; the registered samplers derive from it.
+
+    A subclass sets ``name``, ``grad_evals_per_step``, ``target`` and implements ``init`` and
+    ``step``; it overrides ``sqrt_diag`` when it preconditions, ``energy_var_target`` when it
+    tunes to a ``Var[dE] / d`` target, and ``_observed`` when its state stores a velocity or the
+    log-density the golden recorder should report.
+    """
+
+    name: str = "kernel"
+    grad_evals_per_step: int = 1
+    init_grad_evals: int = 1
+    judge_energy_error: bool = True
+    energy_var_target: float | None = None
+    #: :class:`~smile_ref.integrators.coefficients.IntegratorCoefficients` of an integrator-based sampler
+    coefficients = None
+
+    def sqrt_diag(self, state):
+        """The diagonal preconditioner ``S`` of the next step: ``None`` (no preconditioning)."""
+        return None
+
+    def _observed(self, state) -> dict:
+        """``position`` and the target's exact ``logdensity`` at it (samplers without a velocity)."""
+        return {"position": state.position, "logdensity": self.target.logdensity_and_grad(state.position)[0]}
+
+    def observe(self, state) -> dict:
+        """Host float64 copies of :meth:`_observed` (``position``, ``logdensity`` [, ``velocity``])."""
+        return {k: np.asarray(to_numpy(v), dtype=np.float64) for k, v in self._observed(state).items()}
+
+
+class IsokineticKernel(Kernel):
+    """:class:`Kernel` of the isokinetic samplers (``"mclmc"``, ``"smile"``, ``"psmile"``): a ``state.integrator``
+    (:class:`~smile_ref.integrators.isokinetic.IntegratorState`) and a ``tuner``."""
+
+    @property
+    def energy_var_target(self):
+        """The tuner's ``Var[dE] / d`` target (``None``: it has none)."""
+        return self.tuner.energy_var_target
+
+    def _observed(self, state) -> dict:
+        """``position``, ``velocity`` and the stored ``logdensity`` of the integrator state."""
+        inner = state.integrator
+        return {"position": inner.position, "velocity": inner.momentum, "logdensity": inner.logdensity}
 
 
 _REGISTRY: dict[str, Callable[..., Sampler]] = {}

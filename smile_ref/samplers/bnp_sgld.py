@@ -92,7 +92,8 @@ import numpy as np
 from ..backend import array_namespace, device_of
 from ..backend.validate import check_float_in, check_host_vector, check_positive_float
 from ..gradients import MiniBatch
-from .base import register
+from .base import Kernel, register
+from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
@@ -196,7 +197,7 @@ def _find_minibatch(gradient):
     return None
 
 
-class BNPSGLD:
+class BNPSGLD(Kernel):
     """BNP-preconditioned SGLD kernel; see the module docstring. Build with :func:`build_bnp_sgld`.
 
     Examples
@@ -390,11 +391,11 @@ class BNPSGLD:
         batch_new, gstate = self.gradient.draw(state.grad_state, rng, new)
         lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch_new)
         bad = ~finite
-        info = {
-            "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
-            "rejected": bad,
-            "nonfinite": bad,
-        }
+        info = LangevinInfo(
+            step_size=xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
+            rejected=bad,
+            nonfinite=bad,
+        )
         if getattr(batch, "shape", None) is not None and getattr(batch, "shape", None) == getattr(batch_new, "shape", 0):
             batch_new = select_chains(xp, bad, batch, batch_new)
         return BNPSGLDState(select_chains(xp, bad, x, new), gstate, state.t + 1, mu, s2,

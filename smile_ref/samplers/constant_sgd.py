@@ -50,7 +50,8 @@ import numpy as np
 
 from ..backend import device_of, to_numpy
 from ..backend.validate import check_bool, check_float_in, check_positive_float, check_positive_int, check_spd
-from .base import register
+from .base import Kernel, register
+from .info import SGDInfo
 from .guardrails import check_initial_finite, evaluate_checked
 
 __all__ = ["ConstantSGDState", "ConstantSGD", "build_constant_sgd"]
@@ -90,7 +91,7 @@ def _parse_preconditioner(H, d):
     raise ValueError(f"preconditioner must be None, a scalar, shape ({d},) or ({d}, {d}); got shape {arr.shape}")
 
 
-class ConstantSGD:
+class ConstantSGD(Kernel):
     """Constant SGD (optionally preconditioned, with momentum, averaged, IASG); see the module docstring.
 
     Build with :func:`build_constant_sgd`.
@@ -150,6 +151,10 @@ class ConstantSGD:
             return self._scale * (g * self.H[None, :])
         return self._scale * (g @ self.H)  # H symmetric: (H g^T)^T = g H
 
+    def _observed(self, state) -> dict:
+        """``position``, ``velocity`` and the target's exact ``logdensity`` at the position."""
+        return dict(super()._observed(state), velocity=state.velocity)
+
     def init(self, position, rng) -> ConstantSGDState:
         xp = self.xp
         n = position.shape[0]
@@ -192,13 +197,13 @@ class ConstantSGD:
                     position, wcount, end = wsum / float(self.window), 0, True
             else:
                 position = th_new
-        info = {
-            "step_size": xp.full((n,), self.eps, dtype=theta.dtype, device=_device(theta)),
-            "rejected": bad,
-            "nonfinite": bad,
-            "loss": -lp / float(self.n_data),
-            "window_end": xp.full((n,), end, dtype=xp.bool, device=_device(theta)),
-        }
+        info = SGDInfo(
+            step_size=xp.full((n,), self.eps, dtype=theta.dtype, device=_device(theta)),
+            rejected=bad,
+            nonfinite=bad,
+            loss=-lp / float(self.n_data),
+            window_end=xp.full((n,), end, dtype=xp.bool, device=_device(theta)),
+        )
         return ConstantSGDState(position, th_new, v_new, average, n_avg, wsum, wcount, gstate, lp_keep, g_keep,
                                 backoff), info
 

@@ -36,7 +36,8 @@ from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked
 from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
-from .base import register
+from .base import IsokineticKernel, register
+from .info import IsokineticInfo
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from .guardrails import any_chain, default_max_energy_error, select_chains, step_masks
@@ -69,7 +70,7 @@ def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
     return mclmc_tuner(desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning)
 
 
-class MCLMC:
+class MCLMC(IsokineticKernel):
     """MCLMC kernel; see the module docstring. Build with :func:`build_mclmc`.
 
     Examples
@@ -120,6 +121,10 @@ class MCLMC:
         self.init_grad_evals = 1
 
     # -- init ---------------------------------------------------------------
+    def sqrt_diag(self, state):
+        """The diagonal preconditioner ``M^{-1/2}`` of the next step (``None`` without preconditioning)."""
+        return state.params.sqrt_diag
+
     def init(self, position, rng) -> MCLMCState:
         xp, b = self.xp, self.backend
         n = position.shape[0]
@@ -197,6 +202,7 @@ class MCLMC:
             u_new = refresh_with_nu(xp, new.momentum, nu, z2) if self.refresh else new.momentum
             integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
             dK_info = dK
+            dE_tune = dE
         else:
             if self.refresh:
                 # second half refresh with z2; a rejected chain gets z2/|z2| (u = 0, nu = 1): one pass
@@ -210,23 +216,24 @@ class MCLMC:
                 select_chains(xp, bad, old.logdensity, new.logdensity),
                 select_chains(xp, bad, old.logdensity_grad, new.logdensity_grad),
             )
+            dE_tune = xp.where(nonfinite, xp.inf, dE)  # the TuneInput contract: +inf where non-finite
             dE = xp.where(bad, 0.0, dE)
             dK_info = xp.where(bad, 0.0, dK)
         params, tstate, wstep = p, state.tuner_state, state.warmup_step
         if warmup:
             params, tstate = self.tuner.update(
-                tstate, p, TuneInput(dE, integ.position, bad, wstep, self.n_warmup, d)
+                tstate, p, TuneInput(dE_tune, integ.position, bad, wstep, self.n_warmup, d)
             )
             wstep += 1
-        info = {
-            "energy_error": dE,
-            "kinetic_change": dK_info,
-            "step_size": p.step_size,
-            "L": p.L,
-            "rejected": bad,
-            "nonfinite": nonfinite,
-            "logdensity": integ.logdensity,
-        }
+        info = IsokineticInfo(
+            energy_error=dE,
+            kinetic_change=dK_info,
+            step_size=p.step_size,
+            L=p.L,
+            rejected=bad,
+            nonfinite=nonfinite,
+            logdensity=integ.logdensity,
+        )
         return MCLMCState(integ, params, tstate, gstate, wstep), info
 
 

@@ -56,7 +56,8 @@ from typing import NamedTuple
 
 from ..backend import device_of
 from ..backend.validate import check_float_in, check_positive_float
-from .base import register
+from .base import Kernel, register
+from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
@@ -72,7 +73,7 @@ class PSGLDState(NamedTuple):
     grad: object = None  # (n, d) gradient estimate at position
 
 
-class PSGLD:
+class PSGLD(Kernel):
     """pSGLD kernel; see the module docstring. Build with :func:`build_psgld`.
 
     Examples
@@ -152,13 +153,13 @@ class PSGLD:
         lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch)
         bad = ~(finite & xp.all(xp.isfinite(drift), axis=-1)
                 & xp.all(xp.isfinite(G), axis=-1) & xp.all(G > 0, axis=-1))
-        info = {
-            "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
-            "rejected": bad,
-            "nonfinite": bad,
+        info = LangevinInfo(
+            step_size=xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
+            rejected=bad,
+            nonfinite=bad,
             # drift^2 / injected variance, mean over coordinates: (h G g)^2 / (2 h G) = h G g^2 / 2
-            "drift_noise_ratio": (0.5 * h) * xp.mean(drift * g, axis=-1),
-        }
+            drift_noise_ratio=(0.5 * h) * xp.mean(drift * g, axis=-1),
+        )
         return PSGLDState(select_chains(xp, bad, x, new), select_chains(xp, bad, state.V, V), gstate, state.t + 1,
                           select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 

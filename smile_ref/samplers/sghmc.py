@@ -56,7 +56,8 @@ from typing import NamedTuple
 
 from ..backend import device_of
 from ..backend.validate import check_positive_float
-from .base import register
+from .base import Kernel, register
+from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_zero_and_clip, select_chains
 
 __all__ = ["SGHMCState", "SGHMC", "build_sghmc"]
@@ -76,7 +77,7 @@ def _real(value, name):
     return float(value)
 
 
-class SGHMC:
+class SGHMC(Kernel):
     """SGHMC kernel in SGD-with-momentum form; see the module docstring. Build with :func:`build_sghmc`.
 
     Examples
@@ -119,6 +120,10 @@ class SGHMC:
         self.initial_velocity = initial_velocity
         self.clip = None if gradient_clip is None else check_positive_float(gradient_clip, "gradient_clip")
 
+    def _observed(self, state) -> dict:
+        """``position``, ``velocity`` and the target's exact ``logdensity`` at the position."""
+        return dict(super()._observed(state), velocity=state.velocity)
+
     def init(self, position, rng) -> SGHMCState:
         n, d = position.shape
         if self.initial_velocity == "zero":
@@ -146,11 +151,11 @@ class SGHMC:
         batch, gstate = self.gradient.draw(state.grad_state, rng, x_new)
         lp_new, g_new, finite, raw_bad = self._evaluate(x_new, batch)
         bad = ~(finite & xp.all(xp.isfinite(v_new), axis=-1))
-        info = {
-            "step_size": xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
-            "rejected": bad,
-            "nonfinite": bad | raw_bad,
-        }
+        info = LangevinInfo(
+            step_size=xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
+            rejected=bad,
+            nonfinite=bad | raw_bad,
+        )
         return SGHMCState(select_chains(xp, bad, x, x_new), xp.where(bad[:, None], 0.0, v_new), gstate,
                           select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 

@@ -63,7 +63,8 @@ from typing import NamedTuple
 
 from ..backend import device_of
 from ..backend.validate import check_choice, check_float_in, check_optional, check_positive_float
-from .base import register
+from .base import Kernel, register
+from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_zero_and_clip, select_chains
 
 __all__ = ["AdaSGHMCState", "AdaSGHMC", "build_sghmc_adaptive", "AUTHORS_PRESET"]
@@ -86,7 +87,7 @@ class AdaSGHMCState(NamedTuple):
     warming: bool = False  # the last step was a warm-up step
 
 
-class AdaSGHMC:
+class AdaSGHMC(Kernel):
     """Adaptive SGHMC kernel; see the module docstring. Build with :func:`build_sghmc_adaptive`.
 
     Examples
@@ -158,11 +159,11 @@ class AdaSGHMC:
         batch, gstate = self.gradient.draw(state.grad_state, rng, x_new)
         lp_new, g_new, finite, raw_bad = self._evaluate(x_new, batch)
         bad = ~(finite & xp.all(xp.isfinite(m_new), axis=-1))
-        info = {
-            "step_size": xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
-            "rejected": bad,
-            "nonfinite": bad | raw_bad,
-        }
+        info = LangevinInfo(
+            step_size=xp.full((n,), self.eta, dtype=x.dtype, device=device_of(x)),
+            rejected=bad,
+            nonfinite=bad | raw_bad,
+        )
         new = AdaSGHMCState(select_chains(xp, bad, x, x_new), xp.where(bad[:, None], 0.0, m_new), gstate,
                             select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new),
                             tau, sg, sd, g if self.moment_gradient == "previous" else prev, bool(warmup))

@@ -65,7 +65,8 @@ import numpy as np
 
 from ..backend import device_of
 from ..backend.validate import check_choice, check_host_vector, check_positive_float, check_spd
-from .base import register
+from .base import Kernel, register
+from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 
 __all__ = ["SGLDState", "SGLD", "build_sgld", "parse_schedule", "as_covariance"]
@@ -117,7 +118,7 @@ def as_covariance(C, d: int, name: str = "noise_correction") -> np.ndarray:
     raise ValueError(f"{name} must be a positive scalar, a ({d},) diagonal or a ({d}, {d}) SPD matrix")
 
 
-class SGLD:
+class SGLD(Kernel):
     """SGLD / noise-corrected SGLD / mSGLD kernel; see the module docstring. Build with :func:`build_sgld`.
 
     Examples
@@ -197,13 +198,13 @@ class SGLD:
         batch, gstate = self.gradient.draw(state.grad_state, rng, new)
         lp_new, g_new, finite = evaluate_checked(xp, self.gradient, new, batch)
         bad = ~finite
-        info = {
-            "step_size": xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
-            "rejected": bad,
-            "nonfinite": bad,
+        info = LangevinInfo(
+            step_size=xp.full((n,), h, dtype=x.dtype, device=device_of(x)),
+            rejected=bad,
+            nonfinite=bad,
             # drift^2 / injected variance, mean over coordinates: (h g)^2 / (2 h) = h g^2 / 2
-            "drift_noise_ratio": (0.5 * h) * xp.mean(g * g, axis=-1),
-        }
+            drift_noise_ratio=(0.5 * h) * xp.mean(g * g, axis=-1),
+        )
         return SGLDState(select_chains(xp, bad, x, new), gstate, state.t + 1,
                          select_chains(xp, bad, state.logdensity, lp_new), select_chains(xp, bad, g, g_new)), info
 

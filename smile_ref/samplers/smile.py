@@ -81,7 +81,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..backend.validate import check_bool, check_choice, check_positive_float
@@ -96,17 +95,14 @@ from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, nois
 from ..tuners.base import Tuner, TuneInput, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
-from .base import register
+from .base import IsokineticKernel, register
+from .smile_config import AUTHORS_PRESETS, DEFAULT_TUNER, SMILEConfig, apply_preset
+from .info import IsokineticInfo
 from .guardrails import (any_chain, check_initial_finite, default_max_energy_error, energy_limit, select_chains,
                          step_masks)
 
-__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
-
-#: Default ``tuner`` of ``"smile"``/``"psmile"``: the Var[dE]/d tuner.  The authors' Gamma tuner,
-#: ``"energy_error"``, collapses to the step-size floor on exact gradients and same-batch energy
-#: errors (``docs/smile-defaults.md``).
-DEFAULT_TUNER = "mclmc"
-
+__all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "SMILEConfig", "DEFAULT_TUNER", "AUTHORS_PRESETS",
+           "apply_preset"]
 
 class SMILEState(NamedTuple):
     integrator: IntegratorState
@@ -125,78 +121,7 @@ class SMILEState(NamedTuple):
         return self.integrator.position
 
 
-_AUTHORS_SMILE = MappingProxyType({
-    "tuner": "energy_error",
-    "tuner_options": MappingProxyType({"reset_prob": 0.99, "alpha": 0.05, "strength": 0.02, "smoothing": 0.01,
-                                       "freeze_steps": 10, "step_size_bounds": (1e-8, 10.0),
-                                       "winsorize_rejected": False}),
-    "integrator": "mclachlan",
-    "energy_error": "cross_batch",
-    "reset_keeps_rejected_gradient": True,
-    "adapt_during_sampling": True,
-    "refresh": False,
-    "gradient_clip": 1e6,
-    "initial_state": "zero",
-    "warmup_boundary_reset": True,
-    "nonfinite_gradient": "zero_and_clip",
-    "nonfinite_backoff": False,
-})
-_AUTHORS_PSMILE = MappingProxyType(dict(
-    _AUTHORS_SMILE,
-    preconditioner="diag",
-    preconditioner_options=MappingProxyType({"decay": 0.99, "var_floor": 1e-7, "clip": (1e-2, 1e4),
-                                             "init_mean": 1.0, "init_std": 1.0, "carry_mean": False,
-                                             "floor_stored_var": True}),
-    freeze_preconditioner=False,
-    first_b_preconditioner="previous",
-))
-AUTHORS_PRESETS = MappingProxyType({"smile": _AUTHORS_SMILE, "psmile": _AUTHORS_PSMILE})
-"""Option values of ``preset="authors"`` per sampler (read-only).
-
-``"smile"`` reproduces the authors' ``SMILET`` (and, with ``tuner=None``, ``SMILE``/SMILE-naive);
-``"psmile"`` their ``NOISYSMILE`` (with ``tuner=None``: pSMILE-naive, which their configs express as
-``reset_prob=1, adaption_prob=0``).  The tuner is pinned (``"energy_error"`` with the code defaults
-``reset_prob=0.99``, ``alpha=0.05`` -- the UCI configs use 0.98 / 0.1: pass them as ``tuner_options``).
-Pair the preset with ``MiniBatch(target, b, scale="floor", schedule="authors")`` for the authors'
-mini-batch log posterior and batch schedule (the gradient estimator is not a sampler option).
-"""
-
-
-def apply_preset(name: str, preset, options: dict) -> dict:
-    """Options of sampler ``name`` (``"smile"``/``"psmile"``) with ``preset`` applied under ``options``.
-
-    Explicit options win.  ``tuner_options`` and ``preconditioner_options`` are merged key by key
-    (explicit keys win); an explicit ``tuner`` other than ``"energy_error"`` drops the preset's
-    ``tuner_options`` (they are the energy-error tuner's), and an explicit ``preconditioner="dense"``
-    drops its ``preconditioner_options`` and ``first_b_preconditioner``.  An explicit option that
-    contradicts the preset is therefore honoured and the run is no longer the authors' algorithm; the
-    sampler's own checks still apply to the combination (e.g. a ``Var[dE]/d`` tuner needs
-    ``energy_error="same_batch"``, which must then be given explicitly too).
-
-    Examples
-    --------
-    >>> opts = apply_preset("smile", "authors", {"tuner_options": {"reset_prob": 0.98}})
-    >>> opts["energy_error"], opts["tuner_options"]["reset_prob"], opts["tuner_options"]["alpha"]
-    ('cross_batch', 0.98, 0.05)
-    """
-    options = dict(options)
-    if preset is None:
-        return options
-    check_choice(preset, "preset", ("authors",))
-    merged = {k: (dict(v) if isinstance(v, MappingProxyType) else v) for k, v in AUTHORS_PRESETS[name].items()}
-    if "tuner" in options and options["tuner"] != "energy_error":
-        merged.pop("tuner_options", None)
-    if options.get("preconditioner", "diag") != "diag":
-        merged.pop("preconditioner_options", None)
-        merged.pop("first_b_preconditioner", None)
-    for key in ("tuner_options", "preconditioner_options"):
-        if key in merged and options.get(key) is not None:
-            options[key] = {**merged[key], **dict(options[key])}
-    merged.update(options)
-    return merged
-
-
-class SMILE:
+class SMILE(IsokineticKernel):
     """SMILE / pSMILE kernel; see the module docstring. Build with :func:`build_smile` / :func:`build_psmile`.
 
     Examples
@@ -219,13 +144,20 @@ class SMILE:
     True
     """
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, preconditioned=False,
-                 integrator="mclachlan", tuner=DEFAULT_TUNER, adapt_during_sampling=True,
-                 refresh=None, L=None, energy_error="same_batch", reset_keeps_rejected_gradient=False,
-                 gradient_clip=1e6, max_energy_error=None, freeze_preconditioner=False,
-                 preconditioner="diag", preconditioner_options=None, tuner_options=None,
-                 initial_state="evaluate", warmup_boundary_reset=False, first_b_preconditioner="current",
-                 nonfinite_gradient="reject", nonfinite_backoff=True):
+    def __init__(self, target, gradient, backend, step_size, n_warmup, config: SMILEConfig | None = None, *,
+                 preconditioned=False):
+        if config is None:
+            config = SMILEConfig()
+        if not isinstance(config, SMILEConfig):
+            raise TypeError(f"config must be a SMILEConfig, got {type(config).__name__}")
+        self.config = c = config
+        integrator, tuner, tuner_options = c.integrator, c.tuner, c.tuner_options
+        adapt_during_sampling, refresh, L, energy_error = c.adapt_during_sampling, c.refresh, c.L, c.energy_error
+        reset_keeps_rejected_gradient, gradient_clip, max_energy_error = (
+            c.reset_keeps_rejected_gradient, c.gradient_clip, c.max_energy_error)
+        freeze_preconditioner, preconditioner, preconditioner_options = (
+            c.freeze_preconditioner, c.preconditioner, c.preconditioner_options)
+        nonfinite_gradient, nonfinite_backoff = c.nonfinite_gradient, c.nonfinite_backoff
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -236,6 +168,7 @@ class SMILE:
         self.step_size0 = check_positive_float(step_size, "step_size")
         self.coefficients = get_integrator(integrator)
         self.energy_error = check_choice(energy_error, "energy_error", ("same_batch", "cross_batch"))
+        self.judge_energy_error = self.energy_error != "cross_batch"  # cross-batch dE holds a batch difference
         self.keep_rejected = check_bool(reset_keeps_rejected_gradient, "reset_keeps_rejected_gradient")
         self.clip = check_positive_float(gradient_clip, "gradient_clip")
         self.nonfinite_gradient = check_choice(nonfinite_gradient, "nonfinite_gradient", ("reject", "zero_and_clip"))
@@ -293,7 +226,7 @@ class SMILE:
         self.extra_eval = self.energy_error == "same_batch" and bool(getattr(gradient, "stochastic", False))
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
         self.init_grad_evals = 1
-        self._init_authors_options(initial_state, warmup_boundary_reset, first_b_preconditioner)
+        self._init_authors_options(c.initial_state, c.warmup_boundary_reset, c.first_b_preconditioner)
 
     def _init_authors_options(self, initial_state, warmup_boundary_reset, first_b_preconditioner):
         """Options that reproduce the authors' state handling (``preset="authors"``).
@@ -377,6 +310,13 @@ class SMILE:
         new, dK = isokinetic_step(zs, step_size, f_z, self.coefficients, None)
         return IntegratorState(mv(new.position, S), new.momentum, new.logdensity,
                                mv(new.logdensity_grad, S_inv)), dK
+
+    def sqrt_diag(self, state):
+        """The diagonal preconditioner ``S`` of the next step: pSMILE's ``diag(1/sigma_tilde)``, else ``None``
+        (also for the dense preconditioner, whose ``S`` is a matrix)."""
+        if self.precond is not None and not self.dense:
+            return self.precond.sqrt_diag(state.precond_state)
+        return state.params.sqrt_diag
 
     def init(self, position, rng) -> SMILEState:
         b = self.backend
@@ -469,14 +409,14 @@ class SMILE:
             # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
             pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad, new.logdensity_grad)
                                          if any_reset else new.logdensity_grad)
-        info = {
-            "energy_error": xp.where(nonfinite, 0.0, dE) if any_reset else dE,
-            "kinetic_change": xp.where(nonfinite, 0.0, dK) if any_reset else dK,
-            "step_size": p.step_size,
-            "rejected": reset,
-            "nonfinite": met_nonfinite,
-            "logdensity": integ.logdensity,
-        }
+        info = IsokineticInfo(
+            energy_error=xp.where(nonfinite, 0.0, dE) if any_reset else dE,
+            kinetic_change=xp.where(nonfinite, 0.0, dK) if any_reset else dK,
+            step_size=p.step_size,
+            rejected=reset,
+            nonfinite=met_nonfinite,
+            logdensity=integ.logdensity,
+        )
         backoff = state.backoff
         if self.nonfinite_backoff:
             backoff = (xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff)) if any_reset
@@ -487,27 +427,38 @@ class SMILE:
         return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started, backoff), info
 
 
+def _config(name: str, preset, config, options: dict) -> SMILEConfig:
+    """The kernel's :class:`SMILEConfig`: ``config`` (or ``preset``'s, or the defaults) with ``options`` applied."""
+    if config is None:
+        return SMILEConfig.from_options(apply_preset(name, preset, options))
+    if not isinstance(config, SMILEConfig):
+        raise TypeError(f"config must be a SMILEConfig (e.g. SMILEConfig.authors()), got {type(config).__name__}")
+    if preset is not None:
+        raise ValueError("give preset or config, not both (SMILEConfig.authors() is preset='authors')")
+    return config.with_options(**options)
+
+
 @register("smile")
-def build_smile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SMILE:
+def build_smile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None, **options) -> SMILE:
     """``"smile"``: SMILE with the Var[dE]/d tuner (default), the authors' SMILE (``tuner="energy_error"``) or
     SMILE-naive (``tuner=None``).
 
-    ``preset="authors"``: the authors' ``SMILET`` (``SMILE`` with ``tuner=None``); the preset's
-    options (:data:`AUTHORS_PRESETS`) are applied first and explicit ``options`` win
-    (:func:`apply_preset`).
+    ``config``: a :class:`SMILEConfig` (defaults: ``SMILEConfig()``); ``preset="authors"`` is
+    ``config=SMILEConfig.authors()`` (the authors' ``SMILET``; ``SMILE`` with ``tuner=None``).  Keyword
+    ``options`` override single fields (:func:`apply_preset`, :meth:`SMILEConfig.with_options`).
     """
-    options = apply_preset("smile", preset, options)
-    return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=False, **options)
+    return SMILE(target, gradient, backend, step_size, n_warmup, _config("smile", preset, config, options),
+                 preconditioned=False)
 
 
 @register("psmile")
-def build_psmile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SMILE:
+def build_psmile(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None, **options) -> SMILE:
     """``"psmile"``: pSMILE with the Var[dE]/d tuner (default), with the authors' Gamma tuner
     (``tuner="energy_error"``) or pSMILE-naive (``tuner=None``).
 
-    ``preset="authors"``: the authors' ``NOISYSMILE``, including its running-mean re-initialisation
-    (``docs/errata.md``) and the previous step's preconditioner on the stored gradient; explicit
-    ``options`` win (:func:`apply_preset`).
+    ``preset="authors"`` (``config=SMILEConfig.authors(preconditioned=True)``): the authors' ``NOISYSMILE``,
+    including its running-mean re-initialisation (``docs/errata.md``) and the previous step's
+    preconditioner on the stored gradient; keyword ``options`` override single fields.
     """
-    options = apply_preset("psmile", preset, options)
-    return SMILE(target, gradient, backend, step_size, n_warmup, preconditioned=True, **options)
+    return SMILE(target, gradient, backend, step_size, n_warmup, _config("psmile", preset, config, options),
+                 preconditioned=True)

@@ -37,10 +37,9 @@ class TuneInput(NamedTuple):
     """What the sampler reports to the tuner after one step.
 
     energy_error : (n,) energy error dE of the step.  A chain whose step met a non-finite value
-        carries ``+inf`` (or 0 from samplers that zero every rejected row); a chain rejected by an
-        energy guardrail may carry its (finite) ``dE``.  Every tuner must therefore read
-        ``rejected`` itself (the Var[dE]/d tuner treats rejected rows as ``dE = 0``, the Gamma
-        tuner winsorises them and shrinks the step on ``+inf``).
+        carries ``+inf``; a chain rejected by an energy guardrail carries its (finite) ``dE``.  Every
+        tuner reads ``rejected`` itself (the Var[dE]/d tuner treats rejected rows as ``dE = 0``, the
+        Gamma tuner winsorises them and shrinks the step on ``+inf``).
     position : (n, d) position after the step (restored where rejected)
     rejected : (n,) bool, True where a guardrail rejected the step
     step : int, 0-based index of the step within the warm-up
