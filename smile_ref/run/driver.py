@@ -8,6 +8,7 @@ progress bars, and checkpoint / resume.
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import sys
@@ -342,6 +343,9 @@ def _readable(value) -> Any:
         return [_readable(v) for v in value]
     if isinstance(value, dict) and len(value) <= 32:
         return {str(k): _readable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a config record: its fields
+        return {"__config__": type(value).__name__,
+                **{f.name: _readable(getattr(value, f.name)) for f in dataclasses.fields(value)}}
     name = getattr(value, "name", None)
     label = type(value).__name__ + (f"({name!r})" if isinstance(name, str) else "")
     if hasattr(value, "shape"):
