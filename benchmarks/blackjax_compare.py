@@ -1,21 +1,22 @@
 """Wall time per step of smile_ref (NumPy) vs BlackJAX (jit, CPU), side by side.
 
-Run by hand (not a test), from the repository root, in an environment with jax + blackjax
-(the ``crosscheck`` extra; without them only our columns are filled)::
+Run by hand (not a test), from the repository root with smile_ref installed (or ``PYTHONPATH=.``), in an
+environment with jax + blackjax (the ``crosscheck`` extra; without them only our columns are filled)::
 
-    python benchmarks/blackjax_compare.py [--quick] [--out benchmarks/results]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/blackjax_compare.py [--quick] [--out benchmarks/results]
 
 Writes ``blackjax_compare.json`` and ``blackjax_compare.md`` to ``--out`` (git-ignored).
 
 What is measured (float64 everywhere, ``jax_enable_x64``; target: standard Gaussian
-``N(0, I_d)``, ``log p = -|x|^2/2``, diagonal, so one gradient is a few elementwise passes):
+``N(0, I_d)``, ``log p = -|x|^2/2``: ``Gaussian.isotropic(d)``, stored as its variance vector, so one gradient
+is a few elementwise passes):
 
 1. **time per step** for ``n_chains x d`` in {1, 64, 1024} x {100, 10^4, 10^6}; combinations whose
    sampler state ``(x, u, g)`` exceeds ``--max-state-gb`` (default 4 GB) are skipped and listed:
 
    * ours "mclmc": ``kernel.step`` of smile_ref's ``"mclmc"`` sampler (McLachlan, 2 gradients per
      step, partial refresh with two ``(n, d)`` host normal draws, fixed ``eps = 0.25 sqrt(d)``,
-     ``L = sqrt(d)``, ``tuner=None``, exact gradient);
+     ``L = sqrt(d)``, ``tuner=None``, exact gradient; :class:`smile_ref.run.timing.FixedStepper`);
    * ours "smile": ``kernel.step`` of ``"smile"`` (``tuner=None``, same ``eps``, exact gradient, so
      2 gradients per step, no refresh and no random numbers; its gradients pass NaN-zeroing and
      clipping);
@@ -28,12 +29,13 @@ What is measured (float64 everywhere, ``jax_enable_x64``; target: standard Gauss
      cost (2 per step) and no RNG.  SMILE is compared with both BlackJAX rows.
 
    Ratios ``ours / BlackJAX`` use the faster of loop and scan (conservative for us).
-2. overhead in gradient-equivalents, per-stage breakdown, peak memory, bytes floor: see
-   ``benchmarks/step_anatomy.py`` (called from here, numbers in the same JSON).
+2. overhead in gradient-equivalents, per-stage breakdown, peak memory, bytes floor: a separate run of
+   ``benchmarks/step_anatomy.py``, which reads this script's JSON for its bytes floor.
 
-Timing: per-call ``perf_counter`` times after one warm-up call, each case until ``--budget`` seconds
-or ``--max-calls`` calls (at least 3).  The tables use the **minimum** over calls (the machine is
-shared: other jobs only ever add time); medians are in the JSON (``*_median``).
+Timing: per-call ``perf_counter`` times after one warm-up call (:func:`smile_ref.run.timing.time_calls`),
+each case until ``--budget`` seconds or ``--max-calls`` calls (at least 3).  The tables use the
+**minimum** over calls (the machine is shared: other jobs only ever add time); medians are in the JSON
+(``*_median``).
 """
 from __future__ import annotations
 
@@ -44,20 +46,13 @@ import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 
 import numpy as np
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(_HERE))
-sys.path.insert(0, _HERE)
-
-from smile_ref.backend import get_backend  # noqa: E402
-from smile_ref.backend.random import HostRandom  # noqa: E402
-from smile_ref.gradients.exact import Exact  # noqa: E402
-from smile_ref.samplers import base as registry  # noqa: E402
+from smile_ref.run.timing import FixedStepper, time_calls
+from smile_ref.targets import Gaussian
 
 CHAINS = (1, 64, 1024)
 DIMS = (100, 10_000, 1_000_000)
@@ -66,34 +61,9 @@ QUICK_DIMS = (100, 10_000)
 
 
 # ----------------------------------------------------------------------------------- helpers
-def time_calls(fn, budget: float = 2.0, max_calls: int = 200, min_calls: int = 3) -> dict:
-    """Per-call wall times of ``fn()`` after one warm-up call: median, min and count (seconds)."""
-    fn()
-    times, start = [], time.perf_counter()
-    while len(times) < min_calls or (time.perf_counter() - start < budget and len(times) < max_calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return {"median": statistics.median(times), "min": min(times), "calls": len(times)}
-
-
 def state_bytes(n: int, d: int) -> int:
     """Bytes of the float64 sampler state ``(x, u, g)`` of ``n`` chains in ``d`` dimensions."""
     return 3 * 8 * n * d
-
-
-def standard_gaussian(d: int):
-    """``N(0, I_d)`` as a smile_ref Gaussian that keeps only its variance vector.
-
-    ``targets.Gaussian`` stores a dense ``(d, d)`` covariance (8 TB at d = 10^6); the subclass of
-    ``benchmarks/mclmc_overhead.py`` evaluates with ``Gaussian._logdensity_and_grad`` itself.
-    """
-    from mclmc_overhead import _FastDiagonalGaussian
-
-    t = _FastDiagonalGaussian(d, 1.0)  # condition 1: all variances 1
-    t.name = "standard_gaussian"
-    t.describe = lambda: {"name": "standard_gaussian", "dim": d}
-    return t
 
 
 def step_params(d: int) -> tuple[float, float]:
@@ -101,25 +71,11 @@ def step_params(d: int) -> tuple[float, float]:
     return 0.25 * math.sqrt(d), math.sqrt(d)
 
 
-def ours_stepper(sampler: str, target, n: int, eps: float, L: float, seed: int = 0):
-    """``(step, holder)``: ``step()`` advances ``holder["state"]`` by one ``kernel.step`` (NumPy f64)."""
-    bk = get_backend("numpy", "float64")
-    grad = Exact(target)
-    if sampler == "mclmc":
-        kernel = registry.get("mclmc")(target, grad, bk, step_size=eps, n_warmup=0, tuner=None, L=L)
-    elif sampler == "smile":
-        kernel = registry.get("smile")(target, grad, bk, step_size=eps, n_warmup=0, tuner=None)
-    else:
+def ours_stepper(sampler: str, target, n: int, eps: float, L: float, seed: int = 0) -> FixedStepper:
+    """``sampler`` ("mclmc" with refresh length ``L``, or "smile") at fixed ``eps`` on NumPy float64."""
+    if sampler not in ("mclmc", "smile"):
         raise ValueError(f"sampler must be 'mclmc' or 'smile', got {sampler!r}")
-    rng = HostRandom(seed, bk)
-    holder = {"state": kernel.init(rng.normal((n, target.dim)), rng), "rejected": 0, "kernel": kernel,
-              "rng": rng}
-
-    def step():
-        holder["state"], info = kernel.step(holder["state"], rng, False)
-        holder["rejected"] += int(np.sum(info["rejected"]))
-
-    return step, holder
+    return FixedStepper(sampler, target, n, eps, L=L if sampler == "mclmc" else None, seed=seed)
 
 
 def have_jax() -> bool:
@@ -204,17 +160,17 @@ def bj_grad_time(n: int, d: int, budget: float) -> float:
 def compare_case(n: int, d: int, budget: float, max_calls: int, with_jax: bool) -> dict:
     """All timings of one ``(n_chains, d)`` cell (seconds per step) and the ratios."""
     eps, L = step_params(d)
-    target = standard_gaussian(d)
+    target = Gaussian.isotropic(d)
     row = {"n_chains": n, "d": d, "eps": eps, "L": L}
     x = np.random.default_rng(0).standard_normal((n, d))
     row["ours_grad"] = time_calls(lambda: target.logdensity_and_grad(x), budget / 4, max_calls)["min"]
     del x
     for sampler in ("mclmc", "smile"):
-        step, holder = ours_stepper(sampler, target, n, eps, L)
-        t = time_calls(step, budget, max_calls)
+        stepper = ours_stepper(sampler, target, n, eps, L)
+        t = time_calls(stepper.step, budget, max_calls)
         row[f"ours_{sampler}"], row[f"ours_{sampler}_median"] = t["min"], t["median"]
-        row[f"ours_{sampler}_rejected"] = holder["rejected"]
-        del step, holder
+        row[f"ours_{sampler}_rejected"] = stepper.rejected
+        del stepper
         gc.collect()
     if with_jax:
         row["bj_grad"] = bj_grad_time(n, d, budget / 4)
@@ -302,9 +258,7 @@ def machine_info() -> dict:
 
 
 def write_results(res: dict, out: str, t_start: float) -> str:
-    """Write ``blackjax_compare.{json,md}`` to ``out`` (called after every part); returns the Markdown."""
-    import step_anatomy as anatomy
-
+    """Write ``blackjax_compare.{json,md}`` to ``out``; returns the Markdown."""
     res["runtime_s"], res["loadavg_end"] = time.time() - t_start, os.getloadavg()
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "blackjax_compare.json"), "w") as f:
@@ -317,8 +271,6 @@ def write_results(res: dict, out: str, t_start: float) -> str:
     if res["skipped"]:
         md += ["Skipped (state (x, u, g) above the memory limit): "
                + ", ".join(f"n={s['n_chains']} d={s['d']:,} ({s['state_gb']:.0f} GB)" for s in res["skipped"]), ""]
-    if "anatomy" in res:
-        md += [anatomy.markdown(res["anatomy"]), ""]
     text = "\n".join(md)
     with open(os.path.join(out, "blackjax_compare.md"), "w") as f:
         f.write(text)
@@ -327,28 +279,12 @@ def write_results(res: dict, out: str, t_start: float) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(_HERE, "results"))
-    ap.add_argument("--quick", action="store_true", help="chains {1, 64} x d {100, 10^4}, short anatomy runs")
+    ap.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    ap.add_argument("--quick", action="store_true", help="chains {1, 64} x d {100, 10^4}")
     ap.add_argument("--budget", type=float, default=None, help="seconds per timed case")
     ap.add_argument("--max-calls", type=int, default=200)
     ap.add_argument("--max-state-gb", type=float, default=4.0)
-    ap.add_argument("--skip-anatomy", action="store_true", help="only part 1 (time per step)")
-    ap.add_argument("--memory-steps", nargs=2, type=int, default=None, metavar=("S1", "S2"),
-                    help="peak memory after S1 and after S2 steps at n=64, d=10^5 (default 100 1000; quick: "
-                         "20 200 at d=10^4)")
-    ap.add_argument("--memory-worker", nargs=4, type=int, metavar=("N", "D", "STEPS1", "STEPS2"),
-                    help=argparse.SUPPRESS)
-    ap.add_argument("--step-worker", nargs=4, metavar=("SAMPLER", "N", "D", "CALLS"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    import step_anatomy as anatomy
-
-    if a.memory_worker:
-        print(json.dumps(anatomy.memory_worker(*a.memory_worker)))
-        return 0
-    if a.step_worker:
-        s, n, d, calls = a.step_worker
-        print(json.dumps(anatomy.step_worker(s, int(n), int(d), int(calls))))
-        return 0
     with_jax = have_jax()
     if not with_jax:
         print("jax/blackjax not importable: BlackJAX columns are skipped (install the 'crosscheck' extra)")
@@ -360,14 +296,6 @@ def main(argv=None):
            "settings": {"budget_s": budget, "max_calls": a.max_calls, "max_state_gb": a.max_state_gb,
                         "quick": a.quick}}
     res["compare"], res["skipped"] = compare(chains, dims, budget, a.max_calls, a.max_state_gb, with_jax)
-    write_results(res, a.out, t_start)
-    if not a.skip_anatomy:
-        def save(anat):
-            res["anatomy"] = anat
-            write_results(res, a.out, t_start)
-
-        anatomy.run_all(quick=a.quick, script=os.path.abspath(__file__), compare_rows=res["compare"],
-                        memory_steps=a.memory_steps, log=print, save=save)
     print(write_results(res, a.out, t_start))
     return res
 

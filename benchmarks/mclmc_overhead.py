@@ -1,8 +1,8 @@
 """MCLMC sampler overhead in gradient-equivalents, chain scaling and ESS per gradient.
 
-Run by hand (not a test)::
+Run by hand (not a test), from the repository root with smile_ref installed (or ``PYTHONPATH=.``)::
 
-    python benchmarks/mclmc_overhead.py --out bench_out [--label after] [--baseline before/mclmc_overhead.json]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/mclmc_overhead.py --out bench_out [--label after] [--baseline before/mclmc_overhead.json]
 
 For every target in {diagonal Gaussian (d in --dims), dense Gaussian (d = 100 only)} and
 every ``n_chains`` in --chains it measures (min over repeats of the mean over a block of
@@ -12,14 +12,13 @@ steps, NumPy backend by default):
   (what the sampler calls through :class:`~smile_ref.gradients.Exact`, input checks included);
 * ``t_rng``: one ``(n, d)`` standard-normal draw of the host random source (MCLMC draws two per step);
 * ``t_step``: one MCLMC step (McLachlan, fixed step size, ``tuner=None``) through
-  ``kernel.step`` directly, and through :func:`smile_ref.run_chains` (``wall_time / steps``,
+  ``kernel.step`` directly (:class:`smile_ref.run.timing.FixedStepper`), and through :func:`smile_ref.run_chains` (``wall_time / steps``,
   recording every step's position and info into the host buffers);
 * overhead in gradient-equivalents ``(t_step - n_grad t_grad) / t_grad`` (``n_grad = 2``);
 * chain scaling ``t_step(64 chains) / t_step(1 chain)`` (64 would mean no batching gain).
 
-Targets: "diag" is ``diagonal_gaussian_condition(d, 1e4)`` (elementwise gradient, ``O(n d)``;
-for d > 2000 an equivalent variance-vector-only subclass, see ``_FastDiagonalGaussian``);
-"dense" is ``ill_conditioned_gaussian(d)`` (the ICG, gradient ``(n, d) @ (d, d)``, ``O(n d^2)``).
+Targets: "diag" is ``diagonal_gaussian_condition(d, 1e4)`` (stored as its variance vector, elementwise
+gradient, ``O(n d)``); "dense" is ``ill_conditioned_gaussian(d)`` (the ICG, gradient ``(n, d) @ (d, d)``, ``O(n d^2)``).
 
 ESS: tuned MCLMC (``tuner="mclmc"``) on ``diagonal_gaussian_condition(100, 1e4)``; ESS from
 :func:`smile_ref.diagnostics.ess` (``method="basic"`` and ``"bulk"``) of ``x`` and ``x^2``,
@@ -41,15 +40,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import smile_ref  # noqa: E402
-from smile_ref import targets  # noqa: E402
-from smile_ref.backend import get_backend  # noqa: E402
-from smile_ref.backend.random import HostRandom  # noqa: E402
-from smile_ref.diagnostics import ess  # noqa: E402
-from smile_ref.gradients.exact import Exact  # noqa: E402
-from smile_ref.samplers import base as registry  # noqa: E402
+import smile_ref
+from smile_ref import targets
+from smile_ref.backend import get_backend
+from smile_ref.diagnostics import ess
+from smile_ref.run.timing import FixedStepper
 
 
 def _timeit(fn, min_time: float, repeats: int) -> float:
@@ -71,46 +66,16 @@ def _timeit(fn, min_time: float, repeats: int) -> float:
 _TARGETS: dict = {}
 
 
-class _FastDiagonalGaussian(targets.Gaussian):
-    """``diagonal_gaussian_condition(d, condition)`` without the dense set-up.
-
-    ``Gaussian.__init__`` stores and factorises a dense (d, d) covariance (Cholesky and a
-    triangular inverse, O(d^3): 160 s at d = 10^4 on the 2-CPU benchmark machine).  This
-    subclass keeps only the variance vector; evaluation is ``Gaussian._logdensity_and_grad``
-    itself (same arithmetic: ``g = -(x - m) * P``, ``logp = sum((x - m) * g)/2 + const``).
-    """
-
-    def __init__(self, dim: int, condition: float):
-        half = 0.5 * math.log10(condition)
-        v = np.logspace(-half, half, dim)
-        self.dim, self.mean, self.variances = dim, np.zeros(dim), v
-        self.is_diagonal = True
-        self.log_normalizer = -0.5 * (dim * math.log(2.0 * math.pi) + float(np.sum(np.log(v))))
-        self.name, self._factory, self._cache = "diagonal_gaussian", None, {}
-
-    def params_on(self, xp, like):
-        key = (id(xp), str(like.dtype))
-        if key not in self._cache:
-            dev = smile_ref.backend.device_of(like)
-            self._cache[key] = (xp.asarray(self.mean, dtype=like.dtype, device=dev),
-                                xp.asarray(1.0 / self.variances, dtype=like.dtype, device=dev))
-        return self._cache[key]
-
-
 def _target(kind: str, d: int):
-    """Cached: building a Gaussian factorises its dense (d, d) covariance, O(d^3) (minutes at d = 10^4)."""
+    """``(target, smallest marginal sd)``, cached: the dense ICG factorises its (d, d) covariance, O(d^3)."""
     key = (kind, d)
     if key not in _TARGETS:
         if kind == "diag":
-            t = targets.diagonal_gaussian_condition(d, 1e4) if d <= 2000 else _FastDiagonalGaussian(d, 1e4)
+            t = targets.diagonal_gaussian_condition(d, 1e4)
             sd_min = 1e-2  # sqrt(condition^{-1/2})
         else:
             t = targets.ill_conditioned_gaussian(d)
             sd_min = float(np.sqrt(np.min(np.linalg.eigvalsh(t.cov))))
-        desc = {"name": t.name, "dim": d, "kind": kind}
-        # Gaussian.describe() (called by run_chains for its config) takes eigvalsh of the dense
-        # covariance, O(d^3); it is outside the timed loop, so a cheap description is used here.
-        t.describe = lambda desc=desc: dict(desc)
         _TARGETS[key] = (t, sd_min)
     return _TARGETS[key]
 
@@ -123,18 +88,12 @@ def _fixed_step_size(target, sd_min) -> float:
 def time_case(kind, d, n, bk, args) -> dict:
     target, sd_min = _target(kind, d)
     eps = _fixed_step_size(target, sd_min)
-    grad = Exact(target)
-    kernel = registry.get("mclmc")(target, grad, bk, step_size=eps, n_warmup=0, tuner=None)
-    rng = HostRandom(0, bk)
+    st = FixedStepper("mclmc", target, n, eps, backend=bk, count_rejected=False)
+    rng = st.rng
     x = rng.normal((n, d))
-    state = [kernel.init(x, rng)]
-
-    def one_step():
-        state[0], _ = kernel.step(state[0], rng, False)
-
     t_grad = _timeit(lambda: target.logdensity_and_grad(x), args.min_time, args.repeats)
     t_rng = _timeit(lambda: rng.normal((n, d)), args.min_time, args.repeats)
-    t_step = _timeit(one_step, args.min_time, args.repeats)
+    t_step = _timeit(st.step, args.min_time, args.repeats)
 
     # run_chains: wall_time covers the step loop and recording (not init); cap the sample buffer
     n_rc = int(max(10, min(2000, args.min_time / max(t_step, 1e-7), 2e8 / (8 * n * d))))
@@ -144,7 +103,7 @@ def time_case(kind, d, n, bk, args) -> dict:
                                    tuner=None, backend=bk, progress=False)
         best_rc = min(best_rc, res.wall_time / n_rc)
         rej = res.n_rejected / (n_rc * n)  # every step counted, whatever info rows are kept
-    n_grad = kernel.grad_evals_per_step
+    n_grad = st.kernel.grad_evals_per_step
     return {
         "target": kind, "d": d, "n_chains": n, "step_size": eps, "n_grad_per_step": n_grad,
         "t_grad_s": t_grad, "t_rng_s": t_rng, "t_step_kernel_s": t_step, "t_step_run_chains_s": best_rc,

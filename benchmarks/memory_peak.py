@@ -5,6 +5,8 @@ Run by hand (not a test), from the repository root::
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/memory_peak.py [--sampler smile] [--chains 256] \
         [--dim 1000] [--steps 20000] [--burn-in 2000] [--thinning 10] [--info thinned] [--warmup-info all] \
         [--out benchmarks/results]
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/memory_peak.py --kernel-steps 100 1000 \
+        --sampler mclmc --chains 64 --dim 100000 [--out benchmarks/results]
 
 Each measurement runs ``run_chains`` in a fresh child process (so the parent's imports and earlier runs do not
 count) and reads the child's peak resident set size (``VmHWM`` from ``/proc/self/status``, Linux) after the
@@ -14,14 +16,23 @@ The bound quoted in ``docs/performance.md`` is ``<= 1.5``.  ``info`` (the record
 default ``info="thinned"`` one row per draw plus one per warm-up step) and ``stats`` (exact per-chain counters) are
 not part of the denominator: they are overhead the driver adds.  A second ratio without the baseline in the
 denominator, ``(peak RSS - baseline) / (samples + state)``, is reported too.
+
+``--kernel-steps S1 S2`` measures the kernel alone instead (:func:`kernel_step_memory`, no recording): ``S1``
+then ``S2 - S1`` steps of ``kernel.step`` on ``N(0, I_d)`` at the untuned defaults ``eps = 0.25 sqrt(d)``,
+``L = sqrt(d)`` (:class:`smile_ref.run.timing.FixedStepper`), with the peak RSS (``VmHWM``, reset before each
+phase through ``/proc/self/clear_refs``) and tracemalloc's peak of NumPy's buffers, each relative to the memory
+held before the phase, in MiB and in ``(n, d)`` arrays: a step that leaked would grow the second phase's peak.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
+import time
 
 
 def _proc_status_bytes(key: str) -> int:
@@ -74,13 +85,68 @@ def _child(args: dict, queue) -> None:
                "health_ok": bool(res.health.ok), "warnings": [str(w.message)[:300] for w in caught]})
 
 
-def measure(**args) -> dict:
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM (Linux >= 4.0: write 5 to /proc/self/clear_refs); ``ru_maxrss`` cannot be reset
+    and is inherited from the parent across exec, so it is not used."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def kernel_step_memory(sampler: str, n: int, d: int, s1: int, s2: int) -> dict:
+    """Peak memory of ``s1`` then ``s2 - s1`` steps of ``kernel.step`` in this process (nothing recorded)."""
+    import tracemalloc
+
+    from smile_ref.run.timing import FixedStepper
+    from smile_ref.targets import Gaussian
+
+    mib = 2**20
+    tracemalloc.start()
+    st = FixedStepper(sampler, Gaussian.isotropic(d), n, 0.25 * math.sqrt(d),
+                      L=math.sqrt(d) if sampler == "mclmc" else None)
+    st.step()  # first step: caches (target parameters on the backend, tiny-constant cache)
+    arr = 8 * n * d / mib
+    out = {"sampler": sampler, "n_chains": n, "d": d, "steps": [s1, s2], "array_mib": arr}
+    t0 = time.perf_counter()
+    for phase, k in (("first", s1), ("rest", s2 - s1)):
+        gc.collect()
+        cur0 = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        rss0 = _proc_status_bytes("VmRSS") / mib
+        out["hwm_reset"] = _reset_peak_rss()
+        for _ in range(k):
+            st.step()
+        cur1, peak = tracemalloc.get_traced_memory()
+        hwm, rss1 = _proc_status_bytes("VmHWM") / mib, _proc_status_bytes("VmRSS") / mib
+        out[phase] = {"steps": k, "rss_before_mib": rss0, "rss_after_mib": rss1, "peak_rss_mib": hwm,
+                      "peak_rss_growth_arrays": (hwm - rss0) / arr, "traced_before_mib": cur0 / mib,
+                      "traced_after_mib": cur1 / mib, "traced_peak_growth_arrays": (peak - cur0) / mib / arr}
+    out["seconds"] = time.perf_counter() - t0
+    tracemalloc.stop()
+    out["peak_rss_change_rest_vs_first_mib"] = out["rest"]["peak_rss_mib"] - out["first"]["peak_rss_mib"]
+    return out
+
+
+def _kernel_child(args: tuple, queue) -> None:
+    queue.put(kernel_step_memory(*args))
+
+
+def _in_child(fn, args):
+    """``fn(args, queue)`` in a fresh spawned process; returns what it put on the queue."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(args, queue))
+    proc = ctx.Process(target=fn, args=(args, queue))
     proc.start()
     out = queue.get()
     proc.join()
+    return out
+
+
+def measure(**args) -> dict:
+    out = _in_child(_child, args)
     need = out["samples_bytes"] + out["state_bytes"] + out["baseline_rss"]
     out.update(args, ratio=out["peak_rss"] / need,
                ratio_without_baseline=(out["peak_rss"] - out["baseline_rss"]) / (out["samples_bytes"] + out["state_bytes"]))
@@ -99,7 +165,22 @@ def main(argv=None) -> int:
     ap.add_argument("--info", default="thinned", choices=("thinned", "all", "summary"))
     ap.add_argument("--warmup-info", default="all", choices=("thinned", "all", "summary"))
     ap.add_argument("--out", default=None, help="folder for memory_peak.json (optional)")
+    ap.add_argument("--kernel-steps", nargs=2, type=int, default=None, metavar=("S1", "S2"),
+                    help="measure S1 then S2 - S1 kernel steps without recording (uses --sampler, --chains, --dim)")
     a = ap.parse_args(argv)
+    if a.kernel_steps:
+        s1, s2 = a.kernel_steps
+        if not 0 < s1 < s2:
+            raise SystemExit(f"--kernel-steps needs 0 < S1 < S2, got {s1} {s2}")
+        row = _in_child(_kernel_child, (a.sampler, a.chains, a.dim, s1, s2))
+        print(json.dumps(row, indent=1))
+        if a.out:
+            from smile_ref.io import atomic_write_text
+
+            os.makedirs(a.out, exist_ok=True)
+            name = f"memory_kernel_steps_{a.sampler}_{a.chains}x{a.dim}.json"
+            atomic_write_text(os.path.join(a.out, name), json.dumps(row, indent=2, allow_nan=False))
+        return 0
     row = measure(sampler=a.sampler, chains=a.chains, dim=a.dim, steps=a.steps, burn_in=a.burn_in,
                   thinning=a.thinning, step_size=a.step_size, info=a.info, warmup_info=a.warmup_info)
     gb = 1e-9

@@ -1,4 +1,16 @@
-"""Where the time and the memory of one smile_ref step go (used by blackjax_compare.py).
+"""Where the time of one smile_ref step goes, and how far it is from the bytes it must move.
+
+Run by hand (not a test), from the repository root with smile_ref installed (or ``PYTHONPATH=.``),
+after ``benchmarks/blackjax_compare.py`` (its JSON gives the measured step times of the bytes floor)::
+
+    python benchmarks/step_anatomy.py [--quick] [--compare benchmarks/results/blackjax_compare.json] \
+        [--out benchmarks/results]
+
+Writes ``step_anatomy.json`` and ``step_anatomy.md`` to ``--out`` (git-ignored), after every part.
+The memory of kernel steps (peak growth over many steps) is measured by
+``benchmarks/memory_peak.py --kernel-steps S1 S2``.
+Target: the standard Gaussian ``N(0, I_d)`` (``Gaussian.isotropic(d)``), fixed ``eps = 0.25 sqrt(d)``,
+``L = sqrt(d)``, kernels stepped by :class:`smile_ref.run.timing.FixedStepper`.
 
 Parts (all NumPy float64, single process, fixed step size, exact gradients):
 
@@ -10,22 +22,21 @@ Parts (all NumPy float64, single process, fixed step size, exact gradients):
 * :func:`breakdown`: per-stage time of one step from timing wrappers around the sampler's
   building blocks (RNG draws, refresh, B = ESH velocity update, A = position update, gradient,
   guardrail, chain selection), and the cProfile top functions where the step is Python bound;
-* :func:`esh_proposal`: a bit-identical variant of the ESH update (prototype, not in smile_ref),
-  checked for equality on random and edge-case inputs, and timed;
+* :func:`esh_paths`: smile_ref's two forms of the ESH velocity update, the branch-free
+  ``_esh_general`` and the eager fast path ``_esh_fast_eager`` (no fallback ``where``s), checked for
+  bit-equality on random and edge-case rows, and timed;
 * :func:`env_experiment`: the same step in fresh subprocesses with the default environment, with
   ``OPENBLAS_NUM_THREADS=1`` (``np.vecdot`` calls BLAS ``ddot`` per row, which OpenBLAS threads for
   rows longer than ~10^4; on a busy machine the thread hand-offs cost up to 300x; the summation
   order, hence the last bits, depends on the thread count) and additionally with glibc's
   ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_`` (freed temporaries stay in
   the heap: no page faults for new arrays; bit-identical);
-* :func:`memory`: peak RSS growth and tracemalloc peak (NumPy reports its buffers to tracemalloc)
-  over the first ``s1`` and the next ``s2 - s1`` steps, in a subprocess;
 * :func:`bytes_floor`: bytes one step must move, time at the measured bandwidth, and the gap.
 """
 from __future__ import annotations
 
+import argparse
 import cProfile
-import gc
 import io
 import json
 import math
@@ -37,10 +48,23 @@ import time
 
 import numpy as np
 
-from blackjax_compare import ours_stepper, standard_gaussian, step_params, time_calls
+import smile_ref.integrators.isokinetic as iso
+from smile_ref.io import atomic_write_text
+from smile_ref.run.timing import FixedStepper, time_calls
+from smile_ref.targets import Gaussian
 
 _MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**36),
                "MALLOC_TOP_PAD_": str(2**30)}
+
+
+def step_params(d: int) -> tuple[float, float]:
+    """Fixed ``(eps, L) = (0.25 sqrt(d), sqrt(d))`` (smile_ref's untuned MCLMC defaults)."""
+    return 0.25 * math.sqrt(d), math.sqrt(d)
+
+
+def stepper(sampler: str, target, n: int, eps: float, L: float) -> FixedStepper:
+    """``"mclmc"`` (refresh length ``L``) or ``"smile"`` at fixed ``eps``, NumPy float64, seed 0."""
+    return FixedStepper(sampler, target, n, eps, L=L if sampler == "mclmc" else None)
 
 
 def _best(fn, k=5):
@@ -95,7 +119,7 @@ def overhead(quick: bool, budget: float) -> list[dict]:
         cases.insert(2, ("standard_gaussian", 100_000, 64))
     rows = []
     for name, d, n in cases:
-        t = standard_gaussian(d) if name == "standard_gaussian" else (_logreg() if name == "logistic_regression" else _mlp())
+        t = Gaussian.isotropic(d) if name == "standard_gaussian" else (_logreg() if name == "logistic_regression" else _mlp())
         d = t.dim
         eps, L = step_params(d)
         if name != "standard_gaussian":  # posterior scale ~ 1/sqrt(N): a small stable step
@@ -104,10 +128,10 @@ def overhead(quick: bool, budget: float) -> list[dict]:
         row = {"target": name, "d": d, "n_chains": n, "eps": eps,
                "t_grad": time_calls(lambda: t.logdensity_and_grad(x), budget / 3)["min"]}
         for s in ("mclmc", "smile"):
-            step, holder = ours_stepper(s, t, n, eps, L)
-            row[f"t_{s}"] = time_calls(step, budget)["min"]
+            st = stepper(s, t, n, eps, L)
+            row[f"t_{s}"] = time_calls(st.step, budget)["min"]
             row[f"overhead_{s}"] = (row[f"t_{s}"] - 2 * row["t_grad"]) / row["t_grad"]
-            row[f"rejected_{s}"] = holder["rejected"]
+            row[f"rejected_{s}"] = st.rejected
         rows.append(row)
     return rows
 
@@ -142,24 +166,23 @@ class _Timers:
 
 def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
     """Seconds per step of each building block (wrappers add ~1 us per call) and pass-equivalents."""
-    import smile_ref.integrators.isokinetic as iso
     import smile_ref.samplers.mclmc as mm
     import smile_ref.samplers.smile as sm
 
-    target = standard_gaussian(d)
-    eps, L = step_params(d)
-    step, holder = ours_stepper(sampler, target, n, eps, L)
+    target = Gaussian.isotropic(d)
+    st = stepper(sampler, target, n, *step_params(d))
+    step = st.step
     step()
     T = _Timers()
     mod = mm if sampler == "mclmc" else sm
-    T.wrap(holder["rng"], "normal", "rng normal draws")
+    T.wrap(st.rng, "normal", "rng normal draws")
     T.wrap(target, "logdensity_and_grad", "gradient (target)")
     if sampler == "mclmc":
         T.wrap(mm, "refresh_with_nu", "O: partial refresh")
     else:
-        T.wrap(holder["kernel"], "_evaluate", "_evaluate (gradient + NaN/clip)")
+        T.wrap(st.kernel, "_evaluate", "_evaluate (gradient + NaN/clip)")
     T.wrap(mod, "isokinetic_step_unchecked", "isokinetic_step (total)")
-    holder["kernel"]._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
+    st.kernel._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
     T.wrap(iso, "_esh_core", "B: ESH velocity update")
     T.wrap(iso, "_position_core", "A: position update")
     T.wrap(mod, "step_masks", "guardrail step_masks")
@@ -171,7 +194,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         total = (time.perf_counter() - t0) / steps
     finally:
         T.restore()
-        holder["kernel"]._ev_cache = None
+        st.kernel._ev_cache = None
     per = {k: v / steps for k, v in T.t.items()}
     inner = per.get("B: ESH velocity update", 0) + per.get("A: position update", 0)
     inner += per.get("_evaluate (gradient + NaN/clip)", per.get("gradient (target)", 0))
@@ -187,7 +210,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
 
 def profile_top(sampler: str, n: int, d: int, steps: int, top: int = 12) -> str:
     """cProfile of ``steps`` steps, top functions by internal time (Python-bound regime)."""
-    step, _ = ours_stepper(sampler, standard_gaussian(d), n, *step_params(d))
+    step = stepper(sampler, Gaussian.isotropic(d), n, *step_params(d)).step
     step()
     pr = cProfile.Profile()
     pr.enable()
@@ -199,66 +222,62 @@ def profile_top(sampler: str, n: int, d: int, steps: int, top: int = 12) -> str:
     return "\n".join(ln for ln in s.getvalue().splitlines() if ln.strip())[-3000:]
 
 
-# ------------------------------------------------------------------------------- proposal
-def _esh_variant(xp, u, g, tau, d):
-    """smile_ref's ``_esh_core`` with two bit-identical changes (prototype for the report):
-    ``max|g|`` as ``max(max g, -min g)`` (no ``|g|`` temporary), and the three fallback ``where``s
-    skipped when their per-row masks are all False (one ``any`` over ``n`` booleans each)."""
-    import smile_ref.integrators.isokinetic as iso
-
-    src = iso._esh_general
-    if not hasattr(_esh_variant, "_fn"):
-        import inspect
-        import textwrap
-
-        code = textwrap.dedent(inspect.getsource(src)).replace("def _esh_general(", "def _v(")
-        code = code.replace("m = xp.max(xp.abs(g), axis=-1, keepdims=True)",
-                            "m = xp.maximum(xp.max(g, axis=-1, keepdims=True), -xp.min(g, axis=-1, keepdims=True))")
-        code = code.replace("u_new = xp.where(ok & bad & ~u_nonzero, e, raw)",
-                            "m1 = ok & bad & ~u_nonzero\n    u_new = xp.where(m1, e, raw) if xp.any(m1) else raw")
-        code = code.replace("u_new = xp.where((~ok) | (bad & u_nonzero), u, u_new)",
-                            "m2 = (~ok) | (bad & u_nonzero)\n    u_new = xp.where(m2, u, u_new) if xp.any(m2) else u_new")
-        code = code.replace("u_new = xp.where(ok & (c <= -1.0) & u_nonzero, u, u_new)",
-                            "m3 = ok & (c <= -1.0) & u_nonzero\n    u_new = xp.where(m3, u, u_new) if xp.any(m3) else u_new")
-        assert code.count("xp.any(m") == 3 and "xp.abs(g)" not in code, "smile_ref's _esh_core changed"
-        ns = dict(vars(iso))
-        exec(compile(code, "<esh_variant>", "exec"), ns)
-        _esh_variant._fn = ns["_v"]
-    return _esh_variant._fn(xp, u, g, tau, d)
+# ------------------------------------------------------------------------------- ESH update
+def _edge_rows(r, nn: int, dd: int):
+    """``u`` (unit rows), ``g`` spanning 600 decades, and rows that need a fallback: zero ``u``, zero ``g``,
+    NaN ``g``, ``u`` antiparallel to ``g``."""
+    u = r.standard_normal((nn, dd))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    g = r.standard_normal((nn, dd)) * 10.0 ** r.uniform(-300, 300, size=(nn, 1))
+    u[1] = 0.0
+    g[2] = 0.0
+    g[3, 0] = np.nan
+    g[4] = -u[4] * 3.0
+    return u, g
 
 
-def esh_proposal(n: int, d: int, budget: float) -> dict:
-    """Bit-equality of :func:`_esh_variant` with ``_esh_core`` and the time of both."""
-    import smile_ref.integrators.isokinetic as iso
+def esh_paths(n: int, d: int, budget: float, trials: int = 40) -> dict:
+    """Bit-equality and time of smile_ref's two ESH velocity updates (``_esh_general``, ``_esh_fast_eager``).
 
+    Odd trials: random rows only (the eager fast path applies); even trials: edge rows too (the fast
+    path declines with ``None`` and ``_esh_core`` falls back to ``_esh_general``).  Every output of
+    ``_esh_core`` and of the fast path, where taken, is compared bit by bit with ``_esh_general``.
+    """
     r = np.random.default_rng(5)
-    equal, cases = True, 0
-    for trial in range(40):  # random rows plus edge rows: zero u, zero g, NaN g, antiparallel, huge/tiny g
+    equal, fast_cases = True, 0
+    for trial in range(trials):
         nn, dd = 6, int(r.integers(2, 50))
-        u = r.standard_normal((nn, dd))
-        u /= np.linalg.norm(u, axis=1, keepdims=True)
-        g = r.standard_normal((nn, dd)) * 10.0 ** r.uniform(-300, 300, size=(nn, 1))
-        u[1] = 0.0
-        g[2] = 0.0
-        g[3, 0] = np.nan
-        g[4] = -u[4] * 3.0
-        tau = float(10.0 ** r.uniform(-3, 3)) if trial % 2 else r.uniform(0, 5, size=(nn, 1))
-        with np.errstate(all="ignore"):  # NaN/huge rows overflow in discarded intermediates (both versions)
-            a, b = iso._esh_core(np, u, g, tau, dd), _esh_variant(np, u, g, tau, dd)
-        for p, q in zip(a, b):
-            equal &= bool(np.array_equal(p, q, equal_nan=True)) and not np.shares_memory(p, u)
-        cases += 1
+        if trial % 2:
+            u = r.standard_normal((nn, dd))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+            g = r.standard_normal((nn, dd)) * 10.0 ** r.uniform(-100, 100, size=(nn, 1))
+        else:
+            u, g = _edge_rows(r, nn, dd)
+        tau = float(10.0 ** r.uniform(-3, 3)) if trial % 4 < 2 else r.uniform(0, 5, size=(nn, 1))
+        with np.errstate(all="ignore"):  # NaN/huge rows overflow in discarded intermediates
+            ref = iso._esh_general(np, u, g, tau, dd)
+            outs = [iso._esh_core(np, u, g, tau, dd), iso._esh_fast_eager(np, u, g, tau, dd)]
+        if outs[1] is None:
+            outs.pop()
+        else:
+            fast_cases += 1
+        for out in outs:
+            equal &= all(np.array_equal(p, q, equal_nan=True) for p, q in zip(ref, out))
+            equal &= not np.shares_memory(out[0], u)
     u = r.standard_normal((n, d))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     g = r.standard_normal((n, d))
     tau = r.uniform(0.1, 1, size=(n, 1))
-    t_old = time_calls(lambda: iso._esh_core(np, u, g, tau, d), budget)["min"]
-    t_new = time_calls(lambda: _esh_variant(np, u, g, tau, d), budget)["min"]
-    big = [iso._esh_core(np, u, g, tau, d), _esh_variant(np, u, g, tau, d)]
-    equal &= all(np.array_equal(p, q) for p, q in zip(*big))
+    fast = iso._esh_fast_eager(np, u, g, tau, d)
+    if fast is not None:
+        equal &= all(np.array_equal(p, q) for p, q in zip(iso._esh_general(np, u, g, tau, d), fast))
+    t_general = time_calls(lambda: iso._esh_general(np, u, g, tau, d), budget)["min"]
+    t_fast = time_calls(lambda: iso._esh_fast_eager(np, u, g, tau, d), budget)["min"]
+    t_core = time_calls(lambda: iso._esh_core(np, u, g, tau, d), budget)["min"]
     t_where = time_calls(lambda: np.where(tau[:, :1] > 2.0, u, g), budget / 4)["min"]
-    return {"n_chains": n, "d": d, "bit_identical": equal, "random_cases": cases, "t_esh_core": t_old,
-            "t_variant": t_new, "saving_per_step_3B": 3 * (t_old - t_new), "t_full_where": t_where}
+    return {"n_chains": n, "d": d, "bit_identical": bool(equal), "cases": trials, "fast_path_cases": fast_cases,
+            "fast_path_taken": fast is not None, "t_esh_general": t_general, "t_esh_fast_eager": t_fast,
+            "t_esh_core": t_core, "saving_per_step_3B": 3 * (t_general - t_fast), "t_full_where": t_where}
 
 
 # ------------------------------------------------------------------------------- subprocesses
@@ -271,7 +290,7 @@ def _worker(script, args, env_extra=None, timeout=900, replace_env=False) -> dic
 
 
 def step_worker(sampler: str, n: int, d: int, calls: int) -> dict:
-    step, _ = ours_stepper(sampler, standard_gaussian(d), n, *step_params(d))
+    step = stepper(sampler, Gaussian.isotropic(d), n, *step_params(d)).step
     t = time_calls(step, 1e9, max_calls=calls, min_calls=calls)
     return {"sampler": sampler, "n_chains": n, "d": d, "median": t["median"], "min": t["min"], "calls": calls}
 
@@ -300,60 +319,6 @@ def env_experiment(script, cases, variants=ENV_VARIANTS) -> list[dict]:
             row[name], row[name + "_median"] = r["min"], r["median"]
         rows.append(row)
     return rows
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith(key + ":")) / 1024
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM (Linux >= 4.0: write 5 to /proc/self/clear_refs); ``ru_maxrss`` cannot be reset
-    and is inherited from the parent across exec, so it is not used."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def memory_worker(n: int, d: int, s1: int, s2: int) -> dict:
-    """Peak memory of ``s1`` then ``s2 - s1`` MCLMC steps (``kernel.step``, nothing recorded).
-
-    Peak RSS (VmHWM, reset before each phase) and tracemalloc's peak of traced (NumPy) memory, both
-    relative to the memory held before the phase, in MiB and in units of one ``(n, d)`` array.
-    """
-    import tracemalloc
-
-    target = standard_gaussian(d)
-    tracemalloc.start()
-    step, holder = ours_stepper("mclmc", target, n, *step_params(d))
-    step()  # first step: caches (target parameters on the backend, tiny-constant cache)
-    arr = 8 * n * d / 2**20
-    out = {"n_chains": n, "d": d, "steps": [s1, s2], "array_mib": arr}
-    t0 = time.perf_counter()
-    for phase, k in (("first", s1), ("rest", s2 - s1)):
-        gc.collect()
-        cur0 = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        rss0 = _status_mib("VmRSS")
-        out["hwm_reset"] = _reset_peak_rss()
-        for _ in range(k):
-            step()
-        cur1, peak = tracemalloc.get_traced_memory()
-        hwm, rss1 = _status_mib("VmHWM"), _status_mib("VmRSS")
-        out[phase] = {"steps": k, "rss_before_mib": rss0, "rss_after_mib": rss1, "peak_rss_mib": hwm,
-                      "peak_rss_growth_arrays": (hwm - rss0) / arr, "traced_before_mib": cur0 / 2**20,
-                      "traced_after_mib": cur1 / 2**20, "traced_peak_growth_arrays": (peak - cur0) / 2**20 / arr}
-    out["seconds"] = time.perf_counter() - t0
-    tracemalloc.stop()
-    out["peak_rss_change_rest_vs_first_mib"] = out["rest"]["peak_rss_mib"] - out["first"]["peak_rss_mib"]
-    return out
-
-
-def memory(script, n, d, s1, s2) -> dict:
-    return _worker(script, ["--memory-worker", str(n), str(d), str(s1), str(s2)], timeout=3600)
 
 
 # ------------------------------------------------------------------------------- floor
@@ -387,11 +352,12 @@ def bytes_floor(n: int, d: int, bw: dict, measured: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------- driver
-def run_all(quick: bool, script: str, compare_rows=(), memory_steps=None, log=print, save=None) -> dict:
-    """All parts; ``quick`` shrinks sizes and step counts (memory: 20/200 steps at d = 10^4).
+def run_all(quick: bool, script: str, compare_rows=(), log=print, save=None) -> dict:
+    """All parts; ``quick`` shrinks sizes and step counts.
 
-    ``save(res)`` is called after every part (partial results survive an interrupted run);
-    ``memory_steps = (0, 0)`` skips the memory part.
+    ``script`` is this file (run in subprocesses by :func:`env_experiment`); ``compare_rows`` are the
+    ``"compare"`` rows of ``blackjax_compare.json`` (the bytes floor uses the largest ``d`` at 64
+    chains).  ``save(res)`` is called after every part (partial results survive an interrupted run).
     """
     res = {}
     save = save or (lambda r: None)
@@ -411,22 +377,15 @@ def run_all(quick: bool, script: str, compare_rows=(), memory_steps=None, log=pr
     res["profile_small"] = profile_top("mclmc", 1, 100, 300 if quick else 1000)
     log("breakdown done")
     save(res)
-    res["esh_proposal"] = [esh_proposal(n, d, budget) for n, d in (((1, 100), (64, 10_000)) if quick else
-                                                                    ((1, 100), (64, 10_000), (64, 100_000)))]
-    log(f"esh proposal: {json.dumps(res['esh_proposal'])}")
+    res["esh_paths"] = [esh_paths(n, d, budget) for n, d in (((1, 100), (64, 10_000)) if quick else
+                                                              ((1, 100), (64, 10_000), (64, 100_000)))]
+    log(f"esh paths: {json.dumps(res['esh_paths'])}")
     save(res)
     mcases = [("mclmc", 64, 10_000, 30), ("mclmc", 64, 100_000, 3)] if quick else \
         [("mclmc", 64, 10_000, 40), ("mclmc", 64, 100_000, 4), ("smile", 64, 100_000, 4), ("mclmc", 64, 1_000_000, 2)]
     res["env"] = env_experiment(script, mcases)
     log(f"env: {json.dumps(res['env'])}")
     save(res)
-    n, d, s1, s2 = (64, 10_000, 20, 200) if quick else (64, 100_000, 100, 1000)
-    if memory_steps:
-        s1, s2 = memory_steps
-    if s2 > 0:
-        res["memory"] = memory(script, n, d, s1, s2)
-        log(f"memory: {json.dumps(res['memory'])}")
-        save(res)
     return res
 
 
@@ -435,8 +394,7 @@ def _fmt(v, nd=2):
 
 
 def markdown(a: dict) -> str:
-    a = {"overhead": [], "breakdown": [], "profile_small": "", "esh_proposal": [], "env": [], "memory": None,
-         "floor": None, **a}
+    a = {"overhead": [], "breakdown": [], "profile_small": "", "esh_paths": [], "env": [], "floor": None, **a}
     L = ["## Bandwidth", "", "| array MB | copy GB/s | add(out=) GB/s | add fresh / add(out=) | ns per normal |",
          "|---|---|---|---|---|"]
     L += [f"| {b['array_mb']:.0f} | {b['copy_gbps']:.1f} | {b['add_out_gbps']:.1f} | "
@@ -452,12 +410,51 @@ def markdown(a: dict) -> str:
         L += [f"| {k} | {v['s'] * 1e3:.3f} | {v['fraction']:.2f} | {v['passes']:.1f} | "
               f"{_fmt(b['calls_per_step'].get(k, '-'), 1)} |" for k, v in b["parts"].items()]
     L += ["", "## cProfile, MCLMC n=1 d=100 (top by internal time)", "", "```", a["profile_small"], "```", "",
-          "## Bit-identical ESH-update variant (prototype, not in smile_ref)", "", "```",
-          json.dumps(a["esh_proposal"], indent=1), "```", "",
+          "## ESH velocity update: branch-free _esh_general vs eager fast path _esh_fast_eager", "", "```",
+          json.dumps(a["esh_paths"], indent=1), "```", "",
           "## Environment: OpenBLAS threads (np.vecdot -> BLAS ddot per row) and glibc malloc (ms per step, min)", "",
           "| sampler | n | d | " + " | ".join(ENV_VARIANTS) + " |", "|---|---|---|" + "---|" * len(ENV_VARIANTS)]
     L += [f"| {r['sampler']} | {r['n_chains']} | {r['d']:,} | " + " | ".join(f"{r[k] * 1e3:.1f}" for k in ENV_VARIANTS)
           + " |" for r in a["env"]]
-    L += ["", "## Memory", "", "```", json.dumps(a["memory"], indent=1), "```", "", "## Bytes floor", "", "```",
-          json.dumps(a["floor"], indent=1), "```"]
+    L += ["", "## Bytes floor", "", "```", json.dumps(a["floor"], indent=1), "```"]
     return "\n".join(L)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer steps")
+    ap.add_argument("--compare", default=None,
+                    help="blackjax_compare.json for the bytes floor's measured step times "
+                         "(default: <out>/blackjax_compare.json if it exists)")
+    ap.add_argument("--step-worker", nargs=4, metavar=("SAMPLER", "N", "D", "CALLS"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.step_worker:
+        s, n, d, calls = a.step_worker
+        print(json.dumps(step_worker(s, int(n), int(d), int(calls))))
+        return 0
+    path = a.compare or os.path.join(a.out, "blackjax_compare.json")
+    rows = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            rows = json.load(f).get("compare", [])
+    elif a.compare:
+        raise SystemExit(f"--compare {a.compare!r}: no such file")
+    head = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": " ".join(sys.argv),
+            "compare_json": path if rows else None, "cpu_count": os.cpu_count(), "numpy": np.__version__,
+            "env": {k: os.environ[k] for k in _THREAD_VARS if k in os.environ}}
+    os.makedirs(a.out, exist_ok=True)
+
+    def save(res):
+        atomic_write_text(os.path.join(a.out, "step_anatomy.json"), json.dumps({**head, **res}, indent=1))
+        atomic_write_text(os.path.join(a.out, "step_anatomy.md"),
+                          f"# Anatomy of one smile_ref step\n\n`{head['command']}` ({head['date_utc']})\n\n"
+                          + markdown(res) + "\n")
+
+    res = run_all(a.quick, os.path.abspath(__file__), rows, log=print, save=save)
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
