@@ -13,6 +13,7 @@ import pytest
 
 from smile_ref.targets import Gaussian, diagonal_gaussian_condition
 from smile_ref.targets import gaussian as gmod
+from smile_ref.run.identity import try_digest
 from smile_ref.targets._digest import array_digest
 
 
@@ -120,3 +121,12 @@ def test_isotropic_is_diagonal_and_checks_scale():
         Gaussian.isotropic(3, scale=1e200)  # scale**2 overflows
     with pytest.raises(ValueError, match="scale"):
         Gaussian.isotropic(3, scale=1e-170)  # scale**2 underflows to 0
+
+
+def test_describe_cache_does_not_change_the_resume_identity():
+    """The digest that guards resume must not depend on whether describe() already ran (cached digests)."""
+    fresh = Gaussian.diagonal(np.linspace(0.5, 2.0, 5))
+    used = Gaussian.diagonal(np.linspace(0.5, 2.0, 5))
+    used.describe()
+    used.logdensity_and_grad(np.zeros((2, 5)))
+    assert try_digest(fresh, "t") == try_digest(used, "t")

@@ -123,7 +123,7 @@ class Gaussian(Target):
         self.log_normalizer = -0.5 * (self.dim * math.log(2.0 * math.pi) + logdet)
         self._factory: dict | None = None
         self._cache: dict[Any, tuple] = {}
-        self._describe_cache: dict[str, Any] = {}
+        self._cache_describe: dict[str, Any] = {}
 
     # --- covariance, precision and Cholesky factor ------------------------------
     @property
@@ -232,16 +232,16 @@ class Gaussian(Target):
         """
         if self._cov is not None:
             key = array_digest(self._cov)
-            hit = self._describe_cache.get(key)
+            hit = self._cache_describe.get(key)
             if hit is None:
                 ev = np.sort(np.diag(self._cov)) if self.is_diagonal else np.linalg.eigvalsh(self._cov)
-                hit = self._describe_cache[key] = (key, float(ev[-1] / ev[0]))
+                hit = self._cache_describe[key] = (key, float(ev[-1] / ev[0]))
         else:
             v = self._variances
             key = array_digest(v)
-            hit = self._describe_cache.get(key)
+            hit = self._cache_describe.get(key)
             if hit is None:
-                hit = self._describe_cache[key] = (_diagonal_matrix_digest(v), float(np.max(v) / np.min(v)))
+                hit = self._cache_describe[key] = (_diagonal_matrix_digest(v), float(np.max(v) / np.min(v)))
         cov_digest, cond = hit
         out = {
             "name": self.name,
