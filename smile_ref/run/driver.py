@@ -33,7 +33,7 @@ from ..errors import RunHealthError, RunHealthWarning
 from .health import health_from_stats
 
 #: ``meta["format"]`` of the checkpoints :func:`run_chains` writes.
-CHECKPOINT_FORMAT = "smile_ref.checkpoint/3"
+CHECKPOINT_FORMAT = "smile_ref.checkpoint/4"
 
 __all__ = ["run_chains", "ChainResult"]
 
@@ -359,11 +359,13 @@ _STRUCTURE = ("sampler", "n_chains", "n_steps", "burn_in", "thinning", "dim", "d
 
 def _check_resume(path: str, meta: dict, config: dict, identity: dict) -> None:
     """Refuse (ResumeMismatchError / CorruptFileError, naming the field) unless ``meta`` is this run's."""
-    if meta.get("format") == "smile_ref.checkpoint/2":
+    older = {"smile_ref.checkpoint/2": "records info at every step and no exact step counters",
+             "smile_ref.checkpoint/3": "stores the SMILE/MCLMC tuner and preconditioner states outside their "
+                                       "adaptation state"}
+    if meta.get("format") in older:
         raise ResumeMismatchError(
-            f"checkpoint {path!r} has format 'smile_ref.checkpoint/2', which records info at every step and no "
-            f"exact step counters; this run_chains writes {CHECKPOINT_FORMAT!r} and cannot continue it (delete it, or "
-            "rerun with resume=False)")
+            f"checkpoint {path!r} has format {meta['format']!r}, which {older[meta['format']]}; this run_chains "
+            f"writes {CHECKPOINT_FORMAT!r} and cannot continue it (delete it, or rerun with resume=False)")
     if meta.get("format") != CHECKPOINT_FORMAT or not isinstance(meta.get("identity"), dict):
         raise ResumeMismatchError(
             f"checkpoint {path!r} was not written by this version of run_chains (format "

@@ -34,8 +34,9 @@ from ..integrators.coefficients import get_integrator
 from ..gradients.base import evaluator_of
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked
 from ..integrators.refresh import refresh_with_nu, full_refresh
-from ..tuners.base import Tuner, TuneInput, TuningParams, identity
+from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
+from .adaptation import Adaptation, AdaptationState
 from .base import IsokineticKernel, register
 from .info import IsokineticInfo
 from ..backend import host_checks_cheap
@@ -47,15 +48,26 @@ __all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
 
 class MCLMCState(NamedTuple):
     integrator: IntegratorState
-    params: TuningParams
-    tuner_state: Any
+    adaptation: AdaptationState  # step size, L, diagonal preconditioner, tuner state, the warm-up clock
     grad_state: dict
-    warmup_step: int
 
     @property
     def position(self):
         """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
         return self.integrator.position
+
+    @property
+    def params(self) -> TuningParams:
+        """Step size, L and diagonal preconditioner of the next step (``adaptation.params``)."""
+        return self.adaptation.params
+
+    @property
+    def tuner_state(self):
+        return self.adaptation.tuner_state
+
+    @property
+    def warmup_step(self) -> int:
+        return self.adaptation.warmup_step
 
 
 def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
@@ -117,13 +129,14 @@ class MCLMC(IsokineticKernel):
             if max_energy_error is not None
             else default_max_energy_error(d)
         )
+        self.adaptation = Adaptation(self.tuner, self.n_warmup)  # adapts during warm-up only
         self.grad_evals_per_step = self.coefficients.n_grad
         self.init_grad_evals = 1
 
     # -- init ---------------------------------------------------------------
     def sqrt_diag(self, state):
         """The diagonal preconditioner ``M^{-1/2}`` of the next step (``None`` without preconditioning)."""
-        return state.params.sqrt_diag
+        return self.adaptation.sqrt_diag(state.adaptation)
 
     def init(self, position, rng) -> MCLMCState:
         xp, b = self.xp, self.backend
@@ -150,7 +163,7 @@ class MCLMC(IsokineticKernel):
             sqrt_diag = xp.asarray(sqrt_diag, copy=True)
         L = b.full((n,), self.L0 if self.refresh else math.inf)
         params = TuningParams(b.full((n,), self.step_size0), L, sqrt_diag)
-        return MCLMCState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, 0)
+        return MCLMCState(IntegratorState(position, u, lp, g), self.adaptation.init(params, None), gstate)
 
     _ev_cache = None  # (gradient, unchecked evaluator of it)
 
@@ -219,12 +232,8 @@ class MCLMC(IsokineticKernel):
             dE_tune = xp.where(nonfinite, xp.inf, dE)  # the TuneInput contract: +inf where non-finite
             dE = xp.where(bad, 0.0, dE)
             dK_info = xp.where(bad, 0.0, dK)
-        params, tstate, wstep = p, state.tuner_state, state.warmup_step
-        if warmup:
-            params, tstate = self.tuner.update(
-                tstate, p, TuneInput(dE_tune, integ.position, bad, wstep, self.n_warmup, d)
-            )
-            wstep += 1
+        adapt = self.adaptation.update(state.adaptation, dE_tune, integ.position, bad, dim=d, grad=None,
+                                       warmup=warmup) if warmup else state.adaptation
         info = IsokineticInfo(
             energy_error=dE,
             kinetic_change=dK_info,
@@ -234,7 +243,7 @@ class MCLMC(IsokineticKernel):
             nonfinite=nonfinite,
             logdensity=integ.logdensity,
         )
-        return MCLMCState(integ, params, tstate, gstate, wstep), info
+        return MCLMCState(integ, adapt, gstate), info
 
 
 # MILE's warm-up (the SMILE authors' src/kernels/warmup.py, BlackJAX 1.2.2 underneath): the tuner settings of

@@ -92,9 +92,10 @@ from ..gradients.base import evaluator_of
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked, isokinetic_step
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
-from ..tuners.base import Tuner, TuneInput, TuningParams, identity
+from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
+from .adaptation import Adaptation, AdaptationState
 from .base import IsokineticKernel, register
 from .smile_config import AUTHORS_PRESETS, DEFAULT_TUNER, SMILEConfig, apply_preset
 from .info import IsokineticInfo
@@ -106,11 +107,8 @@ __all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "SMILEConfig", 
 
 class SMILEState(NamedTuple):
     integrator: IntegratorState
-    params: TuningParams
-    tuner_state: Any
+    adaptation: AdaptationState  # step size, L, tuner and preconditioner states, the warm-up clock
     grad_state: dict
-    precond_state: Any
-    warmup_step: int
     grad_sqrt_diag: Any = None  # first_b_preconditioner="previous": the S the stored gradient was scaled by
     sampling_started: bool = False  # warmup_boundary_reset: the boundary reset has been applied
     backoff: Any = None  # (n,) factor on the integrator's step size: halved after each non-finite step
@@ -119,6 +117,23 @@ class SMILEState(NamedTuple):
     def position(self):
         """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
         return self.integrator.position
+
+    @property
+    def params(self) -> TuningParams:
+        """The step size and L of the next step (``adaptation.params``)."""
+        return self.adaptation.params
+
+    @property
+    def tuner_state(self):
+        return self.adaptation.tuner_state
+
+    @property
+    def precond_state(self):
+        return self.adaptation.precond_state
+
+    @property
+    def warmup_step(self) -> int:
+        return self.adaptation.warmup_step
 
 
 class SMILE(IsokineticKernel):
@@ -223,6 +238,9 @@ class SMILE(IsokineticKernel):
         make = dense_noise_scale_preconditioner if self.dense else noise_scale_preconditioner
         self.precond = make(**(preconditioner_options or {})) if preconditioned else None
         self.freeze_preconditioner = check_bool(freeze_preconditioner, "freeze_preconditioner")
+        self.adaptation = Adaptation(self.tuner, self.n_warmup, preconditioner=self.precond,
+                                     adapt_during_sampling=self.adapt_during_sampling,
+                                     freeze_preconditioner=self.freeze_preconditioner)
         self.extra_eval = self.energy_error == "same_batch" and bool(getattr(gradient, "stochastic", False))
         self.grad_evals_per_step = self.coefficients.n_grad + (1 if self.extra_eval else 0)
         self.init_grad_evals = 1
@@ -314,9 +332,7 @@ class SMILE(IsokineticKernel):
     def sqrt_diag(self, state):
         """The diagonal preconditioner ``S`` of the next step: pSMILE's ``diag(1/sigma_tilde)``, else ``None``
         (also for the dense preconditioner, whose ``S`` is a matrix)."""
-        if self.precond is not None and not self.dense:
-            return self.precond.sqrt_diag(state.precond_state)
-        return state.params.sqrt_diag
+        return None if self.dense else self.adaptation.sqrt_diag(state.adaptation)
 
     def init(self, position, rng) -> SMILEState:
         b = self.backend
@@ -330,10 +346,9 @@ class SMILE(IsokineticKernel):
             check_initial_finite(self.xp, self.xp.isfinite(lp) & self.xp.all(self.xp.isfinite(g), axis=-1), self.name)
         u = self.xp.zeros_like(position)
         params = TuningParams(b.full((n,), self.step_size0), b.full((n,), self.L0), None)
-        pstate = self.precond.init(g) if self.precond is not None else None
-        gsd = self.precond.sqrt_diag(pstate) if self.stale_first_b else None
-        return SMILEState(IntegratorState(position, u, lp, g), params, self.tuner.init(params), gstate, pstate, 0,
-                          gsd, False, b.full((n,), 1.0))
+        adapt = self.adaptation.init(params, g)
+        gsd = self.adaptation.sqrt_diag(adapt) if self.stale_first_b else None
+        return SMILEState(IntegratorState(position, u, lp, g), adapt, gstate, gsd, False, b.full((n,), 1.0))
 
     def step(self, state: SMILEState, rng, warmup: bool):
         xp = self.xp
@@ -355,7 +370,7 @@ class SMILE(IsokineticKernel):
         if self.dense:
             new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
         else:
-            sqrt_diag = self.precond.sqrt_diag(state.precond_state) if self.precond is not None else p.sqrt_diag
+            sqrt_diag = self.adaptation.sqrt_diag(state.adaptation)
             start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
@@ -396,19 +411,15 @@ class SMILE(IsokineticKernel):
             )
         else:
             integ = IntegratorState(new.position, u_new, new.logdensity, new.logdensity_grad)
-        params, tstate, wstep = p, state.tuner_state, state.warmup_step
-        if warmup or self.adapt_during_sampling:
-            # TuneInput contract: +inf where the step met a non-finite value; rejected rows are flagged
-            dE_t = xp.where(nonfinite, xp.inf, dE) if any_reset else dE
-            params, tstate = self.tuner.update(
-                tstate, p, TuneInput(dE_t, integ.position, reset, wstep, max(self.n_warmup, 1), d))
-        if warmup:
-            wstep += 1
-        pstate = state.precond_state
-        if self.precond is not None and (warmup or not self.freeze_preconditioner):
-            # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
-            pstate = self.precond.update(pstate, select_chains(xp, nonfinite, old.logdensity_grad, new.logdensity_grad)
-                                         if any_reset else new.logdensity_grad)
+        # adaptation around the kernel. TuneInput contract: +inf where the step met a non-finite value;
+        # a non-finite step must not reach the preconditioner's statistics (finite steps: unchanged)
+        dE_t = xp.where(nonfinite, xp.inf, dE) if any_reset else dE
+        g_pre = None
+        if self.precond is not None:
+            g_pre = select_chains(xp, nonfinite, old.logdensity_grad, new.logdensity_grad) if any_reset \
+                else new.logdensity_grad
+        adapt = self.adaptation.update(state.adaptation, dE_t, integ.position, reset, dim=d, grad=g_pre,
+                                       warmup=warmup)
         info = IsokineticInfo(
             energy_error=xp.where(nonfinite, 0.0, dE) if any_reset else dE,
             kinetic_change=xp.where(nonfinite, 0.0, dK) if any_reset else dK,
@@ -424,7 +435,7 @@ class SMILE(IsokineticKernel):
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
             gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag) if any_reset else sqrt_diag
-        return SMILEState(integ, params, tstate, gstate, pstate, wstep, gsd, started, backoff), info
+        return SMILEState(integ, adapt, gstate, gsd, started, backoff), info
 
 
 def _config(name: str, preset, config, options: dict) -> SMILEConfig:
