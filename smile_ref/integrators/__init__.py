@@ -12,8 +12,10 @@ from .coefficients import (
     IntegratorCoefficients,
     get_integrator,
 )
-from .isokinetic import (IntegratorState, esh_velocity_update, isokinetic_step, isokinetic_step_unchecked,
-                         position_update, reference_step)
+from .esh_eager import Direction
+from .isokinetic import (IntegratorState, esh_velocity_update, isokinetic_step, isokinetic_step_carry,
+                         isokinetic_step_unchecked, position_update, reference_step)
+from .metric import DenseMetric, DiagonalMetric, IdentityMetric, Metric, as_metric
 from .refresh import full_refresh, partial_refresh, refresh_nu, refresh_with_nu
 
 __all__ = [
@@ -30,7 +32,14 @@ __all__ = [
     "position_update",
     "isokinetic_step",
     "isokinetic_step_unchecked",
+    "isokinetic_step_carry",
+    "Direction",
     "reference_step",
+    "Metric",
+    "IdentityMetric",
+    "DiagonalMetric",
+    "DenseMetric",
+    "as_metric",
     "partial_refresh",
     "full_refresh",
     "refresh_nu",

@@ -38,9 +38,12 @@ import math
 import numbers
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
-from ..backend.namespace import eager_all, eager_max, eager_min
 from .coefficients import IntegratorCoefficients, get_integrator
+from .esh_eager import Direction, esh_fast_columns, esh_fast_row, safe_log as _safe_log, tiny as _tiny
+from .metric import Metric, as_metric
 
 __all__ = [
     "IntegratorState",
@@ -48,6 +51,7 @@ __all__ = [
     "position_update",
     "isokinetic_step",
     "isokinetic_step_unchecked",
+    "isokinetic_step_carry",
     "reference_step",
 ]
 
@@ -92,24 +96,6 @@ def _column(xp, v, like, name):
     return xp.astype(xp.reshape(v, (n, 1)), like.dtype)
 
 
-def _safe_log(xp, x):
-    """``log(x)`` for ``x >= 0`` with ``log(0) = -inf`` and no warning."""
-    pos = x > 0
-    return xp.where(pos, xp.log(xp.where(pos, x, 1.0)), -math.inf)
-
-
-_TINY: dict = {}
-
-
-def _tiny(xp, dtype) -> float:
-    """``finfo(dtype).smallest_normal`` as a Python float (cached per dtype)."""
-    key = (id(xp), dtype)
-    t = _TINY.get(key)
-    if t is None:
-        t = _TINY[key] = float(xp.finfo(dtype).smallest_normal)
-    return t
-
-
 def _norm_col(xp, a):
     """Row norms of ``a`` (n, d) as an (n, 1) column: ``sqrt(a . a)`` (one fused reduction, no temporary)."""
     return xp.sqrt(xp.vecdot(a, a))[:, None]
@@ -124,62 +110,86 @@ def _fused(xp):
     return cupy_fused if cupy_fused.enabled() else None
 
 
-def _esh_core(xp, u, g, tau, d):
+def _esh_core(xp, u, g, tau, d, cached=None, want=False):
     """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
 
     On NumPy and ``array_api_strict`` the common case runs without the fallback ``where``s
-    (:func:`_esh_fast_eager`); everywhere else, and whenever a row needs a fallback, the
-    branch-free :func:`_esh_general`.  Both give bit-identical results.
+    (:mod:`.esh_eager`; the one-chain form for ``n = 1`` NumPy arrays); everywhere else, and
+    whenever a row needs a fallback, the branch-free :func:`_esh_general`.  Both give
+    bit-identical results.  Returns ``(u', dK)``; with ``want``, ``(u', dK, (e, |g|) or None)``
+    (``None`` where the general form ran).  ``cached``: ``(e, |g|)`` of this ``g`` from an earlier
+    call (then ``g`` may be ``None``, and ``None`` is returned if the fast path does not apply).
     """
+    out = None
     if host_checks_cheap(xp):
-        out = _esh_fast_eager(xp, u, g, tau, d)
-        if out is not None:
-            return out
-    return _esh_general(xp, u, g, tau, d)
+        if u.shape[0] == 1 and isinstance(u, np.ndarray) and (g is None or isinstance(g, np.ndarray)):
+            out = esh_fast_row(u, g, tau, d, cached)
+        else:
+            out = esh_fast_columns(xp, u, g, tau, d, cached)
+    if out is not None:
+        return (out[0], out[1], out[2:]) if want else out[:2]
+    if g is None:
+        return None
+    u_new, k = _esh_general(xp, u, g, tau, d)
+    return (u_new, k, None) if want else (u_new, k)
 
 
 def _esh_fast_eager(xp, u, g, tau, d):
-    """:func:`_esh_general` for inputs where no row needs a fallback, else ``None``.
-
-    Host-synchronising (eager namespaces only): two scalar reads of ``(n, 1)`` columns decide
-    whether every row has ``max|g| >= smallest_normal`` (no zero, subnormal or NaN gradient),
-    ``|raw| > 0`` and ``c > -1`` (not antiparallel).  Then every fallback ``where`` of
-    :func:`_esh_general` selects its formula branch, so it is skipped; the remaining operations
-    are the same ones in the same order (bit-identical results).  The log-density branch for
-    ``q >= 1/2`` (large ``delta`` with ``c < 0``) is computed only when a row needs it.
-    """
-    m = eager_max(xp, xp.abs(g), axis=-1, keepdims=True)
-    if not float(eager_min(xp, m)) >= _tiny(xp, g.dtype):  # NaN min -> False
-        return None
-    e = g / m  # fresh array: normalised in place below
-    ns = _norm_col(xp, e)
-    e /= ns
-    delta = tau * ((m * ns) / (d - 1))  # (n, 1)
-    c = xp.minimum(xp.maximum(xp.vecdot(u, e)[:, None], -1.0), 1.0)
-    neg_delta = -delta
-    zeta = xp.exp(neg_delta)
-    om = -xp.expm1(neg_delta)  # 1 - zeta, accurate for small delta
-    opz = 1.0 + zeta
-    raw = e * (om * (opz + c * om))
-    raw += (2.0 * zeta) * u
-    rn = _norm_col(xp, raw)
-    if not (float(eager_min(xp, rn)) > 0.0 and float(eager_min(xp, c)) > -1.0):
-        return None
-    raw /= rn
-    raw /= _norm_col(xp, raw)
-    one_minus_c = 1.0 - c
-    q = one_minus_c * (om * opz) * 0.5
-    small_q = q < 0.5
-    if eager_all(xp, small_q):
-        k = delta + xp.log1p(-q)
+    """``(u', dK)`` of the eager fast path, or ``None`` when a row needs a fallback of :func:`_esh_general`."""
+    if u.shape[0] == 1 and isinstance(u, np.ndarray) and isinstance(g, np.ndarray):
+        out = esh_fast_row(u, g, tau, d)
     else:
-        k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
-        one_plus_c = 1.0 + c
-        lse = xp.logaddexp(_safe_log(xp, one_plus_c), _safe_log(xp, one_minus_c) - 2.0 * delta)
-        anti = one_plus_c > 0
-        k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), neg_delta)
-        k = xp.where(small_q, k_small, k_large)
-    return raw, (d - 1) * k[:, 0]
+        out = esh_fast_columns(xp, u, g, tau, d)
+    return None if out is None else out[:2]
+
+
+def _b_update(xp, u, g, scale, tau, d, direction=None, want=False):
+    """One B sub-step on ``S g`` (unfused namespaces): ``(u', dK, Direction or None)``.
+
+    ``scale``: ``None``, the ``sqrt_diag`` array or a :class:`~.metric.DenseMetric`.  ``direction``
+    (a :class:`~.esh_eager.Direction`) replaces the computation of ``e`` and ``|S g|`` when it was
+    made from these very ``g`` and ``scale`` objects.  With ``want`` the direction of ``S g`` is
+    returned (``None`` where the general form ran).
+    """
+    out = None
+    if direction is not None and direction.matches(g, scale):
+        out = _esh_core(xp, u, None, tau, d, (direction.unit, direction.norm), True)
+    if out is None:
+        out = _esh_core(xp, u, _scaled(xp, g, scale), tau, d, None, True)
+    ek = out[2]
+    return out[0], out[1], (Direction(ek[0], ek[1], g, scale) if want and ek is not None else None)
+
+
+def _scaled(xp, g, scale):
+    """``S g``: ``g`` (no metric), ``sqrt_diag * g``, or a dense metric's row product."""
+    if scale is None:
+        return g
+    if isinstance(scale, Metric):
+        return scale.scale(xp, g)
+    return scale * g
+
+
+def _scale_of(sqrt_diag, metric):
+    """What the step functions carry as ``S``: ``None``, a ``sqrt_diag`` array, or a dense :class:`Metric`."""
+    if metric is None:
+        return sqrt_diag
+    m = as_metric(metric, sqrt_diag)
+    return m if m.dense is not None else m.sqrt_diag
+
+
+def _check_scale(u, scale):
+    if scale is None:
+        return
+    if isinstance(scale, Metric):
+        S = scale.dense
+        d = u.shape[1]
+        if tuple(S.shape[-2:]) != (d, d) or (S.ndim == 3 and S.shape[0] != u.shape[0]):
+            raise ValueError(f"the dense metric's S must have shape ({d}, {d}) or ({u.shape[0]}, {d}, {d}), "
+                             f"got {tuple(S.shape)}")
+        return
+    if getattr(scale, "ndim", None) == 1 and tuple(scale.shape) == (u.shape[1],):
+        return  # one diagonal for all chains (DiagonalMetric)
+    _check_pair(u, scale, "u", "sqrt_diag")
 
 
 def _esh_general(xp, u, g, tau, d):
@@ -234,7 +244,7 @@ def _esh_general(xp, u, g, tau, d):
     return u_new, (d - 1) * k[:, 0]
 
 
-def esh_velocity_update(u, g, tau, sqrt_diag=None):
+def esh_velocity_update(u, g, tau, sqrt_diag=None, *, metric=None):
     """Closed-form isokinetic velocity update for a fixed gradient over time ``tau``.
 
     Parameters
@@ -247,6 +257,9 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None):
         Duration of the sub-step (``coef * step_size``), ``>= 0``.
     sqrt_diag : array (n, d), optional
         Diagonal preconditioner ``S``: the update sees ``S g``.
+    metric : Metric, optional
+        Any :mod:`~smile_ref.integrators.metric` (identity, diagonal, dense ``S``) instead of
+        ``sqrt_diag``; the update sees ``S g``.
 
     Returns
     -------
@@ -270,14 +283,12 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None):
     """
     _check_pair(u, g)
     xp = array_namespace(u, g)
-    if sqrt_diag is not None:
-        _check_pair(u, sqrt_diag, "u", "sqrt_diag")
-    fz = _fused(xp)
+    scale = _scale_of(sqrt_diag, metric)
+    _check_scale(u, scale)
+    fz = None if isinstance(scale, Metric) else _fused(xp)
     if fz is not None:
-        return fz.esh(u, g, _column(xp, tau, u, "tau"), u.shape[1], sqrt_diag)
-    if sqrt_diag is not None:
-        g = sqrt_diag * g
-    return _esh_core(xp, u, g, _column(xp, tau, u, "tau"), u.shape[1])
+        return fz.esh(u, g, _column(xp, tau, u, "tau"), u.shape[1], scale)
+    return _esh_core(xp, u, _scaled(xp, g, scale), _column(xp, tau, u, "tau"), u.shape[1])
 
 
 def _position_core(x, u, tau, sqrt_diag):
@@ -288,15 +299,22 @@ def _position_core(x, u, tau, sqrt_diag):
     return v
 
 
-def position_update(x, u, tau, sqrt_diag=None):
-    """A flow: ``x + tau * S u`` (``S = diag(sqrt_diag)``; ``tau`` float or array (n,))."""
+def position_update(x, u, tau, sqrt_diag=None, *, metric=None):
+    """A flow: ``x + tau * S u`` (``S = diag(sqrt_diag)``, or any ``metric``; ``tau`` float or array (n,))."""
     _check_pair(x, u, "x", "u")
     xp = array_namespace(x, u)
-    fz = _fused(xp)
-    return (fz.position if fz is not None else _position_core)(x, u, _column(xp, tau, x, "tau"), sqrt_diag)
+    scale = _scale_of(sqrt_diag, metric)
+    _check_scale(u, scale)
+    return _position(xp, _fused(xp), x, u, _column(xp, tau, x, "tau"), scale)
 
 
-def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
+def _position(xp, fz, x, u, tau, scale):
+    if isinstance(scale, Metric):
+        return scale.position(xp, x, u, tau)
+    return (fz.position if fz is not None else _position_core)(x, u, tau, scale)
+
+
+def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None, *, metric=None):
     """One palindromic ``B A B ... A B`` step of the isokinetic dynamics.
 
     Parameters
@@ -312,6 +330,10 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         Scheme (see :mod:`smile_ref.integrators.coefficients`).
     sqrt_diag : array (n, d), optional
         Diagonal preconditioner ``S``.
+    metric : Metric, optional
+        Instead of ``sqrt_diag``: an identity, diagonal or dense ``S``
+        (:mod:`~smile_ref.integrators.metric`), held fixed within the step; A is
+        ``x <- x + tau S u`` and B the ESH update on ``S g``.
 
     Returns
     -------
@@ -327,8 +349,8 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
     _check_pair(u, g)
     if tuple(x.shape) != tuple(u.shape):
         raise ValueError(f"x and u must have the same shape (n, d), got {tuple(x.shape)} and {tuple(u.shape)}")
-    if sqrt_diag is not None:
-        _check_pair(u, sqrt_diag, "u", "sqrt_diag")
+    scale = _scale_of(sqrt_diag, metric)
+    _check_scale(u, scale)
     xp = array_namespace(x, u, g)
     n = x.shape[0]
     if isinstance(step_size, numbers.Real) and not hasattr(step_size, "shape"):
@@ -339,10 +361,11 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         shape = tuple(getattr(step_size, "shape", ()))
         if shape not in ((), (n,)):
             raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
-    return isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag)
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale)[:2]
 
 
-def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None):
+def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None, *,
+                              metric=None):
     """:func:`isokinetic_step` without argument validation (samplers' inner loop; inputs already checked).
 
     ``xp`` is the namespace of the state, ``coefficients`` an :class:`IntegratorCoefficients`,
@@ -362,6 +385,35 @@ def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coeffic
     >>> s1.position.shape, dK.shape
     ((1, 2), (1,))
     """
+    scale = sqrt_diag if metric is None else _scale_of(sqrt_diag, metric)
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale)[:2]
+
+
+def isokinetic_step_carry(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None,
+                          direction=None, *, metric=None):
+    """:func:`isokinetic_step_unchecked` that also returns the last B's direction, for the next step's first B.
+
+    The first B of a step uses the gradient the previous step's last B used (the stored
+    ``state.logdensity_grad``), so ``e = S g/|S g|`` and ``|S g|`` need not be recomputed:
+    pass the :class:`~smile_ref.integrators.esh_eager.Direction` this function returned for the
+    previous step.  It is used only if ``state.logdensity_grad`` and the preconditioner
+    (``sqrt_diag`` array or ``metric``'s) are the very objects it was computed from (``is``); a
+    sampler that replaces the stored gradient (a rejected step, a rescaled stored gradient) or the
+    preconditioner simply gets a recomputation.  The arrays must not be modified in place between
+    the two steps.  Results are bit-identical to :func:`isokinetic_step_unchecked`.
+
+    Returns
+    -------
+    (new_state, kinetic_change, direction)
+        ``direction`` is ``None`` where it could not be formed (CuPy's fused kernels, or the
+        general form ran for the last B because a row needed a fallback).
+    """
+    scale = sqrt_diag if metric is None else _scale_of(sqrt_diag, metric)
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction, True)
+
+
+def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction=None, want=False):
+    """The palindromic step: ``(new_state, dK, Direction of the last B or None)``."""
     x, u, logp, g = state
     n, d = x.shape
     if type(step_size) is float:  # not a NumPy scalar (those have a shape and a dtype)
@@ -369,24 +421,31 @@ def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coeffic
     else:
         eps = xp.reshape(step_size, (n, 1) if step_size.ndim else (1, 1))
     dK = None
-    fz = _fused(xp)
-    for i, coef in enumerate(coefficients.coefficients):
+    fz = None if isinstance(scale, Metric) else _fused(xp)
+    coefs = coefficients.coefficients
+    last = len(coefs) - 1
+    out_dir = None
+    for i, coef in enumerate(coefs):
         tau = eps * coef
         if not isinstance(tau, float) and tau.dtype != x.dtype:
             tau = xp.astype(tau, x.dtype)
         if i % 2 == 0:
             if fz is not None:
-                u, k = fz.esh(u, g, tau, d, sqrt_diag)
+                u, k = fz.esh(u, g, tau, d, scale)
+            elif (i == 0 and direction is not None) or (i == last and want):
+                u, k, dr = _b_update(xp, u, g, scale, tau, d, direction if i == 0 else None, i == last and want)
+                if i == last:
+                    out_dir = dr
             else:
-                u, k = _esh_core(xp, u, g if sqrt_diag is None else sqrt_diag * g, tau, d)
+                u, k = _esh_core(xp, u, _scaled(xp, g, scale), tau, d)
             dK = k if dK is None else dK + k
         else:
-            x = (fz.position if fz is not None else _position_core)(x, u, tau, sqrt_diag)
+            x = _position(xp, fz, x, u, tau, scale)
             logp, g = logdensity_and_grad(x)
             if tuple(getattr(g, "shape", ())) != (n, d):
                 raise ValueError(f"logdensity_and_grad must return a gradient of shape ({n}, {d}), "
                                  f"got {getattr(g, 'shape', None)}")
-    return IntegratorState(x, u, logp, g), dK
+    return IntegratorState(x, u, logp, g), dK, out_dir
 
 
 def reference_step(x, u, step_size, logdensity_and_grad, integrator="mclachlan", sqrt_diag=None):
