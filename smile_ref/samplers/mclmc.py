@@ -79,7 +79,8 @@ def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
     if tuner == "mile":  # MILE's split with or without preconditioning
         return mclmc_tuner(energy_var_schedule="mile", diagonal_preconditioning=diagonal_preconditioning,
                            **dict(zip(("frac_tune1", "frac_tune2", "frac_tune3"), MILE_FRACTIONS)))
-    return mclmc_tuner(desired_energy_var=desired_energy_var, diagonal_preconditioning=diagonal_preconditioning)
+    extra = {} if desired_energy_var is None else {"desired_energy_var": desired_energy_var}  # None: the tuner's default
+    return mclmc_tuner(diagonal_preconditioning=diagonal_preconditioning, **extra)
 
 
 class MCLMC(IsokineticKernel):
@@ -100,7 +101,7 @@ class MCLMC(IsokineticKernel):
     name = "mclmc"
 
     def __init__(self, target, gradient, backend, step_size, n_warmup, *, integrator="mclachlan", L=None,
-                 tuner="mclmc", desired_energy_var=5e-4, diagonal_preconditioning=False, refresh=True,
+                 tuner="mclmc", desired_energy_var=None, diagonal_preconditioning=False, refresh=True,
                  sqrt_diag=None, max_energy_error=None):
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
