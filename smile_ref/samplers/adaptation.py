@@ -8,7 +8,7 @@ One SMILE / MCLMC step is, top to bottom,
    (:mod:`smile_ref.integrators.isokinetic`), energy error ``dE``, guardrails
    (:mod:`smile_ref.samplers.guardrails`; the tuner's own reset rule is read through
    :meth:`Adaptation.reset_mask`);
-3. ``a = adaptation.update(a, ...)``: the tuner (an optax-style ``init``/``update`` pair,
+3. ``a = adaptation.update(a, report)``: the tuner (an optax-style ``init``/``update`` pair,
    :class:`~smile_ref.tuners.base.Tuner`) sees the step's :class:`~smile_ref.tuners.base.TuneInput`, the
    preconditioner its gradient, and the warm-up clock advances.
 
@@ -23,7 +23,7 @@ Examples
 >>> from smile_ref.tuners.base import TuningParams, identity
 >>> ad = Adaptation(identity(), n_warmup=10)
 >>> a = ad.init(TuningParams(np.array([0.1]), np.array([np.inf])), None)
->>> a = ad.update(a, np.array([1e-3]), np.zeros((1, 2)), np.array([False]), dim=2, grad=None, warmup=True)
+>>> a = ad.update(a, AdaptationInput(np.array([1e-3]), np.zeros((1, 2)), np.array([False])), dim=2, warmup=True)
 >>> a.warmup_step, float(a.params.step_size[0])
 (1, 0.1)
 """
@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from ..tuners.base import Tuner, TuneInput, TuningParams
 
-__all__ = ["AdaptationState", "Adaptation"]
+__all__ = ["AdaptationState", "AdaptationInput", "Adaptation"]
 
 
 class AdaptationState(NamedTuple):
@@ -44,6 +44,17 @@ class AdaptationState(NamedTuple):
     tuner_state: Any
     precond_state: Any = None
     warmup_step: int = 0
+
+
+class AdaptationInput(NamedTuple):
+    """What a kernel's transition reports to the adaptation: the :class:`~smile_ref.tuners.base.TuneInput`
+    fields ``energy_error`` (``+inf`` on rows that met a non-finite value), ``position`` and ``rejected``,
+    and ``grad``, the gradient the preconditioner learns from (``None`` without one)."""
+
+    energy_error: Any
+    position: Any
+    rejected: Any
+    grad: Any = None
 
 
 class Adaptation:
@@ -87,19 +98,16 @@ class Adaptation:
         rule = self.tuner.reset_rule
         return None if rule is None else rule.mask(a.tuner_state, energy_error, xp)
 
-    def update(self, a: AdaptationState, energy_error, position, rejected, *, dim: int, grad, warmup: bool
-               ) -> AdaptationState:
-        """Adapt after one step.
-
-        ``energy_error``, ``position``, ``rejected``: the step's ``TuneInput`` fields (``+inf`` energy
-        error on rows that met a non-finite value); ``grad``: the gradient the preconditioner learns from
-        (the step's final one, the stored one on non-finite rows); ``warmup``: the driver's phase flag.
-        """
+    def update(self, a: AdaptationState, inp: AdaptationInput, *, dim: int, warmup: bool) -> AdaptationState:
+        """Adapt after one step: the tuner on ``inp`` (in warm-up, and after it if ``adapt_during_sampling``),
+        the preconditioner on ``inp.grad`` (in warm-up, and after it unless ``freeze_preconditioner``); the
+        warm-up clock advances on warm-up steps (``warmup``: the driver's phase flag)."""
         params, tstate, wstep = a.params, a.tuner_state, a.warmup_step
         if warmup or self.adapt_during_sampling:
             params, tstate = self.tuner.update(
-                tstate, a.params, TuneInput(energy_error, position, rejected, wstep, max(self.n_warmup, 1), dim))
+                tstate, a.params,
+                TuneInput(inp.energy_error, inp.position, inp.rejected, wstep, max(self.n_warmup, 1), dim))
         pstate = a.precond_state
         if self.preconditioner is not None and (warmup or not self.freeze_preconditioner):
-            pstate = self.preconditioner.update(pstate, grad)
+            pstate = self.preconditioner.update(pstate, inp.grad)
         return AdaptationState(params, tstate, pstate, wstep + 1 if warmup else wstep)

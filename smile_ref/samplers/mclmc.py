@@ -36,7 +36,7 @@ from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked
 from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
-from .adaptation import Adaptation, AdaptationState
+from .adaptation import Adaptation, AdaptationInput, AdaptationState
 from .base import IsokineticKernel, register
 from .info import IsokineticInfo
 from ..backend import host_checks_cheap
@@ -177,6 +177,18 @@ class MCLMC(IsokineticKernel):
 
     # -- one step -------------------------------------------------------------
     def step(self, state: MCLMCState, rng, warmup: bool):
+        """One MCLMC step of every chain: :meth:`transition` at the adaptation's parameters, then (in
+        warm-up) :meth:`~smile_ref.samplers.adaptation.Adaptation.update`."""
+        state, info, report = self.transition(state, rng)
+        if warmup:
+            state = state._replace(adaptation=self.adaptation.update(state.adaptation, report, dim=self.dim,
+                                                                     warmup=True))
+        return state, info
+
+    def transition(self, state: MCLMCState, rng):
+        """The kernel at fixed ``(step size, L, M^{-1/2})`` of ``state.adaptation`` (steps 1-5 of the module
+        docstring): ``(state, info, report)`` with the adaptation state unchanged and the
+        :class:`~smile_ref.samplers.adaptation.AdaptationInput` of the step."""
         xp = self.xp
         p = state.params
         old = state.integrator
@@ -233,8 +245,6 @@ class MCLMC(IsokineticKernel):
             dE_tune = xp.where(nonfinite, xp.inf, dE)  # the TuneInput contract: +inf where non-finite
             dE = xp.where(bad, 0.0, dE)
             dK_info = xp.where(bad, 0.0, dK)
-        adapt = self.adaptation.update(state.adaptation, dE_tune, integ.position, bad, dim=d, grad=None,
-                                       warmup=warmup) if warmup else state.adaptation
         info = IsokineticInfo(
             energy_error=dE,
             kinetic_change=dK_info,
@@ -244,7 +254,7 @@ class MCLMC(IsokineticKernel):
             nonfinite=nonfinite,
             logdensity=integ.logdensity,
         )
-        return MCLMCState(integ, adapt, gstate), info
+        return MCLMCState(integ, state.adaptation, gstate), info, AdaptationInput(dE_tune, integ.position, bad)
 
 
 # MILE's warm-up (the SMILE authors' src/kernels/warmup.py, BlackJAX 1.2.2 underneath): the tuner settings of

@@ -59,6 +59,11 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    extension for correlated noise) uses ``S = c C^{-1/2}`` from the EMA gradient covariance ``C``
    (:func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`).
 
+Code layout: ``run_chains`` calls :meth:`SMILE.step`, which is :meth:`SMILE.transition` (steps 1-5 at the
+step size, ``L`` and ``S`` of ``state.adaptation``; the integrator is
+:func:`~smile_ref.integrators.isokinetic.isokinetic_step_unchecked` and its ESH velocity update) followed by
+:meth:`~smile_ref.samplers.adaptation.Adaptation.update` (steps 6-7 and the warm-up clock).
+
 Why the default is not the authors' Gamma tuner: with the same-batch energy error its fitted
 Gamma shape collapses whenever the level of ``|dE|`` falls faster than its moving averages
 forget (after a warm-up transient, or because the step size shrank), and at ``|dE| < 1e-3`` its
@@ -95,7 +100,7 @@ from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, nois
 from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
-from .adaptation import Adaptation, AdaptationState
+from .adaptation import Adaptation, AdaptationInput, AdaptationState
 from .base import IsokineticKernel, register
 from .smile_config import AUTHORS_PRESETS, DEFAULT_TUNER, SMILEConfig, apply_preset
 from .info import IsokineticInfo
@@ -351,6 +356,20 @@ class SMILE(IsokineticKernel):
         return SMILEState(IntegratorState(position, u, lp, g), adapt, gstate, gsd, False, b.full((n,), 1.0))
 
     def step(self, state: SMILEState, rng, warmup: bool):
+        """One SMILE step of every chain: :meth:`transition` at the adaptation's parameters, then
+        :meth:`~smile_ref.samplers.adaptation.Adaptation.update` (tuner, preconditioner, warm-up clock)."""
+        state, info, report = self.transition(state, rng, warmup)
+        return state._replace(adaptation=self.adaptation.update(state.adaptation, report, dim=self.dim,
+                                                                warmup=warmup)), info
+
+    def transition(self, state: SMILEState, rng, warmup: bool):
+        """The kernel at fixed ``(step size, L, S)`` of ``state.adaptation`` (steps 1-5 of the module docstring).
+
+        Returns ``(state, info, report)``: the new state with the adaptation state unchanged, the step's
+        :class:`~smile_ref.samplers.info.IsokineticInfo`, and the
+        :class:`~smile_ref.samplers.adaptation.AdaptationInput` for the adaptation.  ``warmup`` matters
+        here only for ``warmup_boundary_reset``.
+        """
         xp = self.xp
         p, old = state.params, state.integrator
         n, d = old.position.shape
@@ -418,8 +437,7 @@ class SMILE(IsokineticKernel):
         if self.precond is not None:
             g_pre = select_chains(xp, nonfinite, old.logdensity_grad, new.logdensity_grad) if any_reset \
                 else new.logdensity_grad
-        adapt = self.adaptation.update(state.adaptation, dE_t, integ.position, reset, dim=d, grad=g_pre,
-                                       warmup=warmup)
+        report = AdaptationInput(dE_t, integ.position, reset, g_pre)
         info = IsokineticInfo(
             energy_error=xp.where(nonfinite, 0.0, dE) if any_reset else dE,
             kinetic_change=xp.where(nonfinite, 0.0, dK) if any_reset else dK,
@@ -435,7 +453,7 @@ class SMILE(IsokineticKernel):
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
             gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag) if any_reset else sqrt_diag
-        return SMILEState(integ, adapt, gstate, gsd, started, backoff), info
+        return SMILEState(integ, state.adaptation, gstate, gsd, started, backoff), info, report
 
 
 def _config(name: str, preset, config, options: dict) -> SMILEConfig:
