@@ -117,6 +117,10 @@ def configurations():
                  "smile_authors"):
         s_, t_, g_, o_ = C[name]
         C[name + "_1chain"] = (s_, t_, g_, {**o_, **one})
+    many = {"n_chains": 64, "n_steps": 30, "burn_in": 10}  # many short rows (the transposed max|g|)
+    for name in ("smile_naive", "smile_default", "mclmc_diag", "psmile", "funnel_zero_and_clip"):
+        s_, t_, g_, o_ = C[name]
+        C[name + "_64chains"] = (s_, t_, g_, {**o_, **many})
     return {k: (s, t, g, {**base, **o}) for k, (s, t, g, o) in C.items()}
 
 

@@ -206,6 +206,66 @@ def passes_per_step(n: int, d: int, steps=(4, 12)) -> dict:
     return {"n_chains": n, "d": d, "passes_per_step": per_step, "counts": dict(zip(map(str, steps), counts))}
 
 
+def _integrator_loop(n: int, d: int, n_steps: int, carry: bool, counting: bool = False):
+    """``n_steps`` McLachlan steps of the integrator alone on the SMILE-naive workload (one additive-noise
+    draw per step): with ``carry`` through :func:`~smile_ref.integrators.isokinetic_step_carry` (the first
+    B reuses the previous step's last direction), else :func:`~smile_ref.integrators.isokinetic_step_unchecked`."""
+    import array_api_compat.numpy as xp
+
+    from smile_ref.integrators import MCLACHLAN, IntegratorState, isokinetic_step_carry, isokinetic_step_unchecked
+
+    prec, chol = workload(d)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d)) / np.sqrt(prec)
+    if counting:
+        x = x.view(CountingArray)
+    noise = [rng.normal(size=(n, d)) * np.diag(chol) for _ in range(8)]
+    eps = 0.1 * math.sqrt(d)
+    xi = noise[0]
+
+    def lg(y):
+        g = -(y * prec) + xi
+        return 0.5 * np.sum(y * g, axis=1), g
+
+    st = IntegratorState(x, np.zeros_like(x), *lg(x))
+    direction = None
+    for t in range(n_steps):
+        xi = noise[t % 8]
+        if carry:
+            st, _, direction = isokinetic_step_carry(xp, st, eps, lg, MCLACHLAN, None, direction)
+        else:
+            st, _ = isokinetic_step_unchecked(xp, st, eps, lg, MCLACHLAN)
+    return st
+
+
+def carried_direction(cases, reps: int, passes_case=(64, 10_000), log=print) -> dict:
+    """What carrying the first B's direction over saves (the sampler does not use it yet): process CPU time
+    per integrator step with and without it, interleaved, and full-array passes per step at ``passes_case``."""
+    rows = []
+    for n, d, n_steps in cases:
+        n_steps = max(n_steps // 4, 10)
+        _integrator_loop(n, d, 10, True), _integrator_loop(n, d, 10, False)
+        t_c, t_p = [], []
+        for _ in range(reps):
+            t_p.append(cpu_time(lambda: _integrator_loop(n, d, n_steps, False)))
+            t_c.append(cpu_time(lambda: _integrator_loop(n, d, n_steps, True)))
+        rows.append({"n_chains": n, "d": d, "plain_us_per_step": 1e6 * min(t_p) / n_steps,
+                     "carry_us_per_step": 1e6 * min(t_c) / n_steps, "ratio": min(t_c) / min(t_p)})
+        log(f"integrator step {n:5d} x {d:<6d} plain {rows[-1]['plain_us_per_step']:8.1f} us  carried "
+            f"{rows[-1]['carry_us_per_step']:8.1f} us  ratio {rows[-1]['ratio']:.2f}")
+    n, d = passes_case
+    per = {}
+    for carry in (False, True):
+        counts = []
+        for k in (3, 7):
+            CountingArray.threshold, CountingArray.count = n * d, 0
+            _integrator_loop(n, d, k, carry, counting=True)
+            counts.append(CountingArray.count)
+        per["carry" if carry else "plain"] = (counts[1] - counts[0]) / 4
+    log(f"integrator passes per step at {n} x {d}: plain {per['plain']:.1f}, carried {per['carry']:.1f}")
+    return {"timing": rows, "passes": {"n_chains": n, "d": d, **per}}
+
+
 def render(result: dict) -> str:
     lines = ["# Kernel speed", "", f"Machine: {result['machine']}; {result['date']}", "",
              "## SMILE-naive (`run_chains`) vs the minimal NumPy loop (process CPU time, min over repetitions)", "",
@@ -221,6 +281,16 @@ def render(result: dict) -> str:
                      f"us/step, ratio {bj['ratio']:.2f}")
     else:
         lines.append("not measured (jax/blackjax not installed)")
+    cd = result.get("carried_direction")
+    if cd:
+        lines += ["", "## Integrator step alone, with the first B's direction carried over (not used by samplers yet)", "",
+                  "| chains x d | plain (us/step) | carried (us/step) | ratio |", "|---|---|---|---|"]
+        for r in cd["timing"]:
+            lines.append(f"| {r['n_chains']} x {r['d']} | {r['plain_us_per_step']:.1f} | {r['carry_us_per_step']:.1f} | "
+                         f"{r['ratio']:.2f} |")
+        cp = cd["passes"]
+        lines += ["", f"Full-array passes per integrator step at {cp['n_chains']} x {cp['d']}: plain {cp['plain']:.1f}, "
+                  f"carried {cp['carry']:.1f}."]
     p = result["passes"]
     lines += ["", f"## Full-array passes per SMILE step at {p['n_chains']} x {p['d']}", "",
               f"{p['passes_per_step']:.1f} NumPy calls per step touch an array of n x d elements "
@@ -250,6 +320,7 @@ def main(argv=None) -> int:
         result["blackjax"] = {"ours_s_per_step": ours, "blackjax_s_per_step": theirs, "ratio": ours / theirs}
         print(f"mclmc 1 x 100: ours {1e6 * ours:.1f} us/step, BlackJAX scan {1e6 * theirs:.1f} us/step, "
               f"ratio {ours / theirs:.2f}")
+    result["carried_direction"] = carried_direction(cases, reps, (64, 10_000 if not args.quick else 1000))
     result["passes"] = passes_per_step(64, 10_000 if not args.quick else 1000)
     print(f"passes per SMILE step at {result['passes']['n_chains']} x {result['passes']['d']}: "
           f"{result['passes']['passes_per_step']:.1f}")

@@ -83,7 +83,13 @@ def esh_fast_columns(xp, u, h, tau, d, cached=None):
     ``(e, |h|)`` pair of ``h`` (from :class:`Direction`) that replaces the first five passes.
     """
     if cached is None:
-        m = eager_max(xp, xp.abs(h), axis=-1, keepdims=True)
+        n, dd = h.shape
+        if isinstance(h, np.ndarray) and dd <= 32 and n > dd:
+            # short rows: NumPy reduces along a short last axis one row at a time; reducing the transposed,
+            # contiguous |h| along its first axis is elementwise over n (same maxima: max is exact)
+            m = np.maximum.reduce(np.abs(h.T, order="C"), axis=0)[:, None]
+        else:
+            m = eager_max(xp, xp.abs(h), axis=-1, keepdims=True)
         if not float(eager_min(xp, m)) >= tiny(xp, h.dtype):  # NaN min -> False
             return None
         e = h / m  # fresh array: normalised in place below

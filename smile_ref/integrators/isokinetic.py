@@ -43,7 +43,7 @@ import numpy as np
 from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
 from .coefficients import IntegratorCoefficients, get_integrator
 from .esh_eager import Direction, esh_fast_columns, esh_fast_row, safe_log as _safe_log, tiny as _tiny
-from .metric import Metric, as_metric
+from .metric import Metric, check_scale, scale_of as _scale_of, scaled as _scaled
 
 __all__ = [
     "IntegratorState",
@@ -81,6 +81,14 @@ def _check_pair(u, g, uname="u", gname="g"):
         raise ValueError(f"{uname} and {gname} must have the same shape (n, d), got {tuple(u.shape)} and {tuple(g.shape)}")
     if u.shape[1] < 2:
         raise ValueError(f"{uname} must have d >= 2 columns (the velocity lives on S^(d-1)), got d = {u.shape[1]}")
+
+
+def _check_scale(u, scale):
+    """Validate what :func:`~.metric.scale_of` gave: a ``sqrt_diag`` array as before, a metric by its own rule."""
+    if scale is None or isinstance(scale, Metric) or getattr(scale, "ndim", None) == 1:
+        check_scale(u, scale)
+    else:
+        _check_pair(u, scale, "u", "sqrt_diag")
 
 
 def _column(xp, v, like, name):
@@ -158,38 +166,6 @@ def _b_update(xp, u, g, scale, tau, d, direction=None, want=False):
         out = _esh_core(xp, u, _scaled(xp, g, scale), tau, d, None, True)
     ek = out[2]
     return out[0], out[1], (Direction(ek[0], ek[1], g, scale) if want and ek is not None else None)
-
-
-def _scaled(xp, g, scale):
-    """``S g``: ``g`` (no metric), ``sqrt_diag * g``, or a dense metric's row product."""
-    if scale is None:
-        return g
-    if isinstance(scale, Metric):
-        return scale.scale(xp, g)
-    return scale * g
-
-
-def _scale_of(sqrt_diag, metric):
-    """What the step functions carry as ``S``: ``None``, a ``sqrt_diag`` array, or a dense :class:`Metric`."""
-    if metric is None:
-        return sqrt_diag
-    m = as_metric(metric, sqrt_diag)
-    return m if m.dense is not None else m.sqrt_diag
-
-
-def _check_scale(u, scale):
-    if scale is None:
-        return
-    if isinstance(scale, Metric):
-        S = scale.dense
-        d = u.shape[1]
-        if tuple(S.shape[-2:]) != (d, d) or (S.ndim == 3 and S.shape[0] != u.shape[0]):
-            raise ValueError(f"the dense metric's S must have shape ({d}, {d}) or ({u.shape[0]}, {d}, {d}), "
-                             f"got {tuple(S.shape)}")
-        return
-    if getattr(scale, "ndim", None) == 1 and tuple(scale.shape) == (u.shape[1],):
-        return  # one diagonal for all chains (DiagonalMetric)
-    _check_pair(u, scale, "u", "sqrt_diag")
 
 
 def _esh_general(xp, u, g, tau, d):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Metric", "IdentityMetric", "DiagonalMetric", "DenseMetric", "as_metric"]
+__all__ = ["Metric", "IdentityMetric", "DiagonalMetric", "DenseMetric", "as_metric", "scale_of", "scaled", "check_scale"]
 
 
 class Metric:
@@ -130,3 +130,40 @@ def as_metric(metric=None, sqrt_diag=None) -> Metric:
                             f"DenseMetric), got {type(metric).__name__}")
         return metric
     return IdentityMetric() if sqrt_diag is None else DiagonalMetric(sqrt_diag)
+
+
+# --- what the integrator carries as S: None, a sqrt_diag array, or a dense Metric ------------------------
+def scaled(xp, g, scale):
+    """``S g``: ``g`` (no metric), ``sqrt_diag * g``, or a dense metric's row product."""
+    if scale is None:
+        return g
+    if isinstance(scale, Metric):
+        return scale.scale(xp, g)
+    return scale * g
+
+
+def scale_of(sqrt_diag, metric):
+    """What the step functions carry as ``S``: ``None``, a ``sqrt_diag`` array, or a dense :class:`Metric`."""
+    if metric is None:
+        return sqrt_diag
+    m = as_metric(metric, sqrt_diag)
+    return m if m.dense is not None else m.sqrt_diag
+
+
+def check_scale(u, scale):
+    """``ValueError`` unless ``scale`` fits velocities ``u`` (n, d): ``None``, (n, d) or (d,) ``sqrt_diag``,
+    or a dense metric with ``S`` of shape (d, d) or (n, d, d)."""
+    if scale is None:
+        return
+    if isinstance(scale, Metric):
+        S = scale.dense
+        d = u.shape[1]
+        if tuple(S.shape[-2:]) != (d, d) or (S.ndim == 3 and S.shape[0] != u.shape[0]):
+            raise ValueError(f"the dense metric's S must have shape ({d}, {d}) or ({u.shape[0]}, {d}, {d}), "
+                             f"got {tuple(S.shape)}")
+        return
+    if getattr(scale, "ndim", None) == 1 and tuple(scale.shape) == (u.shape[1],):
+        return  # one diagonal for all chains (DiagonalMetric)
+    if tuple(getattr(scale, "shape", ())) != tuple(u.shape):
+        raise ValueError(f"u and sqrt_diag must have the same shape (n, d), got {tuple(u.shape)} and "
+                         f"{getattr(scale, 'shape', None)}")
