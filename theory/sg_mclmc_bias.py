@@ -363,8 +363,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         stationary law of the discrete McLachlan map itself, per-step kick and integrator bias
         included (:func:`smile_ref.theory.sg_mclmc_discrete.discrete_second_moments_2d`, keywords
         ``n_hermite``, ``n_fourier``, ``ref_scale``, ``n_y``, ``n_theta``, ``n_xi``, ``chunk_mb``);
-        d = 2 only, ``regime`` must be ``"auto"``, and isotropic noise is solved too (the discrete map is
-        not exactly unbiased there).
+        ``regime`` must be ``"auto"``, and isotropic noise is solved too (the discrete map is
+        not exactly unbiased there).  d > 2: isotropic noise only, the leading order in ``eps`` at fixed
+        ``Q = q I``: ``Σ_t (1 + 0.1426 (d-1) q eps)`` (:mod:`smile_ref.theory.sg_mclmc_discrete_pert`;
+        warned above kick ``ISOTROPIC_KICK_WARN``); anisotropic noise raises ``ValueError``.
 
     Returns
     -------
@@ -517,21 +519,41 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
 
 
 def _discrete(St, S, eps, regime, calculus, return_error, rtol, error_weights, kwargs):
-    """``time="discrete"`` branch of :func:`predicted_second_moments` (d = 2 transfer-operator solve)."""
+    """``time="discrete"`` branch of :func:`predicted_second_moments`.
+
+    d = 2: transfer-operator solve of the discrete chain.  d > 2: isotropic noise only, the
+    leading-order inflation ``C = Σ_t (1 + ISOTROPIC_DISCRETE_COEF (d-1) q eps)`` (``Q = q I``) of
+    :mod:`smile_ref.theory.sg_mclmc_discrete_pert`; anisotropic noise raises (basis not converged).
+    """
     d = St.shape[0]
-    if d != 2:
-        raise ValueError(f"time='discrete' is implemented for d = 2 only, got d = {d}")
     if regime != "auto":
         raise ValueError(f"time='discrete' takes regime='auto' only, got {regime!r}")
     if calculus != "stratonovich":
         raise ValueError("time='discrete' models the discrete map itself; leave calculus='stratonovich'")
-    allowed = ("n_hermite", "n_fourier", "ref_scale", "n_y", "n_theta", "n_xi", "chunk_mb")
+    allowed = ("n_hermite", "n_fourier", "ref_scale", "n_y", "n_theta", "n_xi", "chunk_mb") if d == 2 else ()
     bad = sorted(k for k in kwargs if k not in allowed)
     if bad:
-        raise TypeError(f"unexpected keyword(s) for time='discrete': {bad}")
+        raise TypeError(f"unexpected keyword(s) for time='discrete' (d = {d}): {bad}")
     w = np.ones(d) if error_weights is None else np.asarray(error_weights, dtype=np.float64)
     if w.shape != (d,) or not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(f"error_weights must be a positive vector of shape ({d},)")
+    if d > 2:
+        from .sg_mclmc_discrete_pert import ISOTROPIC_DISCRETE_COEF, ISOTROPIC_KICK_WARN
+
+        lam = np.linalg.eigvalsh(S)
+        if lam[-1] - lam[0] > 1e-12 * lam[-1]:
+            raise ValueError(f"time='discrete' for d = {d} > 2 is implemented for isotropic noise_cov only: the "
+                             "first-order correction of anisotropic noise (theory.sg_mclmc_discrete_pert."
+                             "discrete_correction) is not converged in the affordable bases (d = 3: about 1 min at "
+                             "(6, 8), still changing by more than 100 % of itself); use time='continuous'")
+        q = float(eps) * float(lam.mean()) / (d - 1) ** 2
+        r = regime_numbers(St, S, eps)
+        if r["kick"] > ISOTROPIC_KICK_WARN:
+            warnings.warn(f"per-step kick {r['kick']:.3g} > {ISOTROPIC_KICK_WARN}: time='discrete' for d > 2 is the "
+                          f"leading order in eps only (it overshoots the d = 2 solve by ~15 % of the departure at "
+                          f"kick 1, ~2x at kick 2); {_regime_text(r)}", RuntimeWarning, stacklevel=3)
+        C = St * (1.0 + ISOTROPIC_DISCRETE_COEF * (d - 1) * q * float(eps))
+        return (C, 0.0) if return_error else C
     from .sg_mclmc_discrete import discrete_second_moments_2d
 
     C, err = discrete_second_moments_2d(St, S, eps, return_error=True, **kwargs)
