@@ -276,14 +276,9 @@ def test_minibatch_authors_schedule():
 
 # ----------------------------------------------------------------------------- the cross-check script
 def _load_crosscheck():
-    import importlib.util
-    import pathlib
+    import importlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "validation" / "crosscheck_authors.py"
-    spec = importlib.util.spec_from_file_location("crosscheck_authors", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return importlib.import_module("validation.crosscheck_authors")
 
 
 def test_crosscheck_script_smile_ref_side(tmp_path):

@@ -1,10 +1,9 @@
-"""Small run of validation/crosscheck_blackjax.py (issue 8).
+"""Small run of ``python -m validation.crosscheck_blackjax``.
 
 Skipped where jax/blackjax are not installed; CI installs the 'crosscheck' extra (README's test
 command), so it runs there.
 """
-import importlib.util
-import pathlib
+import importlib
 
 import numpy as np
 import pytest
@@ -12,14 +11,9 @@ import pytest
 jax = pytest.importorskip("jax")
 pytest.importorskip("blackjax")
 
-_P = pathlib.Path(__file__).parents[1] / "validation" / "crosscheck_blackjax.py"
-
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("crosscheck_blackjax", _P)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return importlib.import_module("validation.crosscheck_blackjax")
 
 
 def test_deterministic_agrees_with_blackjax():
@@ -45,11 +39,9 @@ def test_sgld_sghmc_match_exact_stationary_variance():
     E[x_i^2] agrees with the exact stationary variance of its own discretisation (discrete Lyapunov
     equation, not computed by the code under test) at |z| < 4.5 with batch-means SEs; 16 z-tests,
     Bonferroni: failure probability < 16 * 6.8e-6 ~ 1e-4 (fixed seed, so deterministic)."""
-    import sys
+    from validation._crosscheck_sgmcmc import sgmcmc
 
     jax.config.update("jax_enable_x64", True)
-    sys.path.insert(0, str(_P.parent))
-    from _crosscheck_sgmcmc import sgmcmc
 
     rows = sgmcmc(n_chains=8, burn_in=1000, n_steps=4000)
     assert len(rows) == 8

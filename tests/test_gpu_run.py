@@ -91,7 +91,7 @@ def test_standin_end_to_end(tmp_path):
 def test_fused_probe_runs_with_numpy_standins(monkeypatch):
     """``gpu_bench.fused_probe`` (run in the env stage; a failure turns the fast path off for the later
     stages) on NumPy stand-ins for ``cupy`` / ``array_api_compat.cupy`` and the NumPy kernel evaluator."""
-    import importlib.util
+    import importlib
     import types
 
     import numpy as np
@@ -99,9 +99,7 @@ def test_fused_probe_runs_with_numpy_standins(monkeypatch):
 
     from smile_ref.integrators import cupy_fused
 
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "validation" / "gpu_bench.py")
-    gb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gb)
+    gb = importlib.import_module("validation.gpu_bench")
     fake = types.ModuleType("cupy")
     fake.asarray, fake.max, fake.abs, fake.all = np.asarray, np.max, np.abs, np.all
     fake.cuda = types.SimpleNamespace(get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None))
@@ -116,11 +114,9 @@ def test_fused_probe_runs_with_numpy_standins(monkeypatch):
 def test_summary_of_an_interrupted_run(tmp_path):
     """A tests stage killed by its timeout leaves no junit file: the summary counts tests.log's lines,
     and it still writes the tables (empty) and the output-folder check."""
-    import importlib.util
+    import importlib
 
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "validation" / "gpu_bench.py")
-    gb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gb)
+    gb = importlib.import_module("validation.gpu_bench")
     (tmp_path / "tests.log").write_text("tests/a.py::t[cupy-f64] PASSED [ 1%]\ntests/a.py::u[cupy-f32] FAILED [ 2%]\n"
                                         "tests/b.py::v[cupy-f64] SKIPPED (no) [ 3%]\n")
     (tmp_path / "run.log").write_text("STAGE\ttests\ttimeout\t124\t115\t115\n")

@@ -3,20 +3,14 @@
 The real CuPy run needs a GPU (not available to CI); this checks the script's plumbing and that
 NumPy and the stand-in backend give the same trajectories from the same host random stream.
 """
-import importlib.util
+import importlib
 import json
-import pathlib
 
 import pytest
 
-_P = pathlib.Path(__file__).parents[1] / "validation" / "gpu_validate.py"
-
 
 def _mod():
-    spec = importlib.util.spec_from_file_location("gpu_validate", _P)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
+    return importlib.import_module("validation.gpu_validate")
 
 
 def test_standin_tiny(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from smile_ref.ensembles.predict import member_spread_metrics
 from smile_ref.targets import MLP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "validation", "uci_benchmark.py")
+SCRIPT = ["-m", "validation.uci_benchmark"]  # run from ROOT, as documented
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_run_authors_uci_tiny_end_to_end_and_resume(tmp_path):
 
 def test_script_protocol_authors(tmp_path):
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, SCRIPT, "--protocol", "authors", "--budget", "tiny", "--datasets", "energy",
+    r = subprocess.run([sys.executable, *SCRIPT, "--protocol", "authors", "--budget", "tiny", "--datasets", "energy",
                         "--members", "2", "--n-warmup", "10", "--n-samples", "10", "--thinning", "2",
                         "--methods", "de", "psmile", "--eps", "1e-3", "--modes", "step", "epoch", "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -148,8 +148,7 @@ def test_script_protocol_authors(tmp_path):
     (["--n-samples", "10", "--thinning", "20"], "thinning"),
 ])
 def test_script_bad_input(args, match, capsys):
-    sys.path.insert(0, os.path.join(ROOT, "validation"))
-    import uci_benchmark
+    from validation import uci_benchmark
 
     with pytest.raises(SystemExit) as exc:
         uci_benchmark.main(["--budget", "tiny", "--datasets", "energy", "--out", "/nonexistent/never"] + args)

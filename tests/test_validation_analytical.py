@@ -129,9 +129,9 @@ def test_cli_replot_writes_outputs(tiny, tmp_path):
     src.write_text(json.dumps(tiny))
     out = tmp_path / "out"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), MPLBACKEND="Agg")
-    subprocess.run([sys.executable, os.path.join(root, "validation", "analytical_bias.py"), "--replot", str(src),
-                    "--out", str(out)], check=True, env=env, capture_output=True, timeout=120)
+    env = dict(os.environ, MPLBACKEND="Agg")
+    subprocess.run([sys.executable, "-m", "validation.analytical_bias", "--replot", str(src), "--out", str(out)],
+                   check=True, env=env, cwd=root, capture_output=True, timeout=120)
     names = sorted(os.listdir(out))
     assert names == ["b2_icg.png", "results.json", "table.md"]
     table = (out / "table.md").read_text()

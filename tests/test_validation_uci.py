@@ -45,7 +45,7 @@ def test_skip_pairs(tmp_path):
 
 def test_script_writes_outputs(tmp_path):
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "validation", "uci_benchmark.py"), "--budget", "tiny",
+    r = subprocess.run([sys.executable, "-m", "validation.uci_benchmark", "--budget", "tiny",
                         "--datasets", "energy", "--seeds", "0", "--methods", "de", "smile", "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr

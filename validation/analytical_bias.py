@@ -11,17 +11,17 @@ metric, theory curve) and writes into ``--out``:
 
 All files are written atomically (temporary file + ``os.replace``).  Examples::
 
-    python validation/analytical_bias.py --quick --out validation/results/analytical_quick
-    python validation/analytical_bias.py --out validation/results/analytical_full --workers 2
-    python validation/analytical_bias.py --quick --out validation/results/q --executor dask --workers 4
-    python validation/analytical_bias.py --out validation/results/full --executor dask://10.0.0.5:8786
+    python -m validation.analytical_bias --quick --out validation/results/analytical_quick
+    python -m validation.analytical_bias --out validation/results/analytical_full --workers 2
+    python -m validation.analytical_bias --quick --out validation/results/q --executor dask --workers 4
+    python -m validation.analytical_bias --out validation/results/full --executor dask://10.0.0.5:8786
 
 ``--executor`` says where the cells run, one task per cell: ``serial``, ``process`` (a pool of
 ``--workers`` processes), ``dask`` (a local Dask cluster of ``--workers`` workers; the ``dask`` extra)
 or a running Dask scheduler's address (``dask://HOST:PORT``, ``tcp://HOST:PORT``; its workers must
 be able to import smile_ref).  Default: ``serial`` for ``--workers 1``, else ``process``.  The records
 are identical whichever runs them (every cell is seeded by its own parameters), except ``wall_s``.
-    python validation/analytical_bias.py --targets icg --noises aniso --samplers smile psmile \
+    python -m validation.analytical_bias --targets icg --noises aniso --samplers smile psmile \
         --scaling fixed_eps_sigma --out validation/results/aniso_fixed_eps_sigma
 """
 from __future__ import annotations
@@ -33,13 +33,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from smile_ref.ensembles.executors import parse_scheduler_address  # noqa: E402
-from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,  # noqa: E402
+from smile_ref.ensembles.executors import parse_scheduler_address
+from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,
                                                theory_b2)
 
-from smile_ref.io import atomic_write_text  # noqa: E402
+from smile_ref.io import atomic_write_text
 
 LABEL = {"smile": "SMILE-naive", "psmile": "pSMILE-naive", "sgld": "SGLD", "sghmc": "SGHMC"}
 
@@ -221,7 +219,7 @@ def main(argv=None) -> int:
     cfg = build_config(args)
     print(f"analytical bias benchmark -> {args.out}\nconfig: {json.dumps(cfg, default=float)}", flush=True)
     t0 = time.perf_counter()
-    command = " ".join(["python", *sys.argv])
+    command = " ".join(["python", "-m", "validation.analytical_bias", *(sys.argv[1:] if argv is None else argv)])
 
     def partial(records):
         atomic_write(os.path.join(args.out, "results.partial.json"),

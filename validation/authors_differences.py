@@ -16,7 +16,7 @@ root mean square 1.
 
 Usage::
 
-    python validation/authors_differences.py [--steps 10000] [--chains 32] [--out DIR]
+    python -m validation.authors_differences [--steps 10000] [--chains 32] [--out DIR]
 """
 from __future__ import annotations
 
@@ -28,12 +28,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import smile_ref  # noqa: E402
-from smile_ref.diagnostics import bias_metric_se  # noqa: E402
-from smile_ref.samplers import base as registry  # noqa: E402
-from smile_ref.verification.analytical import make_gradient, make_target, noise_covariance  # noqa: E402
+import smile_ref
+from smile_ref.diagnostics import bias_metric_se
+from smile_ref.samplers import base as registry
+from smile_ref.verification.analytical import make_gradient, make_target, noise_covariance
 
 VARIANTS = {
     "authors (P1)": {"preset": "authors"},

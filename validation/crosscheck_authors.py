@@ -42,7 +42,7 @@ Environment (the authors' pinned versions; Python 3.11)::
         flax==0.9.0 "numpy<2" scipy sympy array-api-compat array-api-extra tqdm pyyaml
     /tmp/venv-authors/bin/pip install -e . --no-deps
     git clone https://github.com/EmanuelSommer/SMILE /tmp/smile-authors   # HEAD 8a54636
-    /tmp/venv-authors/bin/python validation/crosscheck_authors.py --authors-src /tmp/smile-authors \\
+    /tmp/venv-authors/bin/python -m validation.crosscheck_authors --authors-src /tmp/smile-authors \\
         --out validation/results/authors_crosscheck
 
 Only ``src/kernels/{__init__,base,smile,sghmc,sgld,warmup}.py`` (and what they import) of their tree are
@@ -50,8 +50,8 @@ imported.  Without jax/blackjax or the tree the script exits with a message (sta
 
 Usage::
 
-    python validation/crosscheck_authors.py --authors-src PATH [--out DIR] [--steps 1000] [--warmup 50] [--ablations]
-    python validation/crosscheck_authors.py --authors-src PATH --mile-full [--mile-warmup 50000] [--mile-seeds 8] \
+    python -m validation.crosscheck_authors --authors-src PATH [--out DIR] [--steps 1000] [--warmup 50] [--ablations]
+    python -m validation.crosscheck_authors --authors-src PATH --mile-full [--mile-warmup 50000] [--mile-seeds 8] \
         [--mile-problems gaussian mlp]
 
 ``--ablations`` also runs smile_ref with one of its defaults at a time (everything else as in
@@ -71,11 +71,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the MILE part, also when loaded by path
-import _crosscheck_mile as _mile  # noqa: E402
-
-from smile_ref.io import atomic_write_json, atomic_write_text  # noqa: E402
-from _crosscheck_mile import ReplayNormals  # noqa: E402,F401 (the replayed normals of every pairing)
+from smile_ref.io import atomic_write_json, atomic_write_text
+from validation import _crosscheck_mile as _mile
+from validation._authors_source import add_authors_source
+from validation._crosscheck_mile import ReplayNormals  # noqa: F401 (the replayed normals of every pairing)
 
 PAIRINGS = {  # name: (authors' class, smile_ref sampler, extra smile_ref options)
     "SMILE-naive": ("SMILE", "smile", {"tuner": None}),
@@ -287,7 +286,7 @@ def import_authors(authors_src: str):
     if len(jax.devices()) < N_CHAINS:
         raise MissingDependency(f"need {N_CHAINS} jax devices (pmap over chains); set XLA_FLAGS="
                                 f"--xla_force_host_platform_device_count={N_CHAINS} before importing jax")
-    sys.path.insert(0, os.path.abspath(authors_src))
+    add_authors_source(authors_src)
     import src.kernels.smile as smile_mod
 
     return smile_mod, jax

@@ -2,7 +2,7 @@
 
 Run with an environment that has ``jax`` and ``blackjax`` (the ``crosscheck`` extra)::
 
-    PYTHONPATH=. python validation/crosscheck_blackjax.py --out validation/results/blackjax
+    python -m validation.crosscheck_blackjax --out validation/results/blackjax
 
 Without jax/blackjax it prints a message and exits with code 0 (skipped).
 
@@ -35,8 +35,6 @@ import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _targets(d):
@@ -197,8 +195,7 @@ def main(argv=None):
     if not a.skip_stochastic:
         res["stochastic"] = stochastic(n_chains=a.chains, burn_in=a.burn_in, n_steps=a.sample_steps)
         print(_md(res["stochastic"]))
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from _crosscheck_sgmcmc import sgmcmc
+        from validation._crosscheck_sgmcmc import sgmcmc
 
         res["sgmcmc"] = sgmcmc()
         print(_md(res["sgmcmc"]))

@@ -2,11 +2,12 @@
 
 Subcommands (each one process, run by ``gpu_run.sh`` under its own ``timeout``)::
 
-    python validation/gpu_bench.py env     OUT/env.json    [--standin]
-    python validation/gpu_bench.py timing  OUT/timing.json --side {cupy,jax,numpy} [--standin] [--budget S]
-    python validation/gpu_bench.py summary OUT             [--total-budget S]
+    python -m validation.gpu_bench env     OUT/env.json    [--standin]
+    python -m validation.gpu_bench timing  OUT/timing.json --side {cupy,jax,numpy} [--standin] [--budget S]
+    python -m validation.gpu_bench summary OUT             [--total-budget S]
 
-``smile_ref`` must be importable (``gpu_run.sh`` puts the repository root on ``PYTHONPATH``).
+Run from the repository root, where ``validation`` and ``smile_ref`` import (``gpu_run.sh`` does, and puts the
+root on ``PYTHONPATH`` for the processes it starts).
 
 env
     GPU name, compute capability, memory, CUDA driver/runtime versions, CuPy, JAX (and its devices),

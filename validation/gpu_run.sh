@@ -90,7 +90,7 @@ stage_cmd() {
     local name=$1 t=$2
     local b=$((t - 5))  # a stage's own budget: its timeout less a margin for start-up and writing
     case $name in
-        env) echo "$PY validation/gpu_bench.py env $OUT/env.json $SI" ;;
+        env) echo "$PY -m validation.gpu_bench env $OUT/env.json $SI" ;;
         tests)
             if [ "$STANDIN" = "1" ]; then
                 # the stand-in runs the quick CPU tests of the fused kernels (the g++ check runs in CI)
@@ -103,14 +103,14 @@ stage_cmd() {
         agreement|analytical|uci)
             local extra=""
             [ "$STANDIN" = "1" ] && extra="--allow-cpu-standin --tiny"
-            echo "$PY validation/gpu_validate.py --parts $name --json $OUT/validate.json --budget $b $extra" ;;
-        timing_cupy) echo "$PY validation/gpu_bench.py timing $OUT/timing.json --side cupy --budget $b --env $OUT/env.json $SI" ;;
+            echo "$PY -m validation.gpu_validate --parts $name --json $OUT/validate.json --budget $b $extra" ;;
+        timing_cupy) echo "$PY -m validation.gpu_bench timing $OUT/timing.json --side cupy --budget $b --env $OUT/env.json $SI" ;;
         timing_jax)
             local cells=""
             [ "$STANDIN" = "1" ] && cells="--chains 1 --dims 10"  # JAX compiles per cell: one cell on CPU
-            echo "$PY validation/gpu_bench.py timing $OUT/timing.json --side jax --budget $b --env $OUT/env.json $SI $cells" ;;
-        timing_numpy) echo "env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY validation/gpu_bench.py timing $OUT/timing.json --side numpy --budget $b --cell-budget 0.15 --env $OUT/env.json $SI" ;;
-        summary) echo "$PY validation/gpu_bench.py summary $OUT --total-budget $TOTAL_BUDGET" ;;
+            echo "$PY -m validation.gpu_bench timing $OUT/timing.json --side jax --budget $b --env $OUT/env.json $SI $cells" ;;
+        timing_numpy) echo "env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY -m validation.gpu_bench timing $OUT/timing.json --side numpy --budget $b --cell-budget 0.15 --env $OUT/env.json $SI" ;;
+        summary) echo "$PY -m validation.gpu_bench summary $OUT --total-budget $TOTAL_BUDGET" ;;
     esac
 }
 

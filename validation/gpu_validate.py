@@ -29,9 +29,9 @@ Checks
 
 Usage::
 
-    python validation/gpu_validate.py --out validation/results/gpu          # needs CuPy + a GPU
-    python validation/gpu_validate.py --allow-cpu-standin --tiny             # array_api_strict device1
-    python validation/gpu_validate.py --parts agreement --json OUT/validate.json --budget 25
+    python -m validation.gpu_validate --out validation/results/gpu          # needs CuPy + a GPU
+    python -m validation.gpu_validate --allow-cpu-standin --tiny             # array_api_strict device1
+    python -m validation.gpu_validate --parts agreement --json OUT/validate.json --budget 25
 
 Without a GPU and without ``--allow-cpu-standin`` it prints why and exits with code 0.
 """
@@ -45,8 +45,6 @@ import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SAMPLERS = {"mclmc": {"burn_in": 20}, "smile": {"tuner": None}, "psmile": {"tuner": None}, "sgld": {}}
 #: per-sampler settings of the agreement runs (step size, options); samplers not listed use ``_DEFAULT``

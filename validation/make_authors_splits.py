@@ -23,7 +23,7 @@ needs (``path``, ``normalize``, ``task``, the split fractions, ``datapoint_limit
 
 Environment (the authors' pinned versions)::
 
-    /tmp/venv-authors/bin/python validation/make_authors_splits.py --authors-src /tmp/smile-authors
+    /tmp/venv-authors/bin/python -m validation.make_authors_splits --authors-src /tmp/smile-authors
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ import types
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from smile_ref.data.authors_splits import AUTHORS_SEEDS, SPLIT_NAMES, splits_digest
+from smile_ref.io import atomic_save_npz
+from validation._authors_source import add_authors_source
 
-from smile_ref.data.authors_splits import AUTHORS_SEEDS, SPLIT_NAMES, splits_digest  # noqa: E402
-from smile_ref.io import atomic_save_npz  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DATASETS = ("airfoil", "energy", "bikesharing")
 
@@ -81,7 +81,7 @@ def authors_splits(authors_src: str, datasets=DATASETS, seeds=AUTHORS_SEEDS) -> 
     import jax
 
     _stub_dataserious()
-    sys.path.insert(0, os.path.abspath(authors_src))
+    add_authors_source(authors_src)
     from src.config.data import DataConfig, DatasetType, Source, Task
     from src.dataset.base import Split
     from src.dataset.tabular import TabularLoader

@@ -35,8 +35,8 @@ favours it, and for at least one by more than 2 standard errors.
 
 Usage::
 
-    python validation/mile_ess_rules.py --out validation/results/mile_ess_rules [--seeds 0 1 2 3 4 5]
-    python validation/mile_ess_rules.py --quick --out /tmp/mile_ess_quick      # seconds (tests)
+    python -m validation.mile_ess_rules --out validation/results/mile_ess_rules [--seeds 0 1 2 3 4 5]
+    python -m validation.mile_ess_rules --quick --out /tmp/mile_ess_quick      # seconds (tests)
 """
 from __future__ import annotations
 
@@ -49,12 +49,10 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import smile_ref  # noqa: E402
-from smile_ref.diagnostics import ess  # noqa: E402
-from smile_ref.io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from smile_ref.tuners import mclmc_tuner  # noqa: E402
+import smile_ref
+from smile_ref.diagnostics import ess
+from smile_ref.io import atomic_write_json, atomic_write_text, read_json
+from smile_ref.tuners import mclmc_tuner
 
 RULES = ("split", "blackjax")
 TARGETS = ("icg", "funnel", "mlp")

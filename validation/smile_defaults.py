@@ -20,8 +20,8 @@ exact gradient, step size 1e-2; the airfoil MLP with mini-batches of 32 from sta
 
 Usage::
 
-    python validation/smile_defaults.py --out validation/results/smile_defaults [--quick] [--only default]
-    python validation/smile_defaults.py --spiral-plot docs/results/smile-gamma-spiral.png
+    python -m validation.smile_defaults --out validation/results/smile_defaults [--quick] [--only default]
+    python -m validation.smile_defaults --spiral-plot docs/results/smile-gamma-spiral.png
 """
 from __future__ import annotations
 

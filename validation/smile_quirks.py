@@ -12,7 +12,7 @@ full-batch MCLMC reference (in posterior standard deviations), and the cost.
 
 Usage::
 
-    python validation/smile_quirks.py --out validation/results/smile_quirks [--quick]
+    python -m validation.smile_quirks --out validation/results/smile_quirks [--quick]
 """
 from __future__ import annotations
 

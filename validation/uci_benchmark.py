@@ -15,9 +15,9 @@ SMILE, pSMILE, SGLD, SGHMC and full-batch MCLMC = MILE from the same members) an
 Per-member draws, checkpoints and pre-trainings live under ``--out/<data set>/seed<k>/``; a re-run
 with the same arguments resumes (finished members are skipped).  Examples::
 
-    python validation/uci_benchmark.py --quick                      # ~ minutes on 2 cores
-    python validation/uci_benchmark.py --budget paper --datasets airfoil energy --seeds 0 1 2
-    python validation/uci_benchmark.py --quick --executor process --workers 2
+    python -m validation.uci_benchmark --quick                      # ~ minutes on 2 cores
+    python -m validation.uci_benchmark --budget paper --datasets airfoil energy --seeds 0 1 2
+    python -m validation.uci_benchmark --quick --executor process --workers 2
 
 ``--protocol authors`` runs the SMILE authors' UCI protocol instead
 (:mod:`smile_ref.ensembles.authors_protocol`: their splits for seeds 1-3, all-rows standardisation, full test
@@ -25,7 +25,7 @@ batches of 256, deep ensemble pre-trained with sigma = 1, naive fixed-step SMILE
 step-wise and/or epoch-wise, adaptive SGHMC, the deep ensemble's member spread as its scale) and writes one
 row per (data set, seed, method, schedule, eps) cell to ``results.json`` and ``table.md``::
 
-    python validation/uci_benchmark.py --protocol authors --datasets airfoil energy --seeds 1 \
+    python -m validation.uci_benchmark --protocol authors --datasets airfoil energy --seeds 1 \
         --methods de smile psmile sghmc_adaptive --modes step --eps 1e-2 1e-3 1e-4 --out runs/uci_authors
 
 ``--n-warmup``, ``--n-samples`` and ``--thinning`` override the budget's counts (a reduced budget: the
@@ -35,16 +35,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from smile_ref.ensembles import EnsembleConfig  # noqa: E402
-from smile_ref.ensembles.store import atomic_write_json  # noqa: E402
-from smile_ref.io import atomic_write_text  # noqa: E402
-from smile_ref.verification.uci import ALL_METHODS, METHODS, markdown_table, plot_cost, plot_intervals, run_uci, summarise  # noqa: E402
+from smile_ref.ensembles import EnsembleConfig
+from smile_ref.ensembles.store import atomic_write_json
+from smile_ref.io import atomic_write_text
+from smile_ref.verification.uci import ALL_METHODS, METHODS, markdown_table, plot_cost, plot_intervals, run_uci, summarise
 
 
 def _int_at_least(lo, what):

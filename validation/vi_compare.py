@@ -20,7 +20,7 @@ KL is within 10 % (or 0.01) of the final KL; "—" when the final KL is not fini
 recorded one, or when every iteration was skipped).  The diagonal score_vi mean iteration converges iff ``2D + beta I - P`` is positive definite
 (docs/derivations/score-vi.md): ``lambda_max(P - 2D)`` is 66 for gauss and about 40 for logreg.
 
-Run: ``python validation/vi_compare.py --out results/vi_compare [--quick]``; writes ``table.md``,
+Run: ``python -m validation.vi_compare --out results/vi_compare [--quick]``; writes ``table.md``,
 ``results.json`` and ``kl_curves.png``.
 """
 from __future__ import annotations
@@ -30,19 +30,16 @@ import importlib.util
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from smile_ref import fit_vi, run_chains  # noqa: E402
-from smile_ref.backend import to_numpy  # noqa: E402
-from smile_ref.diagnostics import gaussian_kl  # noqa: E402
-from smile_ref.gradients import MiniBatch  # noqa: E402
-from smile_ref.targets import LogisticRegression  # noqa: E402
-from smile_ref.targets.gaussian import ill_conditioned_gaussian  # noqa: E402
+from smile_ref import fit_vi, run_chains
+from smile_ref.backend import to_numpy
+from smile_ref.diagnostics import gaussian_kl
+from smile_ref.gradients import MiniBatch
+from smile_ref.targets import LogisticRegression
+from smile_ref.targets.gaussian import ill_conditioned_gaussian
 
 
 def breast_cancer():
