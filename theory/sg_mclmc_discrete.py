@@ -97,7 +97,14 @@ def _step(x, u, xi, prec, eps):
     return x2, u2
 
 
-def _solve(St, S, eps, N, K, k2, n_y, n_th, n_xi, chunk_mb):
+def _solve(St, S, eps, N, K, k2, n_y, n_th, n_xi, chunk_mb, fold=True):
+    """Galerkin solve of the module doc.
+
+    ``fold``: the integrand ``psi_k (P psi_j - psi_j)`` of two even functions is invariant under
+    ``(y, θ, xi) -> (-y, θ + π, -xi)`` and the quadrature sets are symmetric under it when ``n_th`` is
+    even, so only the nodes with ``y1 >= 0`` are evaluated (weight 2 for ``y1 > 0``); the result equals
+    the unfolded sum to rounding.  Only the even test functions are contracted.
+    """
     k = math.sqrt(k2)
     W = np.linalg.cholesky(St)
     Wi = np.linalg.inv(W)
@@ -113,15 +120,23 @@ def _solve(St, S, eps, N, K, k2, n_y, n_th, n_xi, chunk_mb):
     xi = eta @ L.T  # (R, 2)
     R = xi.shape[0]
     th = 2 * np.pi * np.arange(n_th) / n_th
-    Y1, Y2, TH = np.meshgrid(gy, gy, th, indexing="ij")
+    fold = fold and n_th % 2 == 0
+    i1 = np.flatnonzero(gy >= -1e-14 * max(1.0, float(gy.max()))) if fold else np.arange(n_y)
+    gy1 = gy[i1]
+    wy1 = wy[i1] * (np.where(np.abs(gy1) <= 1e-14 * max(1.0, float(gy.max())), 1.0, 2.0) if fold else 1.0)
+    Y1, Y2, TH = np.meshgrid(gy1, gy, th, indexing="ij")
     yq = np.stack([Y1.ravel(), Y2.ravel()], -1)
     uq = np.stack([np.cos(TH.ravel()), np.sin(TH.ravel())], -1)
     xq = k * yq @ W.T
     nq = yq.shape[0]
     nh, nf = N + 1, 2 * K + 1
+    A_, B_, M_ = np.meshgrid(np.arange(nh), np.arange(nh), np.arange(nf), indexing="ij")
+    jm = (M_ + 1) // 2  # Fourier degree of F_m
+    even = ((A_ + B_ + jm) % 2 == 0).ravel()
+    idx = np.flatnonzero(even)
     per_q = R * (nh * nf + 3 * nh + nf + 12) * 8
     qc = max(1, int(chunk_mb * 2**20 // per_q))
-    D = np.empty((nq, nh, nh, nf))
+    D = np.empty((nq, idx.size))
     for a in range(0, nq, qc):
         b = min(nq, a + qc)
         m = b - a
@@ -134,19 +149,16 @@ def _solve(St, S, eps, N, K, k2, n_y, n_th, n_xi, chunk_mb):
         G = np.matmul(H1.transpose(0, 2, 1), H2F).reshape(m, nh, nh, nf)  # E_xi psi_j(z')
         P0 = (_hermite(yq[a:b, 0], N)[:, :, None, None] * _hermite(yq[a:b, 1], N)[:, None, :, None]
               * _fourier(uq[a:b, 0], uq[a:b, 1], K)[:, None, None, :])
-        D[a:b] = G - P0
-    D = D.reshape(n_y, n_y, n_th, -1)
-    Hy = _hermite(gy, N) * wy[:, None]  # (n_y, nh): weighted test values
+        D[a:b] = (G - P0).reshape(m, -1)[:, idx]
+    D = D.reshape(gy1.size, n_y, n_th, -1)
+    Hy1 = _hermite(gy1, N) * wy1[:, None]  # (n_y1, nh): weighted test values, first axis (folded)
+    Hy = _hermite(gy, N) * wy[:, None]  # (n_y, nh)
     Ft = _fourier(np.cos(th), np.sin(th), K) / n_th  # (n_th, nf)
-    T = np.tensordot(Hy, D, axes=([0], [0]))  # (a', i2, l, j)
+    T = np.tensordot(Hy1, D, axes=([0], [0]))  # (a', i2, l, j)
     T = np.tensordot(Hy, T, axes=([0], [1]))  # (b', a', l, j)
     T = np.tensordot(Ft, T, axes=([0], [2]))  # (m', b', a', j)
-    T = T.transpose(2, 1, 0, 3).reshape(nh * nh * nf, -1)  # T[k, j]
-    A_, B_, M_ = np.meshgrid(np.arange(nh), np.arange(nh), np.arange(nf), indexing="ij")
-    jm = (M_ + 1) // 2  # Fourier degree of F_m
-    even = ((A_ + B_ + jm) % 2 == 0).ravel()
-    idx = np.flatnonzero(even)
-    Ts = T[np.ix_(idx, idx)]
+    T = T.transpose(2, 1, 0, 3).reshape(nh * nh * nf, -1)  # T[k, j], j over the even functions
+    Ts = T[idx]
     A = Ts.T.copy()  # rows: test functions j, columns: coefficients k
     A[0, :] = 0.0
     A[0, 0] = 1.0  # index 0 is (0, 0, 0): c_0 = 1
