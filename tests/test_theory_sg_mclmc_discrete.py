@@ -74,8 +74,8 @@ def test_bad_input():
         md.discrete_second_moments_2d(S, S, 0.1, n_hermite=3, n_fourier=2, return_error=True)
     with pytest.raises(ValueError, match="time must be"):
         mb.predicted_second_moments(S, S, 0.1, time="discret")
-    with pytest.raises(ValueError, match="isotropic noise_cov only"):
-        mb.predicted_second_moments(np.eye(3), np.diag([1.0, 2.0, 3.0]), 0.1, time="discrete")
+    with pytest.raises(ValueError, match="d <= 4"):
+        mb.predicted_second_moments(np.eye(5), np.diag([1.0, 2.0, 3.0, 4.0, 5.0]), 0.1, time="discrete")
     with pytest.raises(TypeError, match="unexpected keyword"):
         mb.predicted_second_moments(np.eye(3), np.eye(3), 0.1, time="discrete", n_hermite=4)
     with pytest.raises(ValueError, match="regime"):
