@@ -41,7 +41,8 @@ are folded by the basis symmetry.  Cost grows like ``(n_y/2)^d × (sphere nodes)
 
 Result for isotropic noise ``Q = q I``: ``C_1 = 0.142605... (d - 1) q Σ_t`` exactly in every basis,
 d = 2, 3, 4 (``ISOTROPIC_DISCRETE_COEF``).  For anisotropic noise ``C_1`` converges slowly in the
-position degree (docs page ``sg-mclmc-discrete-time.md``).
+position degree with the reference ``N(0, 1.2 Σ_t)`` and far faster with ``ref_cov`` = the continuous
+prediction and ``ref_scale = 1`` (docs page ``sg-mclmc-discrete-time.md``).
 """
 from __future__ import annotations
 
