@@ -52,7 +52,7 @@ import numpy as np
 from scipy.special import roots_jacobi
 
 from .sg_mclmc import B1_MCLACHLAN, _check_cov, _check_pos
-from .sg_mclmc_galerkin_basis import _Moments, galerkin_basis
+from .sg_mclmc_galerkin_basis import galerkin_basis
 from .sg_mclmc_galerkin_sparse import _fact, sparse_assembly
 
 __all__ = ["discrete_correction", "sphere_rule", "ISOTROPIC_DISCRETE_COEF", "ISOTROPIC_KICK_WARN"]
