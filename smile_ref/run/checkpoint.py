@@ -3,7 +3,9 @@
 A checkpoint is one ``.npz`` file (loaded with ``allow_pickle=False``) holding
 
 * every array leaf of the sampler state (nested ``NamedTuple``/``dict``/tuple),
-  flattened to ``state/<path>`` keys, plus Python scalars as 0-d arrays;
+  flattened to ``state/<path>`` keys, plus Python scalars as 0-d arrays; fields a
+  ``NamedTuple`` lists in its class attribute ``_transient`` (caches the sampler
+  recomputes bit-identically when they are ``None``) are not stored and restore as ``None``;
 * the host buffers recorded so far (``samples``, ``info/<key>``);
 * a JSON document ``meta`` (configuration, identity digests, step counter, RNG
   state), stored as a 0-d unicode array;
@@ -51,8 +53,10 @@ def flatten_state(obj: Any, prefix: str = "state") -> dict[str, np.ndarray]:
         if _is_array(o):
             out[path] = np.asarray(to_numpy(o))
         elif isinstance(o, tuple) and hasattr(o, "_fields"):
+            transient = getattr(type(o), "_transient", ())  # caches recomputed bit-identically: not stored
             for f in o._fields:
-                walk(getattr(o, f), f"{path}/{f}")
+                if f not in transient:
+                    walk(getattr(o, f), f"{path}/{f}")
         elif isinstance(o, dict):
             for k in sorted(o):
                 walk(o[k], f"{path}/{k}")
@@ -88,7 +92,8 @@ def unflatten_state(template: Any, flat: dict, prefix: str = "state") -> Any:
             xp = array_namespace(t)
             return xp.asarray(np.ascontiguousarray(v), dtype=t.dtype, device=device_of(t))
         if isinstance(t, tuple) and hasattr(t, "_fields"):
-            return type(t)(*[build(getattr(t, f), f"{path}/{f}") for f in t._fields])
+            transient = getattr(type(t), "_transient", ())
+            return type(t)(*[None if f in transient else build(getattr(t, f), f"{path}/{f}") for f in t._fields])
         if isinstance(t, dict):
             return {k: build(t[k], f"{path}/{k}") for k in t}
         if isinstance(t, (tuple, list)):

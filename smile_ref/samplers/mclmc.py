@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..gradients.base import evaluator_of
-from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked
+from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
@@ -50,6 +50,9 @@ class MCLMCState(NamedTuple):
     integrator: IntegratorState
     adaptation: AdaptationState  # step size, L, diagonal preconditioner, tuner state, the warm-up clock
     grad_state: dict
+    direction: Any = None  # the last B's e = S g/|S g| and |S g|, reused by the next step's first B (a cache)
+
+    _transient = ("direction",)  # not checkpointed: recomputed bit-identically when None
 
     @property
     def position(self):
@@ -216,8 +219,8 @@ class MCLMC(IsokineticKernel):
             mid.append(~xp.all(xp.isfinite(g), axis=-1))
             return lp, g
 
-        new, dK = isokinetic_step_unchecked(
-            xp, old._replace(momentum=u), p.step_size, evaluate, self.coefficients, p.sqrt_diag,
+        new, dK, direction = isokinetic_step_carry(
+            xp, old._replace(momentum=u), p.step_size, evaluate, self.coefficients, p.sqrt_diag, state.direction,
         )
         dE = dK - (new.logdensity - old.logdensity)
         nonfinite, bad = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE,
@@ -254,7 +257,8 @@ class MCLMC(IsokineticKernel):
             nonfinite=nonfinite,
             logdensity=integ.logdensity,
         )
-        return MCLMCState(integ, state.adaptation, gstate), info, AdaptationInput(dE_tune, integ.position, bad)
+        return (MCLMCState(integ, state.adaptation, gstate, direction), info,
+                AdaptationInput(dE_tune, integ.position, bad))
 
 
 # MILE's warm-up (the SMILE authors' src/kernels/warmup.py, BlackJAX 1.2.2 underneath): the tuner settings of

@@ -94,7 +94,7 @@ from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from ..gradients.base import evaluator_of
-from ..integrators.isokinetic import IntegratorState, isokinetic_step_unchecked, isokinetic_step
+from ..integrators.isokinetic import IntegratorState, isokinetic_step, isokinetic_step_carry
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
 from ..tuners.base import Tuner, TuningParams, identity
@@ -117,6 +117,9 @@ class SMILEState(NamedTuple):
     grad_sqrt_diag: Any = None  # first_b_preconditioner="previous": the S the stored gradient was scaled by
     sampling_started: bool = False  # warmup_boundary_reset: the boundary reset has been applied
     backoff: Any = None  # (n,) factor on the integrator's step size: halved after each non-finite step
+    direction: Any = None  # the last B's e = S g/|S g| and |S g|, reused by the next step's first B (a cache)
+
+    _transient = ("direction",)  # not checkpointed: recomputed bit-identically when None
 
     @property
     def position(self):
@@ -388,13 +391,14 @@ class SMILE(IsokineticKernel):
         eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
         if self.dense:
             new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
+            direction = None
         else:
             sqrt_diag = self.adaptation.sqrt_diag(state.adaptation)
             start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK = isokinetic_step_unchecked(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
-                                                self.coefficients, sqrt_diag)
+            new, dK, direction = isokinetic_step_carry(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
+                                                       self.coefficients, sqrt_diag, state.direction)
         # the log-density at the old position on the same batch: the gradient of that evaluation is unused
         lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
@@ -453,7 +457,7 @@ class SMILE(IsokineticKernel):
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
             gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag) if any_reset else sqrt_diag
-        return SMILEState(integ, state.adaptation, gstate, gsd, started, backoff), info, report
+        return SMILEState(integ, state.adaptation, gstate, gsd, started, backoff, direction), info, report
 
 
 def _config(name: str, preset, config, options: dict) -> SMILEConfig:
