@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from ..tuners.base import Tuner, TuneInput, TuningParams
 
-__all__ = ["AdaptationState", "AdaptationInput", "Adaptation"]
+__all__ = ["AdaptationState", "AdaptationInput", "Adaptation", "adaptation_view"]
 
 
 class AdaptationState(NamedTuple):
@@ -44,6 +44,13 @@ class AdaptationState(NamedTuple):
     tuner_state: Any
     precond_state: Any = None
     warmup_step: int = 0
+
+
+def adaptation_view(field: str) -> property:
+    """A read-only property ``state.<field>`` reading ``state.adaptation.<field>`` (for sampler states that
+    hold an :class:`AdaptationState`, so that ``state.params`` & co. read as before)."""
+    return property(lambda self: getattr(self.adaptation, field),
+                    doc=f"``adaptation.{field}`` (:class:`AdaptationState`).")
 
 
 class AdaptationInput(NamedTuple):

@@ -36,7 +36,7 @@ from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
-from .adaptation import Adaptation, AdaptationInput, AdaptationState
+from .adaptation import Adaptation, AdaptationInput, AdaptationState, adaptation_view
 from .base import IsokineticKernel, register
 from .info import IsokineticInfo
 from ..backend import host_checks_cheap
@@ -59,18 +59,10 @@ class MCLMCState(NamedTuple):
         """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
         return self.integrator.position
 
-    @property
-    def params(self) -> TuningParams:
-        """Step size, L and diagonal preconditioner of the next step (``adaptation.params``)."""
-        return self.adaptation.params
-
-    @property
-    def tuner_state(self):
-        return self.adaptation.tuner_state
-
-    @property
-    def warmup_step(self) -> int:
-        return self.adaptation.warmup_step
+    # read through to the adaptation state: step size, L and M^{-1/2} of the next step, ...
+    params = adaptation_view("params")
+    tuner_state = adaptation_view("tuner_state")
+    warmup_step = adaptation_view("warmup_step")
 
 
 def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:

@@ -100,7 +100,7 @@ from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, nois
 from ..tuners.base import Tuner, TuningParams, identity
 from ..tuners.energy_error import energy_error_tuner
 from ..tuners.mclmc import mclmc_tuner
-from .adaptation import Adaptation, AdaptationInput, AdaptationState
+from .adaptation import Adaptation, AdaptationInput, AdaptationState, adaptation_view
 from .base import IsokineticKernel, register
 from .smile_config import AUTHORS_PRESETS, DEFAULT_TUNER, SMILEConfig, apply_preset
 from .info import IsokineticInfo
@@ -126,22 +126,11 @@ class SMILEState(NamedTuple):
         """``(n, d)`` positions of the chains (the integrator state's), as every sampler state has."""
         return self.integrator.position
 
-    @property
-    def params(self) -> TuningParams:
-        """The step size and L of the next step (``adaptation.params``)."""
-        return self.adaptation.params
-
-    @property
-    def tuner_state(self):
-        return self.adaptation.tuner_state
-
-    @property
-    def precond_state(self):
-        return self.adaptation.precond_state
-
-    @property
-    def warmup_step(self) -> int:
-        return self.adaptation.warmup_step
+    # read through to the adaptation state: step size, L (MCLMC: and M^{-1/2}) of the next step, ...
+    params = adaptation_view("params")
+    tuner_state = adaptation_view("tuner_state")
+    precond_state = adaptation_view("precond_state")
+    warmup_step = adaptation_view("warmup_step")
 
 
 class SMILE(IsokineticKernel):
