@@ -181,7 +181,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         T.wrap(mm, "refresh_with_nu", "O: partial refresh")
     else:
         T.wrap(st.kernel, "_evaluate", "_evaluate (gradient + NaN/clip)")
-    T.wrap(mod, "isokinetic_step_unchecked", "isokinetic_step (total)")
+    T.wrap(mod, "isokinetic_step_carry", "isokinetic_step (total)")
     st.kernel._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
     T.wrap(iso, "_esh_core", "B: ESH velocity update")
     T.wrap(iso, "_position_core", "A: position update")
