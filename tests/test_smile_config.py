@@ -68,3 +68,21 @@ def test_bad_config_arguments_are_named():
         smile_ref.run_chains("smile", T, config=SMILEConfig(energy_error="bogus"), **KW)
     with pytest.raises(TypeError, match="preconditioned"):
         SMILEConfig.authors(preconditioned="yes")
+
+
+def test_overrides_drop_the_options_of_what_they_replace_as_the_preset_does():
+    """``config=SMILEConfig.authors()`` with ``tuner="mclmc"`` must build what ``preset="authors"`` with it builds
+    (the Gamma tuner's options would be invalid for the Var[dE]/d tuner); same for ``preconditioner="dense"``."""
+    over = dict(tuner="mclmc", energy_error="same_batch")
+    a = SMILEConfig.authors().with_options(**over)
+    b = SMILEConfig.from_options(apply_preset("smile", "authors", over))
+    assert a.as_options() == b.as_options() and a.tuner_options is None
+    r1 = smile_ref.run_chains("smile", T, preset="authors", **over, **KW)
+    r2 = smile_ref.run_chains("smile", T, config=SMILEConfig.authors(), **over, **KW)
+    assert np.array_equal(r1.samples, r2.samples)
+    dense = SMILEConfig.authors(preconditioned=True).with_options(preconditioner="dense")
+    ref = SMILEConfig.from_options(apply_preset("psmile", "authors", {"preconditioner": "dense"}))
+    assert dense.as_options() == ref.as_options() and dense.first_b_preconditioner == "current"
+    # given explicitly, they are kept
+    kept = SMILEConfig.authors().with_options(tuner="energy_error", tuner_options={"reset_prob": 0.9})
+    assert kept.tuner_options["reset_prob"] == 0.9 and kept.tuner_options["alpha"] == 0.05

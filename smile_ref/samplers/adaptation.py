@@ -4,7 +4,7 @@ One SMILE / MCLMC step is, top to bottom,
 
 1. ``S = adaptation.sqrt_diag(a)``, ``params = a.params`` (step size, L): what the kernel integrates with;
 2. the kernel's transition at fixed ``(params, S)`` (:meth:`smile_ref.samplers.smile.SMILE.step`,
-   :meth:`smile_ref.samplers.mclmc.MCLMC.step`): refresh, ``isokinetic_step_unchecked``
+   :meth:`smile_ref.samplers.mclmc.MCLMC.step`): refresh, ``isokinetic_step_carry``
    (:mod:`smile_ref.integrators.isokinetic`), energy error ``dE``, guardrails
    (:mod:`smile_ref.samplers.guardrails`; the tuner's own reset rule is read through
    :meth:`Adaptation.reset_mask`);

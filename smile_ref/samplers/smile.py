@@ -61,7 +61,7 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
 
 Code layout: ``run_chains`` calls :meth:`SMILE.step`, which is :meth:`SMILE.transition` (steps 1-5 at the
 step size, ``L`` and ``S`` of ``state.adaptation``; the integrator is
-:func:`~smile_ref.integrators.isokinetic.isokinetic_step_unchecked` and its ESH velocity update) followed by
+:func:`~smile_ref.integrators.isokinetic.isokinetic_step_carry` and its ESH velocity update) followed by
 :meth:`~smile_ref.samplers.adaptation.Adaptation.update` (steps 6-7 and the warm-up clock).
 
 Why the default is not the authors' Gamma tuner: with the same-batch energy error its fitted
@@ -109,6 +109,7 @@ from .guardrails import (any_chain, check_initial_finite, default_max_energy_err
 
 __all__ = ["SMILEState", "SMILE", "build_smile", "build_psmile", "SMILEConfig", "DEFAULT_TUNER", "AUTHORS_PRESETS",
            "apply_preset"]
+
 
 class SMILEState(NamedTuple):
     integrator: IntegratorState

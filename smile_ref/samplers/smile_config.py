@@ -192,13 +192,23 @@ class SMILEConfig:
         return cls(**options)
 
     def with_options(self, **options) -> "SMILEConfig":
-        """A copy with ``options`` applied; ``tuner_options`` and ``preconditioner_options`` merge key by key."""
+        """A copy with ``options`` applied; ``tuner_options`` and ``preconditioner_options`` merge key by key.
+
+        Options that belong to another one follow it, as in :func:`apply_preset`: a new ``tuner`` drops
+        this config's ``tuner_options``, a new ``preconditioner`` its ``preconditioner_options`` and
+        ``first_b_preconditioner``, unless those are given too.
+        """
         options = dict(options)
+        dependent = {"tuner": ("tuner_options",), "preconditioner": ("preconditioner_options", "first_b_preconditioner")}
+        base = self
+        for key, followers in dependent.items():
+            if key in options and options[key] != getattr(self, key):
+                base = dataclasses.replace(base, **{f: getattr(SMILEConfig, f) for f in followers if f not in options})
         for key in _DICT_OPTIONS:
-            mine = getattr(self, key)
+            mine = getattr(base, key)
             if mine is not None and options.get(key) is not None:
                 options[key] = {**dict(mine), **dict(options[key])}
-        return self.from_options({**self.as_options(), **options})
+        return base.from_options({**base.as_options(), **options})
 
     def as_options(self) -> dict:
         """The fields as a ``dict`` of keyword options (dict-valued fields copied)."""
