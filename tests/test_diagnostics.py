@@ -37,6 +37,7 @@ from smile_ref.diagnostics import (
     z_critical,
     z_tolerance,
 )
+from smile_ref.chainstats import rhat_and_ess
 from smile_ref.chainstats._rank import average_ranks, ndtri
 from smile_ref.theory import batch_means as bm_theory
 from smile_ref.theory import bias_metric_noise as b2_theory
@@ -86,6 +87,17 @@ def test_ess_rhat_ties_nan_constant_match_arviz():
     np.testing.assert_allclose(ess(x), _arviz(x, "ess", method="bulk"), rtol=1e-9)
     np.testing.assert_allclose(ess(x, "basic"), _arviz(x, "ess", method="mean"), rtol=1e-9)
     assert np.isnan(rhat(x)[1])
+
+
+def test_rhat_and_ess_equal_the_separate_functions():
+    """The shared ranking of rhat_and_ess gives rhat and bulk ESS bit for bit (ties, NaN, constant rows)."""
+    x = np.round(ar1(np.random.default_rng(5), 3, 200, 4, 0.5), 1)
+    x[:, :, 0] = 2.0
+    x[1, 7, 2] = np.nan
+    r, e = rhat_and_ess(x)
+    np.testing.assert_array_equal(r, rhat(x))
+    np.testing.assert_array_equal(e, ess(x, "bulk"))
+    assert np.isnan(r[2]) and np.isnan(e[2]) and e[0] == 3 * 200
 
 
 def test_autocorrelation_matches_arviz_and_definition():
@@ -298,6 +310,8 @@ def test_backend_matrix(backend):
         ("ess bulk", ess(x, "bulk"), ess(x_host, "bulk"), (d,)),
         ("ess basic", ess(x, "basic"), ess(x_host, "basic"), (d,)),
         ("rhat", rhat(x), rhat(x_host), (d,)),
+        ("rhat shared", rhat_and_ess(x)[0], rhat(x_host), (d,)),
+        ("ess shared", rhat_and_ess(x)[1], ess(x_host, "bulk"), (d,)),
         ("autocorr", autocorrelation(x, axis=1), autocorrelation(x_host, axis=1), (3, 120, d)),
         ("bm mean", batch_means_se(x)[0], batch_means_se(x_host)[0], (d,)),
         ("bm se", batch_means_se(x)[1], batch_means_se(x_host)[1], (d,)),

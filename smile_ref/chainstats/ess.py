@@ -37,7 +37,7 @@ from ..backend import array_namespace, device_of
 from ..backend.validate import check_choice, check_positive_int
 from ._rank import median_last, z_scale
 
-__all__ = ["ess", "rhat", "autocorrelation", "autocovariance", "batch_means_se", "mean_and_se"]
+__all__ = ["ess", "rhat", "rhat_and_ess", "autocorrelation", "autocovariance", "batch_means_se", "mean_and_se"]
 
 
 def _check_samples(samples, name="samples", min_draws=4):
@@ -233,6 +233,18 @@ def _rhat_core(y):
     return xp.sqrt((between / within + n - 1.0) / n)
 
 
+def _rhat_from_split(y):
+    """:func:`rhat` of split chains ``y`` (d, C, n) whose NaN rows are zeroed, with the rank-normalised
+    ``y`` (for :func:`ess`'s ``"bulk"`` method) as a second output."""
+    xp = array_namespace(y)
+    d, c, n = y.shape
+    flat = xp.reshape(y, (d, c * n))
+    folded = xp.reshape(xp.abs(flat - median_last(flat)), (d, c, n))
+    z = _zscale_chains(y)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant coordinate gives NaN
+        return xp.maximum(_rhat_core(z), _rhat_core(_zscale_chains(folded))), z
+
+
 def rhat(samples):
     """Rank-normalised split-R-hat of each coordinate (Vehtari et al. 2021, Sec. 4.2).
 
@@ -253,13 +265,32 @@ def rhat(samples):
     xp = _check_samples(samples)
     y = _split(xp.permute_dims(samples, (2, 0, 1)))
     bad = _nan_rows(y)
-    y = xp.where(bad[:, None, None], xp.zeros_like(y), y)
-    d, c, n = y.shape
-    flat = xp.reshape(y, (d, c * n))
-    folded = xp.reshape(xp.abs(flat - median_last(flat)), (d, c, n))
-    with np.errstate(invalid="ignore", divide="ignore"):  # a constant coordinate gives NaN
-        out = xp.maximum(_rhat_core(_zscale_chains(y)), _rhat_core(_zscale_chains(folded)))
+    out, _ = _rhat_from_split(xp.where(bad[:, None, None], xp.zeros_like(y), y))
     return xp.where(bad, xp.asarray(math.nan, dtype=out.dtype, device=device_of(out)), out)
+
+
+def rhat_and_ess(samples):
+    """``(rhat(samples), ess(samples, method="bulk"))`` with one rank normalisation shared between them.
+
+    Both statistics rank-normalise the same split chains; computing them together saves one of the
+    three rankings.  The values are those of the two functions called separately, bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(4, 200, 2))
+    >>> r, e = rhat_and_ess(x)
+    >>> bool(np.array_equal(r, rhat(x)) and np.array_equal(e, ess(x)))
+    True
+    """
+    xp = _check_samples(samples)
+    y = _split(xp.permute_dims(samples, (2, 0, 1)))
+    bad = _nan_rows(y)
+    r, z = _rhat_from_split(xp.where(bad[:, None, None], xp.zeros_like(y), y))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = _ess_core(z)
+    nan = xp.asarray(math.nan, dtype=r.dtype, device=device_of(r))
+    return xp.where(bad, nan, r), xp.where(bad, nan, e)
 
 
 def _default_n_batches(n_chains: int, n_draws: int) -> int:

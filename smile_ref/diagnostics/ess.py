@@ -9,6 +9,6 @@ Examples
 >>> bool(np.all(ess(x) > 3000))
 True
 """
-from ..chainstats.ess import autocorrelation, autocovariance, batch_means_se, ess, mean_and_se, rhat
+from ..chainstats.ess import autocorrelation, autocovariance, batch_means_se, ess, mean_and_se, rhat, rhat_and_ess
 
-__all__ = ["ess", "rhat", "autocorrelation", "autocovariance", "batch_means_se", "mean_and_se"]
+__all__ = ["ess", "rhat", "rhat_and_ess", "autocorrelation", "autocovariance", "batch_means_se", "mean_and_se"]

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..chainstats.ess import ess, rhat
+from ..chainstats.ess import rhat_and_ess
 
 __all__ = ["RunHealth", "run_health", "health_from_stats", "MAX_REJECTION_FRACTION", "MIN_REJECTED", "STEP_SIZE_FLOOR", "COLLAPSE_FACTOR",
            "FROZEN_MIN_DRAWS", "MAX_ENERGY_VAR_PER_DIM", "SPIKE_ENERGY_VAR_PER_DIM", "MAX_SPIKE_FRACTION",
@@ -236,7 +236,7 @@ def _rhat_ess(samples: np.ndarray, all_finite: bool):
     cols = np.unique(np.linspace(0, d - 1, k).round().astype(np.int64))
     sub = np.ascontiguousarray(samples[:n_use, :, cols], dtype=np.float64)
     with np.errstate(all="ignore"):
-        r, e = np.asarray(rhat(sub)), np.asarray(ess(sub, method="bulk"))
+        r, e = (np.asarray(a) for a in rhat_and_ess(sub))
     r, e = r[np.isfinite(r)], e[np.isfinite(e)]
     return (float(r.max()) if r.size else None), (float(e.min()) if e.size else None)
 
