@@ -94,7 +94,8 @@ from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from ..gradients.base import evaluator_of
-from ..integrators.isokinetic import IntegratorState, isokinetic_step, isokinetic_step_carry
+from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
+from ..integrators.metric import DenseMetric
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
 from ..tuners.base import Tuner, TuningParams, identity
@@ -310,23 +311,6 @@ class SMILE(IsokineticKernel):
             acc.append((xp.any(~xp.isfinite(g), axis=-1), xp.all(nan, axis=-1)))
         return lp, xp.clip(xp.where(nan, 0.0, g), -self.clip, self.clip)
 
-    def _dense_step(self, old, step_size, batch, pstate, acc=None):
-        """Isokinetic step in ``z = S^{-1} x`` (S symmetric, fixed within the step): MCLMC on
-        ``p_z(z) ∝ p(S z)`` with score ``S g``; positions and gradients are mapped back to ``x``."""
-        S, S_inv = self.precond.matrices(pstate)
-
-        def mv(v, M):  # rows of v times the symmetric M, per chain
-            return (v[:, None, :] @ M)[:, 0, :]
-
-        def f_z(z):
-            lp, g = self._evaluate(mv(z, S), batch, acc)
-            return lp, mv(g, S)
-
-        zs = IntegratorState(mv(old.position, S_inv), old.momentum, old.logdensity, mv(old.logdensity_grad, S))
-        new, dK = isokinetic_step(zs, step_size, f_z, self.coefficients, None)
-        return IntegratorState(mv(new.position, S), new.momentum, new.logdensity,
-                               mv(new.logdensity_grad, S_inv)), dK
-
     def sqrt_diag(self, state):
         """The diagonal preconditioner ``S`` of the next step: pSMILE's ``diag(1/sigma_tilde)``, else ``None``
         (also for the dense preconditioner, whose ``S`` is a matrix)."""
@@ -379,16 +363,17 @@ class SMILE(IsokineticKernel):
         acc: list = []  # per evaluation (entries non-finite or replaced, whole row NaN): see _evaluate
         fin: list = []  # reject, eager namespaces: one True per evaluation known to be all-finite
         eps = p.step_size * state.backoff  # backoff = 1 except right after a non-finite step (exact: x * 1.0 = x)
-        if self.dense:
-            new, dK = self._dense_step(old._replace(momentum=u), eps, batch, state.precond_state, acc)
-            direction = None
+        start = old._replace(momentum=u)
+        f = lambda x: self._evaluate(x, batch, acc, fin)  # noqa: E731
+        if self.dense:  # S = c C^{-1/2} (symmetric), fixed within the step: A is x + tau S u, B the ESH update on S g
+            sqrt_diag = None
+            new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, None, state.direction,
+                                                       metric=DenseMetric(self.precond.matrices(state.precond_state)[0]))
         else:
             sqrt_diag = self.adaptation.sqrt_diag(state.adaptation)
-            start = old._replace(momentum=u)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK, direction = isokinetic_step_carry(xp, start, eps, lambda x: self._evaluate(x, batch, acc, fin),
-                                                       self.coefficients, sqrt_diag, state.direction)
+            new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, sqrt_diag, state.direction)
         # the log-density at the old position on the same batch: the gradient of that evaluation is unused
         lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
@@ -396,7 +381,7 @@ class SMILE(IsokineticKernel):
         else:
             dE = dK - (new.logdensity - lp_old)
         # fin has one entry per integrator evaluation when all were finite: the stored gradient is finite
-        grad_finite = not self.dense and len(fin) == self.coefficients.n_grad
+        grad_finite = len(fin) == self.coefficients.n_grad
         nonfinite = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE, math.inf, grad_finite)[0]
         met_nonfinite = nonfinite
         for replaced, all_nan in acc:  # an all-NaN gradient is no gradient: reject the step
