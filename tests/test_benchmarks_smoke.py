@@ -148,3 +148,13 @@ def test_blackjax_steppers_tiny():
     call()
     assert compile_s > 0
     assert jax.config.jax_enable_x64
+
+
+def test_smile_ladder_tiny():
+    """Every rung of the SMILE-naive ladder runs and is reported (the minimal loop's file is external)."""
+    sl = _load("smile_ladder")
+    if not pathlib.Path(sl.DEFAULT_MINIMAL).exists():
+        pytest.skip("the shared minimal loop (../shared/bench/minimal_sgmclmc.py) is not present")
+    row = sl.ladder(sl.load_minimal(sl.DEFAULT_MINIMAL), 2, 3, 20, 1)
+    assert set(row["us_per_step"]) == set(sl.RUNGS) and row["ratio"]["minimal"] == 1.0
+    assert all(math.isfinite(v) and v > 0 for v in row["us_per_step"].values())
