@@ -186,10 +186,10 @@ def test_warning_logic():
     St4, S4 = _case(4, 0.5, 0.02, rotated=True)
     _, w = _warns(mb.predicted_second_moments, St4, S4, 0.02, max_basis=1000)
     assert len(w) == 1 and "no validated prediction" in w[0] and "max_basis" in w[0] and "d=4" in w[0]
-    # d = 3 aligned, weak noise (rate x smallest std 0.07): Galerkin (6, 8) not converged (3 %) -> warning
+    # d = 3 aligned, weak noise (rate x smallest std 0.07): x-degree extrapolation, stated error 1.7 % -> warning
     St3, S3 = _case(3, 0.1, 0.02)
     _, w = _warns(mb.predicted_second_moments, St3, S3, 0.02, degree=1)
-    assert len(w) == 1 and "Galerkin truncation not converged" in w[0] and "d=3" in w[0]
+    assert len(w) == 1 and "weak noise, x-degree extrapolation" in w[0] and "d=3" in w[0]
     # d = 4 rotated, strong noise: the overdamped limit is valid (error bound < 1 %), no warning
     St4, S4 = _case(4, 40.0, 0.001, rotated=True)
     _, w = _warns(mb.predicted_second_moments, St4, S4, 0.001)
