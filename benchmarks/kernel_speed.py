@@ -27,6 +27,13 @@ Writes ``kernel_speed.json`` and ``kernel_speed.md`` to ``--out`` (git-ignored);
    difference in steps, so initialisation and recording drop out.  A pass that NumPy performs inside one
    call (``vecdot`` reads two arrays) counts once: the number is a lower bound on memory traffic in units
    of one array, not bytes.
+4. **ESH forms** (``esh_form="robust"``, the default, against ``"lean"``): the integrator step alone
+   (:func:`_integrator_loop`, McLachlan, direction carried as the samplers do) and the ESH update alone
+   (:data:`smile_ref.integrators.ESH_FORMS`) per form, against the same parts of the minimal loop
+   (its McLachlan step with the same gradient function, and its ``esh``), process CPU time of
+   interleaved repetitions in one run; full-array passes per integrator step and per ESH call of
+   both forms at 64 x 10^4, and per SMILE-naive step where ``run_chains`` accepts ``esh_form``.
+   ``--only-esh-forms`` runs this part alone.
 """
 from __future__ import annotations
 
@@ -190,8 +197,9 @@ def _wrap(r):
     return r.view(CountingArray) if isinstance(r, np.ndarray) and not isinstance(r, CountingArray) else r
 
 
-def passes_per_step(n: int, d: int, steps=(4, 12)) -> dict:
-    """Full-array NumPy calls per SMILE-naive step (additive noise, no recording in between)."""
+def passes_per_step(n: int, d: int, steps=(4, 12), **options) -> dict:
+    """Full-array NumPy calls per SMILE-naive step (additive noise, no recording in between); ``options``
+    go to ``run_chains`` (e.g. ``esh_form="lean"``)."""
     prec, chol = workload(d)
     target = targets.Gaussian.diagonal(1.0 / prec)
     grad = gradients.AdditiveNoise(target, cov=np.diag(np.diag(chol) ** 2))
@@ -200,13 +208,46 @@ def passes_per_step(n: int, d: int, steps=(4, 12)) -> dict:
     for k in steps:
         CountingArray.threshold, CountingArray.count = n * d, 0
         smile_ref.run_chains("smile", target, gradient=grad, n_chains=n, n_steps=k, seed=0, step_size=0.1,
-                             tuner=None, thinning=k, initial_position=x0, progress=False, block_size=10**6)
+                             tuner=None, thinning=k, initial_position=x0, progress=False, block_size=10**6,
+                             **options)
         counts.append(CountingArray.count)
     per_step = (counts[1] - counts[0]) / (steps[1] - steps[0])
     return {"n_chains": n, "d": d, "passes_per_step": per_step, "counts": dict(zip(map(str, steps), counts))}
 
 
-def _integrator_loop(n: int, d: int, n_steps: int, carry: bool, counting: bool = False):
+def _noise_and_start(n: int, d: int, counting: bool = False):
+    """Start ``x``, eight additive-noise draws and ``eps`` of the integrator-alone workload (shared with the
+    minimal loop's step, :func:`_minimal_integrator_loop`)."""
+    prec, chol = workload(d)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d)) / np.sqrt(prec)
+    if counting:
+        x = x.view(CountingArray)
+    return prec, x, [rng.normal(size=(n, d)) * np.diag(chol) for _ in range(8)], 0.1 * math.sqrt(d)
+
+
+def _minimal_integrator_loop(minimal, n: int, d: int, n_steps: int):
+    """The minimal loop's McLachlan step (its ``esh``, ``x + 0.5 eps u``, the gradient of :func:`_integrator_loop`)."""
+    prec, x, noise, eps = _noise_and_start(n, d)
+    u = np.zeros((n, d))
+    u[:, 0] = 1.0
+    b1 = minimal.B1
+    g = -(x * prec) + noise[0]
+    for t in range(n_steps):
+        xi = noise[t % 8]
+        u = minimal.esh(u, g, b1 * eps, d)
+        x = x + 0.5 * eps * u
+        g = -(x * prec) + xi
+        lp = 0.5 * np.sum(x * g, axis=1)
+        u = minimal.esh(u, g, (1 - 2 * b1) * eps, d)
+        x = x + 0.5 * eps * u
+        g = -(x * prec) + xi
+        lp = 0.5 * np.sum(x * g, axis=1)
+        u = minimal.esh(u, g, b1 * eps, d)
+    return x, u, lp
+
+
+def _integrator_loop(n: int, d: int, n_steps: int, carry: bool, counting: bool = False, esh_form: str = "robust"):
     """``n_steps`` McLachlan steps of the integrator alone on the SMILE-naive workload (one additive-noise
     draw per step): with ``carry`` through :func:`~smile_ref.integrators.isokinetic_step_carry` (the first
     B reuses the previous step's last direction), else :func:`~smile_ref.integrators.isokinetic_step_unchecked`."""
@@ -214,13 +255,7 @@ def _integrator_loop(n: int, d: int, n_steps: int, carry: bool, counting: bool =
 
     from smile_ref.integrators import MCLACHLAN, IntegratorState, isokinetic_step_carry, isokinetic_step_unchecked
 
-    prec, chol = workload(d)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, d)) / np.sqrt(prec)
-    if counting:
-        x = x.view(CountingArray)
-    noise = [rng.normal(size=(n, d)) * np.diag(chol) for _ in range(8)]
-    eps = 0.1 * math.sqrt(d)
+    prec, x, noise, eps = _noise_and_start(n, d, counting)
     xi = noise[0]
 
     def lg(y):
@@ -232,9 +267,9 @@ def _integrator_loop(n: int, d: int, n_steps: int, carry: bool, counting: bool =
     for t in range(n_steps):
         xi = noise[t % 8]
         if carry:
-            st, _, direction = isokinetic_step_carry(xp, st, eps, lg, MCLACHLAN, None, direction)
+            st, _, direction = isokinetic_step_carry(xp, st, eps, lg, MCLACHLAN, None, direction, esh_form=esh_form)
         else:
-            st, _ = isokinetic_step_unchecked(xp, st, eps, lg, MCLACHLAN)
+            st, _ = isokinetic_step_unchecked(xp, st, eps, lg, MCLACHLAN, esh_form=esh_form)
     return st
 
 
@@ -266,6 +301,77 @@ def carried_direction(cases, reps: int, passes_case=(64, 10_000), log=print) -> 
     return {"timing": rows, "passes": {"n_chains": n, "d": d, **per}}
 
 
+def _counted(fn, n: int, d: int) -> int:
+    CountingArray.threshold, CountingArray.count = n * d, 0
+    fn()
+    return CountingArray.count
+
+
+def _esh_inputs(n: int, d: int, counting: bool = False):
+    r = np.random.default_rng(7)
+    u = r.standard_normal((n, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    g = r.standard_normal((n, d))
+    if counting:
+        u, g = u.view(CountingArray), g.view(CountingArray)
+    return u, g, 0.3 * math.sqrt(d)
+
+
+def esh_forms(minimal, cases, reps: int, passes_case=(64, 10_000), log=print) -> dict:
+    """``esh_form="robust"`` vs ``"lean"``: integrator step and ESH update alone against the minimal loop's
+    (process CPU time, interleaved, min over ``reps``), and full-array passes at ``passes_case``."""
+    import array_api_compat.numpy as xp
+
+    from smile_ref.integrators import ESH_FORMS
+
+    forms = ("robust", "lean")
+    rows = []
+    for n, d, n_steps in cases:
+        u, g, tau = _esh_inputs(n, d)
+        n_esh = 3 * n_steps
+        runs = {f"step_{f}": (lambda f=f: _integrator_loop(n, d, n_steps, True, esh_form=f)) for f in forms}
+        runs["step_minimal"] = lambda: _minimal_integrator_loop(minimal, n, d, n_steps)
+        for f in forms:
+            runs[f"esh_{f}"] = lambda f=f: [ESH_FORMS[f](xp, u, g, tau, d) for _ in range(n_esh)]
+        runs["esh_minimal"] = lambda: [minimal.esh(u, g, tau, d) for _ in range(n_esh)]
+        for fn in runs.values():  # warm up
+            fn()
+        best = {k: math.inf for k in runs}
+        for _ in range(reps):
+            for k, fn in runs.items():
+                best[k] = min(best[k], cpu_time(fn))
+        row = {"n_chains": n, "d": d, "n_steps": n_steps}
+        for k, t in best.items():
+            row[k + "_us"] = 1e6 * t / (n_steps if k.startswith("step") else n_esh)
+        for part in ("step", "esh"):
+            for f in forms:
+                row[f"{part}_{f}_ratio"] = best[f"{part}_{f}"] / best[f"{part}_minimal"]
+        rows.append(row)
+        log(f"esh forms {n:5d} x {d:<6d} step us robust {row['step_robust_us']:9.1f} lean {row['step_lean_us']:9.1f} "
+            f"minimal {row['step_minimal_us']:9.1f} (ratios {row['step_robust_ratio']:.2f}, {row['step_lean_ratio']:.2f});"
+            f" ESH us {row['esh_robust_us']:8.1f} {row['esh_lean_us']:8.1f} {row['esh_minimal_us']:8.1f} "
+            f"(ratios {row['esh_robust_ratio']:.2f}, {row['esh_lean_ratio']:.2f})")
+    n, d = passes_case
+    passes = {"n_chains": n, "d": d}
+    for f in forms:
+        c3, c7 = (_counted(lambda k=k: _integrator_loop(n, d, k, True, True, esh_form=f), n, d) for k in (3, 7))
+        passes[f"step_{f}"] = (c7 - c3) / 4
+        u, g, tau = _esh_inputs(n, d, counting=True)
+        passes[f"esh_call_{f}"] = _counted(lambda: ESH_FORMS[f](xp, u, g, tau, d), n, d)
+    passes["esh_call_minimal"] = _counted(lambda: minimal.esh(u, g, tau, d), n, d)
+    passes["step_minimal"] = None
+    for f in forms:
+        try:
+            passes[f"smile_{f}"] = passes_per_step(n, d, esh_form=f)["passes_per_step"]
+        except (TypeError, ValueError) as exc:  # run_chains without the option
+            passes[f"smile_{f}"] = None
+            passes["smile_note"] = f"run_chains(esh_form=...) not available: {exc}"[:200]
+    log(f"passes at {n} x {d}: integrator step robust {passes['step_robust']:.1f}, lean {passes['step_lean']:.1f}; "
+        f"one ESH call robust {passes['esh_call_robust']}, lean {passes['esh_call_lean']}, minimal "
+        f"{passes['esh_call_minimal']}; SMILE step robust {passes['smile_robust']}, lean {passes['smile_lean']}")
+    return {"timing": rows, "passes": passes}
+
+
 def render(result: dict) -> str:
     lines = ["# Kernel speed", "", f"Machine: {result['machine']}; {result['date']}", "",
              "## SMILE-naive (`run_chains`) vs the minimal NumPy loop (process CPU time, min over repetitions)", "",
@@ -291,6 +397,19 @@ def render(result: dict) -> str:
         cp = cd["passes"]
         lines += ["", f"Full-array passes per integrator step at {cp['n_chains']} x {cp['d']}: plain {cp['plain']:.1f}, "
                   f"carried {cp['carry']:.1f}."]
+    ef = result.get("esh_forms")
+    if ef:
+        lines += ["", "## ESH forms: integrator step and ESH update alone vs the minimal loop (us, ratio to minimal)", "",
+                  "| chains x d | step robust | step lean | step minimal | ratio robust | ratio lean | ESH robust | "
+                  "ESH lean | ESH minimal | ratio robust | ratio lean |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in ef["timing"]:
+            lines.append(f"| {r['n_chains']} x {r['d']} | " + " | ".join(
+                f"{r[k]:.1f}" if k.endswith("_us") else f"{r[k]:.2f}" for k in (
+                    "step_robust_us", "step_lean_us", "step_minimal_us", "step_robust_ratio", "step_lean_ratio",
+                    "esh_robust_us", "esh_lean_us", "esh_minimal_us", "esh_robust_ratio", "esh_lean_ratio")) + " |")
+        lines += ["", "Full-array passes: " + ", ".join(f"{k} {v}" for k, v in ef["passes"].items()) + "."]
+    if "passes" not in result:
+        return "\n".join(lines) + "\n"
     p = result["passes"]
     lines += ["", f"## Full-array passes per SMILE step at {p['n_chains']} x {p['d']}", "",
               f"{p['passes_per_step']:.1f} NumPy calls per step touch an array of n x d elements "
@@ -304,6 +423,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=os.path.join(_ROOT, "benchmarks", "results"))
     ap.add_argument("--minimal", default=DEFAULT_MINIMAL, help="path of minimal_sgmclmc.py")
     ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--only-esh-forms", action="store_true", help="only part 4 (robust vs lean ESH form)")
     args = ap.parse_args(argv)
     minimal = load_minimal(args.minimal)
     reps = args.reps or (2 if args.quick else 7)
@@ -312,6 +432,11 @@ def main(argv=None) -> int:
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": f"{platform.machine()} {platform.python_version()} numpy {np.__version__}",
               "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "smile_ref": smile_ref.__version__}
+    big = (64, 10_000 if not args.quick else 1000)
+    result["esh_forms"] = esh_forms(minimal, cases + [(*big, max(int(40 * scale), 3))], reps, big)
+    if args.only_esh_forms:
+        result["minimal"] = []
+        return _write(args.out, result)
     result["minimal"] = compare_minimal(minimal, cases, reps)
     if have_blackjax():
         n_bj = int(5000 * scale) or 50
@@ -324,9 +449,13 @@ def main(argv=None) -> int:
     result["passes"] = passes_per_step(64, 10_000 if not args.quick else 1000)
     print(f"passes per SMILE step at {result['passes']['n_chains']} x {result['passes']['d']}: "
           f"{result['passes']['passes_per_step']:.1f}")
-    os.makedirs(args.out, exist_ok=True)
-    atomic_write_text(os.path.join(args.out, "kernel_speed.json"), json.dumps(result, indent=2, allow_nan=False))
-    atomic_write_text(os.path.join(args.out, "kernel_speed.md"), render(result))
+    return _write(args.out, result)
+
+
+def _write(out: str, result: dict) -> int:
+    os.makedirs(out, exist_ok=True)
+    atomic_write_text(os.path.join(out, "kernel_speed.json"), json.dumps(result, indent=2, allow_nan=False))
+    atomic_write_text(os.path.join(out, "kernel_speed.md"), render(result))
     return 0
 
 

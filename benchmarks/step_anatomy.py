@@ -22,9 +22,10 @@ Parts (all NumPy float64, single process, fixed step size, exact gradients):
 * :func:`breakdown`: per-stage time of one step from timing wrappers around the sampler's
   building blocks (RNG draws, refresh, B = ESH velocity update, A = position update, gradient,
   guardrail, chain selection), and the cProfile top functions where the step is Python bound;
-* :func:`esh_paths`: smile_ref's two forms of the ESH velocity update, the branch-free
-  ``_esh_general`` and the eager fast path ``_esh_fast_eager`` (no fallback ``where``s), checked for
-  bit-equality on random and edge-case rows, and timed;
+* :func:`esh_paths`: smile_ref's ESH velocity updates: of the robust form the branch-free
+  ``esh_robust.esh_general`` and the eager fast path (``esh_eager.esh_fast_columns`` /
+  ``esh_fast_row``, no fallback ``where``s), checked for bit-equality on random and edge-case rows,
+  and timed with the dispatching ``ESH_FORMS["robust"]`` and ``ESH_FORMS["lean"]``;
 * :func:`env_experiment`: the same step in fresh subprocesses with the default environment, with
   ``OPENBLAS_NUM_THREADS=1`` (``np.vecdot`` calls BLAS ``ddot`` per row, which OpenBLAS threads for
   rows longer than ~10^4; on a busy machine the thread hand-offs cost up to 300x; the summation
@@ -49,6 +50,9 @@ import time
 import numpy as np
 
 import smile_ref.integrators.isokinetic as iso
+from smile_ref.integrators import ESH_FORMS
+from smile_ref.integrators.esh_eager import esh_fast_columns, esh_fast_row
+from smile_ref.integrators.esh_robust import esh_general
 from smile_ref.io import atomic_write_text
 from smile_ref.run.timing import FixedStepper, time_calls
 from smile_ref.targets import Gaussian
@@ -236,12 +240,19 @@ def _edge_rows(r, nn: int, dd: int):
     return u, g
 
 
+def _esh_fast_eager(u, g, tau, d):
+    """The robust form's eager fast path ``(u', dK)``, or ``None`` where a row needs the branch-free form."""
+    out = esh_fast_row(u, g, tau, d) if u.shape[0] == 1 else esh_fast_columns(np, u, g, tau, d)
+    return None if out is None else out[:2]
+
+
 def esh_paths(n: int, d: int, budget: float, trials: int = 40) -> dict:
-    """Bit-equality and time of smile_ref's two ESH velocity updates (``_esh_general``, ``_esh_fast_eager``).
+    """Bit-equality and time of smile_ref's ESH velocity updates (robust: ``esh_general``, the eager fast path
+    and ``ESH_FORMS["robust"]`` dispatching between them; and ``ESH_FORMS["lean"]``, timed only).
 
     Odd trials: random rows only (the eager fast path applies); even trials: edge rows too (the fast
-    path declines with ``None`` and ``_esh_core`` falls back to ``_esh_general``).  Every output of
-    ``_esh_core`` and of the fast path, where taken, is compared bit by bit with ``_esh_general``.
+    path declines with ``None`` and ``ESH_FORMS["robust"]`` falls back to ``esh_general``).  Every output
+    of ``ESH_FORMS["robust"]`` and of the fast path, where taken, is compared bit by bit with ``esh_general``.
     """
     r = np.random.default_rng(5)
     equal, fast_cases = True, 0
@@ -255,8 +266,8 @@ def esh_paths(n: int, d: int, budget: float, trials: int = 40) -> dict:
             u, g = _edge_rows(r, nn, dd)
         tau = float(10.0 ** r.uniform(-3, 3)) if trial % 4 < 2 else r.uniform(0, 5, size=(nn, 1))
         with np.errstate(all="ignore"):  # NaN/huge rows overflow in discarded intermediates
-            ref = iso._esh_general(np, u, g, tau, dd)
-            outs = [iso._esh_core(np, u, g, tau, dd), iso._esh_fast_eager(np, u, g, tau, dd)]
+            ref = esh_general(np, u, g, tau, dd)
+            outs = [ESH_FORMS["robust"](np, u, g, tau, dd), _esh_fast_eager(u, g, tau, dd)]
         if outs[1] is None:
             outs.pop()
         else:
@@ -268,16 +279,17 @@ def esh_paths(n: int, d: int, budget: float, trials: int = 40) -> dict:
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     g = r.standard_normal((n, d))
     tau = r.uniform(0.1, 1, size=(n, 1))
-    fast = iso._esh_fast_eager(np, u, g, tau, d)
+    fast = _esh_fast_eager(u, g, tau, d)
     if fast is not None:
-        equal &= all(np.array_equal(p, q) for p, q in zip(iso._esh_general(np, u, g, tau, d), fast))
-    t_general = time_calls(lambda: iso._esh_general(np, u, g, tau, d), budget)["min"]
-    t_fast = time_calls(lambda: iso._esh_fast_eager(np, u, g, tau, d), budget)["min"]
-    t_core = time_calls(lambda: iso._esh_core(np, u, g, tau, d), budget)["min"]
+        equal &= all(np.array_equal(p, q) for p, q in zip(esh_general(np, u, g, tau, d), fast))
+    t_general = time_calls(lambda: esh_general(np, u, g, tau, d), budget)["min"]
+    t_fast = time_calls(lambda: _esh_fast_eager(u, g, tau, d), budget)["min"]
+    t_core = time_calls(lambda: ESH_FORMS["robust"](np, u, g, tau, d), budget)["min"]
+    t_lean = time_calls(lambda: ESH_FORMS["lean"](np, u, g, tau, d), budget)["min"]
     t_where = time_calls(lambda: np.where(tau[:, :1] > 2.0, u, g), budget / 4)["min"]
     return {"n_chains": n, "d": d, "bit_identical": bool(equal), "cases": trials, "fast_path_cases": fast_cases,
             "fast_path_taken": fast is not None, "t_esh_general": t_general, "t_esh_fast_eager": t_fast,
-            "t_esh_core": t_core, "saving_per_step_3B": 3 * (t_general - t_fast), "t_full_where": t_where}
+            "t_esh_core": t_core, "t_esh_lean": t_lean, "saving_per_step_3B": 3 * (t_general - t_fast), "t_full_where": t_where}
 
 
 # ------------------------------------------------------------------------------- subprocesses
@@ -410,7 +422,8 @@ def markdown(a: dict) -> str:
         L += [f"| {k} | {v['s'] * 1e3:.3f} | {v['fraction']:.2f} | {v['passes']:.1f} | "
               f"{_fmt(b['calls_per_step'].get(k, '-'), 1)} |" for k, v in b["parts"].items()]
     L += ["", "## cProfile, MCLMC n=1 d=100 (top by internal time)", "", "```", a["profile_small"], "```", "",
-          "## ESH velocity update: branch-free _esh_general vs eager fast path _esh_fast_eager", "", "```",
+          "## ESH velocity update: branch-free esh_general vs eager fast path (robust form), and the lean form", "",
+          "```",
           json.dumps(a["esh_paths"], indent=1), "```", "",
           "## Environment: OpenBLAS threads (np.vecdot -> BLAS ddot per row) and glibc malloc (ms per step, min)", "",
           "| sampler | n | d | " + " | ".join(ENV_VARIANTS) + " |", "|---|---|---|" + "---|" * len(ENV_VARIANTS)]

@@ -13,7 +13,7 @@ from .coefficients import (
     get_integrator,
 )
 from .esh_eager import Direction
-from .isokinetic import (IntegratorState, esh_velocity_update, isokinetic_step, isokinetic_step_carry,
+from .isokinetic import (ESH_FORMS, IntegratorState, esh_velocity_update, isokinetic_step, isokinetic_step_carry,
                          isokinetic_step_unchecked, position_update, reference_step)
 from .metric import DenseMetric, DiagonalMetric, IdentityMetric, Metric, as_metric
 from .refresh import full_refresh, partial_refresh, refresh_nu, refresh_with_nu
@@ -27,6 +27,7 @@ __all__ = [
     "OMELYAN",
     "OMELYAN_4GRAD",
     "get_integrator",
+    "ESH_FORMS",
     "IntegratorState",
     "esh_velocity_update",
     "position_update",

@@ -60,16 +60,19 @@ def tiny(xp, dtype) -> float:
 class Direction(NamedTuple):
     """``e = h/|h|`` and ``|h|`` of a preconditioned gradient ``h = S g``, for reuse by the next B.
 
-    unit : (n, d) array ``e`` (not to be modified: it is shared with the caller)
+    unit : (n, d) array ``e`` (not to be modified: it is shared with the caller), or ``None`` when the
+        lean form (:mod:`.esh_lean`) made it: that form carries ``scaled`` instead
     norm : ``(n, 1)`` column, or a NumPy scalar for one chain (:func:`esh_fast_row`)
     grad : the gradient object ``g`` it was computed from
     scale : the preconditioner object (``None``, the ``sqrt_diag`` array or a metric)
+    scaled : ``h = S g`` itself (lean form only; ``None`` otherwise)
     """
 
     unit: Any
     norm: Any
     grad: Any
     scale: Any
+    scaled: Any = None
 
     def matches(self, grad, scale) -> bool:
         """True when ``grad`` and ``scale`` are the very objects this direction was computed from."""
@@ -116,17 +119,24 @@ def esh_fast_columns(xp, u, h, tau, d, cached=None):
     raw /= xp.sqrt(xp.vecdot(raw, raw))[:, None]
     one_minus_c = 1.0 - c
     q = one_minus_c * (om * opz) * 0.5
+    return raw, (d - 1) * log_kinetic_columns(xp, c, one_minus_c, delta, neg_delta, q)[:, 0], e, gn
+
+
+def log_kinetic_columns(xp, c, one_minus_c, delta, neg_delta, q):
+    """``dK / (d - 1) = log(cosh delta + c sinh delta)`` per row from ``(n, 1)`` columns.
+
+    ``delta + log1p(-q)`` where ``q < 1/2`` (one ``max`` read decides that every row is there),
+    else ``delta - log 2 + logaddexp(log(1 + c), log(1 - c) - 2 delta)`` (``-delta`` for ``c = -1``).
+    """
     if float(eager_max(xp, q)) < 0.5:  # every row on the log1p branch (NaN -> the mixed form below)
-        k = delta + xp.log1p(-q)
-    else:
-        small_q = q < 0.5
-        k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
-        one_plus_c = 1.0 + c
-        lse = xp.logaddexp(safe_log(xp, one_plus_c), safe_log(xp, one_minus_c) - 2.0 * delta)
-        anti = one_plus_c > 0
-        k_large = xp.where(anti, delta - _LOG2 + xp.where(anti, lse, 0.0), neg_delta)
-        k = xp.where(small_q, k_small, k_large)
-    return raw, (d - 1) * k[:, 0], e, gn
+        return delta + xp.log1p(-q)
+    small_q = q < 0.5
+    k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
+    one_plus_c = 1.0 + c
+    lse = xp.logaddexp(safe_log(xp, one_plus_c), safe_log(xp, one_minus_c) - 2.0 * delta)
+    anti = one_plus_c > 0
+    k_large = xp.where(anti, delta - _LOG2 + xp.where(anti, lse, 0.0), neg_delta)
+    return xp.where(small_q, k_small, k_large)
 
 
 def esh_fast_row(u, h, tau, d, cached=None):
@@ -168,11 +178,15 @@ def esh_fast_row(u, h, tau, d, cached=None):
     raw /= np.sqrt(np.vecdot(raw, raw)[0])
     one_minus_c = 1.0 - c
     q = one_minus_c * (om * opz) * 0.5
+    return raw, ((d - 1) * log_kinetic_row(c, one_minus_c, delta, q)).reshape(1), e, gn
+
+
+def log_kinetic_row(c, one_minus_c, delta, q):
+    """:func:`log_kinetic_columns` for NumPy scalars with ``c > -1``."""
     if q < 0.5:
-        k = delta + np.log1p(-q)
-    else:  # c > -1, so 1 + c > 0; q >= 1/2 needs 1 - c > 0: both logarithms finite
-        k = delta - _LOG2 + np.logaddexp(np.log(1.0 + c), np.log(one_minus_c) - 2.0 * delta)
-    return raw, ((d - 1) * k).reshape(1), e, gn
+        return delta + np.log1p(-q)
+    # c > -1, so 1 + c > 0; q >= 1/2 needs 1 - c > 0: both logarithms finite
+    return delta - _LOG2 + np.logaddexp(np.log(1.0 + c), np.log(one_minus_c) - 2.0 * delta)
 
 
 def safe_log(xp, x):

@@ -28,6 +28,14 @@ evaluated as ``-expm1(-delta)`` and ``dK`` as ``delta + log1p(-q)`` with
 
 A flow: ``x(tau) = x + tau S u``.
 
+Two arithmetic forms of the B flow, chosen by ``esh_form`` (the same mathematics, rounding apart):
+``"robust"`` (default) evaluates the formulas above as written, with the fallbacks of
+:func:`esh_velocity_update` (:mod:`.esh_robust`; :mod:`.esh_eager` skips its ``where``s when no row
+needs them, bit-identically); ``"lean"`` (:mod:`.esh_lean`) uses the closed-form norm
+``|e (1-zeta)(1+zeta+c(1-zeta)) + 2 zeta u| = 1 + c + (1 - c) zeta^2`` and skips the ``max|S g|``
+pre-scaling: 5 instead of 13 full-array passes per B, a few ulp per B from the robust results, and the
+robust form for the whole call whenever a row needs one of its fallbacks.
+
 On CuPy arrays both flows run as fused kernels (:mod:`.cupy_fused`: the same formulas, a few ulp
 apart through the order of the row sums; ``SMILE_REF_CUPY_FUSED=0`` turns them off).  Every other
 namespace runs the Array-API code below.
@@ -36,16 +44,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..backend import array_namespace, host_checks_cheap, is_cupy_namespace
 from .coefficients import IntegratorCoefficients, get_integrator
-from .esh_eager import Direction, esh_fast_columns, esh_fast_row, safe_log as _safe_log, tiny as _tiny
-from .metric import Metric, check_scale, scale_of as _scale_of, scaled as _scaled
+from .esh_eager import Direction, esh_fast_columns, esh_fast_row
+from .esh_lean import is_lean, lean_b, lean_update
+from .esh_robust import esh_general as _esh_general
+from .metric import Metric, scale_of as _scale_of, scaled as _scaled
+from .validation import check_pair as _check_pair, check_scale_arg as _check_scale, column as _column
 
 __all__ = [
+    "ESH_FORMS",
     "IntegratorState",
     "esh_velocity_update",
     "position_update",
@@ -70,43 +83,6 @@ class IntegratorState(NamedTuple):
     momentum: Any
     logdensity: Any
     logdensity_grad: Any
-
-
-def _check_pair(u, g, uname="u", gname="g"):
-    for a, name in ((u, uname), (g, gname)):
-        shape = getattr(a, "shape", None)
-        if shape is None or len(shape) != 2:
-            raise ValueError(f"{name} must be an array of shape (n, d), got {shape if shape is not None else type(a).__name__}")
-    if tuple(u.shape) != tuple(g.shape):
-        raise ValueError(f"{uname} and {gname} must have the same shape (n, d), got {tuple(u.shape)} and {tuple(g.shape)}")
-    if u.shape[1] < 2:
-        raise ValueError(f"{uname} must have d >= 2 columns (the velocity lives on S^(d-1)), got d = {u.shape[1]}")
-
-
-def _check_scale(u, scale):
-    """Validate what :func:`~.metric.scale_of` gave: a ``sqrt_diag`` array as before, a metric by its own rule."""
-    if scale is None or isinstance(scale, Metric) or getattr(scale, "ndim", None) == 1:
-        check_scale(u, scale)
-    else:
-        _check_pair(u, scale, "u", "sqrt_diag")
-
-
-def _column(xp, v, like, name):
-    """Python real -> float; array (n,) -> (n, 1) array of ``like``'s dtype."""
-    if isinstance(v, numbers.Real) and not hasattr(v, "shape"):
-        return float(v)
-    shape = tuple(getattr(v, "shape", ()))
-    n = like.shape[0]
-    if shape == ():
-        return xp.astype(xp.reshape(v, (1, 1)), like.dtype)
-    if shape != (n,):
-        raise ValueError(f"{name} must be a Python float or an array of shape ({n},), got shape {shape}")
-    return xp.astype(xp.reshape(v, (n, 1)), like.dtype)
-
-
-def _norm_col(xp, a):
-    """Row norms of ``a`` (n, d) as an (n, 1) column: ``sqrt(a . a)`` (one fused reduction, no temporary)."""
-    return xp.sqrt(xp.vecdot(a, a))[:, None]
 
 
 def _fused(xp):
@@ -142,6 +118,19 @@ def _esh_core(xp, u, g, tau, d, cached=None, want=False):
     return (u_new, k, None) if want else (u_new, k)
 
 
+def _lean_core(xp, u, h, tau, d):
+    """The ``"lean"`` update on checked inputs (:func:`.esh_lean.lean_update`), else the robust :func:`_esh_core`."""
+    out = lean_update(xp, u, h, tau, d) if host_checks_cheap(xp) else None
+    return _esh_core(xp, u, h, tau, d) if out is None else out[:2]
+
+
+ESH_FORMS = MappingProxyType({"robust": _esh_core, "lean": _lean_core})
+"""The ESH velocity update of each ``esh_form`` on checked inputs, ``f(xp, u, h, tau, d) -> (u', dK)``.
+
+``h = S g`` (already preconditioned), ``tau`` a Python float or an ``(n, 1)`` column of ``u``'s dtype,
+``d = u.shape[1]``: what :func:`esh_velocity_update` runs after its checks (benchmarks time these)."""
+
+
 def _esh_fast_eager(xp, u, g, tau, d):
     """``(u', dK)`` of the eager fast path, or ``None`` when a row needs a fallback of :func:`_esh_general`."""
     if u.shape[0] == 1 and isinstance(u, np.ndarray) and isinstance(g, np.ndarray):
@@ -160,7 +149,7 @@ def _b_update(xp, u, g, scale, tau, d, direction=None, want=False):
     returned (``None`` where the general form ran).
     """
     out = None
-    if direction is not None and direction.matches(g, scale):
+    if direction is not None and direction.unit is not None and direction.matches(g, scale):
         out = _esh_core(xp, u, None, tau, d, (direction.unit, direction.norm), True)
     if out is None:
         out = _esh_core(xp, u, _scaled(xp, g, scale), tau, d, None, True)
@@ -168,59 +157,7 @@ def _b_update(xp, u, g, scale, tau, d, direction=None, want=False):
     return out[0], out[1], (Direction(ek[0], ek[1], g, scale) if want and ek is not None else None)
 
 
-def _esh_general(xp, u, g, tau, d):
-    """:func:`esh_velocity_update` on checked inputs: ``g`` already ``S g``, ``tau`` float or (n, 1) column.
-
-    Same operations as the formulas of the module docstring; full-size temporaries are
-    reused in place and every ``where`` with a per-row condition is applied once.
-    """
-    # |g|, e = g/|g| without overflow/underflow: scale by max_i |g_i| first.  Rows with
-    # max|g| < smallest_normal (zero, subnormal or NaN gradient) are "not ok": their
-    # intermediate values are discarded by the final where(ok, ...).
-    m = xp.max(xp.abs(g), axis=-1, keepdims=True)
-    ok = m >= _tiny(xp, g.dtype)
-    m_safe = xp.where(ok, m, 1.0)
-    e = g / m_safe  # fresh array: normalised in place below
-    ns_safe = xp.where(ok, _norm_col(xp, e), 1.0)
-    e /= ns_safe
-    gnorm = xp.where(ok, m_safe * ns_safe, 0.0)
-    delta = tau * (gnorm / (d - 1))  # (n, 1)
-    c = xp.minimum(xp.maximum(xp.vecdot(u, e)[:, None], -1.0), 1.0)  # clip to [-1, 1] against rounding
-    neg_delta = -delta
-    zeta = xp.exp(neg_delta)
-    om = -xp.expm1(neg_delta)  # 1 - zeta, accurate for small delta
-    raw = e * (om * (1.0 + zeta + c * om))
-    raw += (2.0 * zeta) * u
-    rn = _norm_col(xp, raw)
-    good = rn > 0
-    raw /= xp.where(good, rn, 1.0)
-    # second pass: when raw is subnormal (c = -1 with zeta^2 near underflow, float32) its norm is
-    # inaccurate; renormalising the O(1) result restores |u'| = 1 to rounding
-    raw /= xp.where(good, _norm_col(xp, raw), 1.0)
-    # fallbacks where raw = 0 (c = -1 with zeta^2 underflow, or u = 0 with delta = 0):
-    # u if u != 0 else e; and u unchanged where not ok
-    u_nonzero = xp.vecdot(u, u)[:, None] > 0
-    bad = ~good
-    u_new = xp.where(ok & bad & ~u_nonzero, e, raw)
-    u_new = xp.where((~ok) | (bad & u_nonzero), u, u_new)
-    # u exactly antiparallel to g (c = -1) is a fixed point of the flow; the formula's cancellation
-    # (-2 zeta^2 e from two O(zeta) terms) can lose it in float32, so keep u there explicitly
-    u_new = xp.where(ok & (c <= -1.0) & u_nonzero, u, u_new)
-
-    # kinetic change / (d - 1) = log(cosh delta + c sinh delta)
-    one_plus_c, one_minus_c = 1.0 + c, 1.0 - c
-    q = one_minus_c * (om * (1.0 + zeta)) * 0.5  # (1 - c)(1 - zeta^2)/2 in [0, 1]
-    small_q = q < 0.5
-    k_small = delta + xp.log1p(-xp.where(small_q, q, 0.0))
-    lse = xp.logaddexp(_safe_log(xp, one_plus_c), _safe_log(xp, one_minus_c) - 2.0 * delta)
-    anti = one_plus_c > 0
-    k_large = xp.where(anti, delta - math.log(2.0) + xp.where(anti, lse, 0.0), neg_delta)
-    k = xp.where(small_q, k_small, k_large)
-    k = xp.where(ok, k, 0.0)
-    return u_new, (d - 1) * k[:, 0]
-
-
-def esh_velocity_update(u, g, tau, sqrt_diag=None, *, metric=None):
+def esh_velocity_update(u, g, tau, sqrt_diag=None, *, metric=None, esh_form="robust"):
     """Closed-form isokinetic velocity update for a fixed gradient over time ``tau``.
 
     Parameters
@@ -236,6 +173,11 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None, *, metric=None):
     metric : Metric, optional
         Any :mod:`~smile_ref.integrators.metric` (identity, diagonal, dense ``S``) instead of
         ``sqrt_diag``; the update sees ``S g``.
+    esh_form : {"robust", "lean"}
+        Arithmetic of the update (module docstring): ``"robust"`` (default) as written below;
+        ``"lean"`` the closed-form norm (:mod:`.esh_lean`, a few ulp apart; rows that need a
+        fallback get the robust form).  ``u`` is normalised by the lean form (``|u| = 1`` is assumed
+        by the dynamics; the robust form takes a non-unit ``u`` as it is).
 
     Returns
     -------
@@ -257,14 +199,16 @@ def esh_velocity_update(u, g, tau, sqrt_diag=None, *, metric=None):
     rounding.  Row norms and ``c`` are computed with ``vecdot`` (one fused
     reduction per row).
     """
+    lean = is_lean(esh_form)
     _check_pair(u, g)
     xp = array_namespace(u, g)
     scale = _scale_of(sqrt_diag, metric)
     _check_scale(u, scale)
     fz = None if isinstance(scale, Metric) else _fused(xp)
+    tau = _column(xp, tau, u, "tau")
     if fz is not None:
-        return fz.esh(u, g, _column(xp, tau, u, "tau"), u.shape[1], scale)
-    return _esh_core(xp, u, _scaled(xp, g, scale), _column(xp, tau, u, "tau"), u.shape[1])
+        return fz.esh(u, g, tau, u.shape[1], scale)
+    return (_lean_core if lean else _esh_core)(xp, u, _scaled(xp, g, scale), tau, u.shape[1])
 
 
 def _position_core(x, u, tau, sqrt_diag):
@@ -290,7 +234,8 @@ def _position(xp, fz, x, u, tau, scale):
     return (fz.position if fz is not None else _position_core)(x, u, tau, scale)
 
 
-def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None, *, metric=None):
+def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None, *, metric=None,
+                    esh_form="robust"):
     """One palindromic ``B A B ... A B`` step of the isokinetic dynamics.
 
     Parameters
@@ -310,6 +255,10 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         Instead of ``sqrt_diag``: an identity, diagonal or dense ``S``
         (:mod:`~smile_ref.integrators.metric`), held fixed within the step; A is
         ``x <- x + tau S u`` and B the ESH update on ``S g``.
+    esh_form : {"robust", "lean"}
+        Arithmetic of the B sub-steps (module docstring, :mod:`.esh_lean`): ``"robust"`` (default)
+        or ``"lean"`` (5 instead of 13 full-array passes per B, a few ulp apart; ``|u|`` is measured
+        and reset in the first B of every step, so it stays 1 to rounding over any number of steps).
 
     Returns
     -------
@@ -319,6 +268,7 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         ``kinetic_change - (new_state.logdensity - state.logdensity)``
         (``docs/derivations/esh-velocity-update.md``).
     """
+    lean = is_lean(esh_form)
     if not isinstance(coefficients, IntegratorCoefficients):
         coefficients = get_integrator(coefficients)
     x, u, logp, g = state
@@ -337,17 +287,18 @@ def isokinetic_step(state, step_size, logdensity_and_grad, coefficients, sqrt_di
         shape = tuple(getattr(step_size, "shape", ()))
         if shape not in ((), (n,)):
             raise ValueError(f"step_size must be a Python float or an array of shape ({n},), got shape {shape}")
-    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale)[:2]
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, lean=lean)[:2]
 
 
 def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None, *,
-                              metric=None):
+                              metric=None, esh_form="robust"):
     """:func:`isokinetic_step` without argument validation (samplers' inner loop; inputs already checked).
 
     ``xp`` is the namespace of the state, ``coefficients`` an :class:`IntegratorCoefficients`,
     ``step_size`` a Python float or an array of shape ``()`` or ``(n,)``.  Same arithmetic as
     :func:`isokinetic_step` (bit for bit); wrong shapes or dtypes fail inside, so only code that has
-    validated its inputs once (the samplers' constructors and ``init``) should call it.
+    validated its inputs once (the samplers' constructors and ``init``) should call it.  ``esh_form``
+    (``"robust"`` or ``"lean"``, :func:`isokinetic_step`) is checked (a string comparison).
 
     Examples
     --------
@@ -362,11 +313,11 @@ def isokinetic_step_unchecked(xp, state, step_size, logdensity_and_grad, coeffic
     ((1, 2), (1,))
     """
     scale = sqrt_diag if metric is None else _scale_of(sqrt_diag, metric)
-    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale)[:2]
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, lean=is_lean(esh_form))[:2]
 
 
 def isokinetic_step_carry(xp, state, step_size, logdensity_and_grad, coefficients, sqrt_diag=None,
-                          direction=None, *, metric=None):
+                          direction=None, *, metric=None, esh_form="robust"):
     """:func:`isokinetic_step_unchecked` that also returns the last B's direction, for the next step's first B.
 
     The first B of a step uses the gradient the previous step's last B used (the stored
@@ -376,7 +327,10 @@ def isokinetic_step_carry(xp, state, step_size, logdensity_and_grad, coefficient
     (``sqrt_diag`` array or ``metric``'s) are the very objects it was computed from (``is``); a
     sampler that replaces the stored gradient (a rejected step, a rescaled stored gradient) or the
     preconditioner simply gets a recomputation.  The arrays must not be modified in place between
-    the two steps.  Results are bit-identical to :func:`isokinetic_step_unchecked`.
+    the two steps.  Results are bit-identical to :func:`isokinetic_step_unchecked` with the same
+    ``esh_form`` (``"robust"``, default, or ``"lean"``: :func:`isokinetic_step`).  A direction
+    made by either form may be passed to either (the lean one carries ``S g`` and ``|S g|``, the
+    robust one ``e`` and ``|S g|``; the robust form recomputes from a lean direction).
 
     Returns
     -------
@@ -385,11 +339,15 @@ def isokinetic_step_carry(xp, state, step_size, logdensity_and_grad, coefficient
         general form ran for the last B because a row needed a fallback).
     """
     scale = sqrt_diag if metric is None else _scale_of(sqrt_diag, metric)
-    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction, True)
+    return _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction, True,
+                 is_lean(esh_form))
 
 
-def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction=None, want=False):
-    """The palindromic step: ``(new_state, dK, Direction of the last B or None)``."""
+def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction=None, want=False, lean=False):
+    """The palindromic step: ``(new_state, dK, Direction of the last B or None)``.
+
+    ``lean``: B sub-steps by :func:`.esh_lean.lean_b`; the first B measures ``|u|``, later ones take
+    ``|u| = 1`` after a lean B (``unit``) and measure it again after a robust fallback."""
     x, u, logp, g = state
     n, d = x.shape
     if type(step_size) is float:  # not a NumPy scalar (those have a shape and a dtype)
@@ -401,6 +359,7 @@ def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direct
     coefs = coefficients.coefficients
     last = len(coefs) - 1
     out_dir = None
+    unit = False
     for i, coef in enumerate(coefs):
         tau = eps * coef
         if not isinstance(tau, float) and tau.dtype != x.dtype:
@@ -408,6 +367,13 @@ def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direct
         if i % 2 == 0:
             if fz is not None:
                 u, k = fz.esh(u, g, tau, d, scale)
+            elif lean:
+                dr = direction if i == 0 else None
+                out = lean_b(xp, u, g, scale, tau, d, dr, unit, i == last and want)
+                unit = out is not None
+                u, k, dr = _b_update(xp, u, g, scale, tau, d, dr, i == last and want) if out is None else out
+                if i == last:
+                    out_dir = dr
             elif (i == 0 and direction is not None) or (i == last and want):
                 u, k, dr = _b_update(xp, u, g, scale, tau, d, direction if i == 0 else None, i == last and want)
                 if i == last:

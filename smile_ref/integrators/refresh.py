@@ -37,7 +37,7 @@ import math
 import numbers
 
 from ..backend import array_namespace
-from .isokinetic import _column  # (n,) parameter -> (n, 1) column, shared with the ESH update
+from .validation import column as _column  # (n,) parameter -> (n, 1) column, shared with the ESH update
 
 __all__ = ["partial_refresh", "full_refresh", "refresh_nu", "refresh_with_nu"]
 
