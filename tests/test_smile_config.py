@@ -86,3 +86,15 @@ def test_overrides_drop_the_options_of_what_they_replace_as_the_preset_does():
     # given explicitly, they are kept
     kept = SMILEConfig.authors().with_options(tuner="energy_error", tuner_options={"reset_prob": 0.9})
     assert kept.tuner_options["reset_prob"] == 0.9 and kept.tuner_options["alpha"] == 0.05
+
+
+@pytest.mark.parametrize("name, extra", [("smile", {}), ("psmile", {}), ("psmile", {"preconditioner": "dense"})])
+def test_esh_form_reaches_the_integrator(name, extra):
+    """``esh_form="lean"`` changes the rounding of the run only (deterministic, fixed seed): samples within
+    1e-9 of the robust form's after 60 steps, not bit-identical; a bad value is named."""
+    a = smile_ref.run_chains(name, T, tuner=None, **extra, **KW)
+    b = smile_ref.run_chains(name, T, tuner=None, esh_form="lean", **extra, **KW)
+    assert not np.array_equal(a.samples, b.samples)
+    np.testing.assert_allclose(b.samples, a.samples, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="esh_form"):
+        smile_ref.run_chains(name, T, esh_form="fast", **KW)

@@ -95,6 +95,7 @@ from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from ..gradients.base import evaluator_of
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
+from ..integrators.esh_lean import ESH_FORM_NAMES
 from ..integrators.metric import DenseMetric
 from ..integrators.refresh import partial_refresh
 from ..preconditioners.noise_scale import dense_noise_scale_preconditioner, noise_scale_preconditioner
@@ -172,6 +173,7 @@ class SMILE(IsokineticKernel):
         freeze_preconditioner, preconditioner, preconditioner_options = (
             c.freeze_preconditioner, c.preconditioner, c.preconditioner_options)
         nonfinite_gradient, nonfinite_backoff = c.nonfinite_gradient, c.nonfinite_backoff
+        self.esh_form = check_choice(c.esh_form, "esh_form", ESH_FORM_NAMES)
         self.name = "psmile" if preconditioned else "smile"
         self.target, self.gradient, self.backend, self.xp = target, gradient, backend, backend.xp
         self.dim = int(target.dim)
@@ -368,12 +370,14 @@ class SMILE(IsokineticKernel):
         if self.dense:  # S = c C^{-1/2} (symmetric), fixed within the step: A is x + tau S u, B the ESH update on S g
             sqrt_diag = None
             new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, None, state.direction,
-                                                       metric=DenseMetric(self.precond.matrices(state.precond_state)[0]))
+                                                       metric=DenseMetric(self.precond.matrices(state.precond_state)[0]),
+                                                       esh_form=self.esh_form)
         else:
             sqrt_diag = self.adaptation.sqrt_diag(state.adaptation)
             if self.stale_first_b:  # authors: the first B sees S_{t-1} g_{t-1}, not S_t g_{t-1}
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
-            new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, sqrt_diag, state.direction)
+            new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, sqrt_diag, state.direction,
+                                                       esh_form=self.esh_form)
         # the log-density at the old position on the same batch: the gradient of that evaluation is unused
         lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0

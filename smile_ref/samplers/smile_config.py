@@ -154,6 +154,10 @@ class SMILEConfig:
         Reject a step with a non-finite gradient entry, or the authors' NaN -> 0 and clip.
     nonfinite_backoff : bool
         Halve the next step's step size after a non-finite step (per chain).
+    esh_form : {"robust", "lean"}
+        Arithmetic of the ESH velocity update (:mod:`smile_ref.integrators.esh_lean`): ``"robust"``
+        (max-scaled direction, two renormalisations; the reference rounding) or ``"lean"`` (the same
+        update in 5 instead of 13 full-array passes per ``B``, a few ulp apart per step).
     """
 
     integrator: str = "mclachlan"
@@ -174,6 +178,7 @@ class SMILEConfig:
     first_b_preconditioner: str = "current"
     nonfinite_gradient: str = "reject"
     nonfinite_backoff: bool = True
+    esh_form: str = "robust"
 
     @classmethod
     def authors(cls, preconditioned: bool = False) -> "SMILEConfig":
