@@ -18,7 +18,9 @@ in ``tests/test_esh_lean.py``).  Hence, with ``e`` never formed,
 
     u' = h (a / (N |h|)) + u (b / (N |u|)),
 
-three full-array passes (two products and a sum), besides the row sums ``h . h`` and ``u . h``.  The
+three full-array passes (two products and a sum), besides the row sums ``h . h`` and ``u . h``.
+In code ``em = expm1(-delta) = -omega`` and ``2 q = (c - 1) em (1 + zeta)``, so that
+``a / (N |h|) = em (1 + zeta - c em) / ((2 q - 2) |h|)`` and ``b / N = -2 zeta / (2 q - 2)``.  The
 robust form (:mod:`.esh_robust`, :mod:`.esh_eager`) instead forms ``e`` by way of ``max|h|`` (5 passes),
 builds the unnormalised update (3) and normalises it twice (4): 13 passes per B against 5 here.
 
@@ -30,9 +32,11 @@ step, whose input is a lean output, take ``|u| = 1``.  So ``||u| - 1|`` after an
 the rounding of one step (a few ulp plus the rounding of the ``h . h``, ``u . h`` and ``u . u`` row
 sums, about ``sqrt(d)`` ulp for BLAS dot products), independent of the number of steps.
 
-Rows this form does not take (detected from ``(n,)`` row quantities, a host read on the eager
-namespaces; then :func:`lean_update` returns ``None`` and the caller runs the robust form for the whole
-call, so these rows get exactly the robust form's treatment):
+Rows this form does not take (detected by two host reads of ``(n, 1)`` row quantities on the eager
+namespaces, ``min`` of ``h . h`` and ``u . u`` and ``max`` of ``max(2 q, -7/4 c)``, with the
+floating-point warnings of the discarded rows suppressed; then :func:`lean_update` returns ``None``
+and the caller runs the robust form for the whole call, so these rows get exactly the robust form's
+treatment):
 
 * ``h . h`` not in ``[smallest_normal / eps, inf)``: a zero, subnormal, tiny, huge or non-finite
   gradient (the robust form's ``max|h|`` pre-scaling exists for these);
@@ -43,8 +47,9 @@ call, so these rows get exactly the robust form's treatment):
   stays accurate (a sum of two non-negative terms) but the rounding of ``c`` and of the
   components of ``a e + b u`` (``a, b <= 2``) is amplified by ``2 / N`` in ``|u'|``.
 
-On the rows taken ``N >= 1/4``, so ``u'`` is the robust result to a few ulp plus ``8 x`` the rounding of
-``c``.  ``dK`` uses the robust form's own choice per row (:func:`.esh_eager.log_kinetic_columns`: the
+On the rows taken ``N >= 1/4``, so ``u'`` is the robust result to a few ulp plus ``4 x`` the rounding of
+``c`` (``|dN/dc| = 1 - zeta^2 <= 1``); measured (``tests/test_esh_lean.py``): at most 10.5 eps per
+component of ``u'``, 7.7 eps ``(d - 1) delta`` in ``dK`` and 11 eps in ``|u'|`` (robust: 2 eps).  ``dK`` uses the robust form's own choice per row (:func:`.esh_eager.log_kinetic_columns`: the
 ``log1p`` formula for ``q < 1/2``, the ``logaddexp`` one otherwise, the same code).
 
 ``c`` is clipped to ``<= 1`` against rounding, as in the robust form.  On namespaces without cheap host
@@ -52,8 +57,6 @@ reads (CuPy, traced ones) the lean form is not used: there the robust form runs 
 kernels, :mod:`.cupy_fused`).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -125,44 +128,52 @@ def lean_update(xp, u, h, tau, d, unit=False, cached=None):
         def hi(x):
             return float(eager_max(xp, x))
     thresh = _threshold(xp, u.dtype)
-    if cached is None:
-        ss = dot(h, h)
-        if not (lo(ss) >= thresh and hi(ss) < math.inf):  # NaN -> False
+    # Rows with a zero, tiny, huge or non-finite h . h or u . u, c <= -1 or q > 7/8 are detected by two
+    # reductions after the row quantities are formed; their overflows and NaNs are discarded (the whole
+    # call goes to the robust form), hence no warnings for them.
+    with np.errstate(all="ignore"):
+        if cached is None:
+            ss = dot(h, h)
+            v = h
+            gn = vn = xp.sqrt(ss)
+            low = ss
+        else:
+            v, vn, gn = cached
+            if row != isinstance(gn, np.generic):
+                return None
+            low = None
+        den = vn
+        if not unit:
+            uu = dot(u, u)
+            un = xp.sqrt(uu)
+            den = vn * un
+            low = uu if low is None else xp.minimum(low, uu)
+        if low is not None and not lo(low) >= thresh:  # zero, subnormal, tiny or NaN (NaN -> False)
             return None
-        v = h
-        gn = vn = xp.sqrt(ss)
-    else:
-        v, vn, gn = cached
-        if row != isinstance(gn, np.generic):
+        c = xp.minimum(dot(u, v) / den, 1.0)  # clipped against rounding
+        neg_delta = gn * (tau * (-1.0 / (d - 1)))  # -delta
+        zeta = xp.exp(neg_delta)
+        em = xp.expm1(neg_delta)  # zeta - 1 = -omega, accurate for small delta
+        opz = 1.0 + zeta
+        q2 = (c - 1.0) * (em * opz)  # 2 q = (1 - c)(1 - zeta^2)
+        # one read for c > -1, 2 q <= 7/4 and finite |h|, delta, |u| (0 * inf = NaN fails the test)
+        poison = 0.0 * neg_delta if unit else 0.0 * (neg_delta - un)
+        worst = hi(xp.maximum(q2, c * (-2.0 * _Q_MAX)) + poison)
+        if not worst < 2.0 * _Q_MAX:
             return None
-    den = vn
-    if not unit:
-        uu = dot(u, u)
-        if not (lo(uu) >= thresh and hi(uu) < math.inf):
-            return None
-        un = xp.sqrt(uu)
-        den = vn * un
-    c = dot(u, v) / den
-    if not lo(c) > -1.0:  # antiparallel (kept by the robust form) or NaN
-        return None
-    c = xp.minimum(c, 1.0)
-    delta = tau * (gn / (d - 1))
-    neg_delta = -delta
-    zeta = xp.exp(neg_delta)
-    om = -xp.expm1(neg_delta)  # 1 - zeta, accurate for small delta
-    opz = 1.0 + zeta
-    one_minus_c = 1.0 - c
-    q = one_minus_c * (om * opz) * 0.5  # (1 - c)(1 - zeta^2)/2
-    if not hi(q) <= _Q_MAX:  # N = 2 (1 - q) < 1/4 (or NaN)
-        return None
-    n_half = 1.0 - q  # N / 2, in [1/8, 1]
-    alpha = (om * (opz + c * om)) / ((2.0 * n_half) * vn)
-    beta = zeta / n_half if unit else zeta / (n_half * un)
+        neg_n = q2 - 2.0  # -N
+        # a = omega (1 + zeta + c omega) = -em (opz - c em):  a / (N |v|) = em (opz - c em) / (-N |v|)
+        alpha = (em * (opz - c * em)) / (neg_n * vn)
+        beta = (-2.0 * zeta) / (neg_n if unit else neg_n * un)  # b / (N |u|)
     u_new = v * alpha
     u_new += u * beta
-    if row:
-        return u_new, ((d - 1) * log_kinetic_row(c, one_minus_c, delta, q)).reshape(1), gn
-    return u_new, (d - 1) * log_kinetic_columns(xp, c, one_minus_c, delta, neg_delta, q)[:, 0], gn
+    if worst < 1.0:  # q < 1/2 on every row
+        k = xp.log1p(q2 * -0.5) - neg_delta
+    elif row:
+        k = log_kinetic_row(c, 1.0 - c, -neg_delta, 0.5 * q2)
+    else:
+        k = log_kinetic_columns(xp, c, 1.0 - c, -neg_delta, neg_delta, 0.5 * q2)
+    return u_new, ((d - 1) * k).reshape(1) if row else (d - 1) * k[:, 0], gn
 
 
 def lean_b(xp, u, g, scale, tau, d, direction=None, unit=False, want=False):
