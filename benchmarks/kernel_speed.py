@@ -32,7 +32,7 @@ Writes ``kernel_speed.json`` and ``kernel_speed.md`` to ``--out`` (git-ignored);
    (:data:`smile_ref.integrators.ESH_FORMS`) per form, against the same parts of the minimal loop
    (its McLachlan step with the same gradient function, and its ``esh``), process CPU time of
    interleaved repetitions in one run; full-array passes per integrator step and per ESH call of
-   both forms at 64 x 10^4, and per SMILE-naive step where ``run_chains`` accepts ``esh_form``.
+   both forms at 64 x 10^4, and per SMILE-naive step (``run_chains(..., esh_form=...)``).
    ``--only-esh-forms`` runs this part alone.
 """
 from __future__ import annotations
@@ -373,8 +373,14 @@ def esh_forms(minimal, cases, reps: int, passes_case=(64, 10_000), log=print) ->
 
 
 def render(result: dict) -> str:
-    lines = ["# Kernel speed", "", f"Machine: {result['machine']}; {result['date']}", "",
-             "## SMILE-naive (`run_chains`) vs the minimal NumPy loop (process CPU time, min over repetitions)", "",
+    lines = ["# Kernel speed", "", f"Machine: {result['machine']}; {result['date']}"]
+    if "passes" in result:  # not a --only-esh-forms run
+        lines += _render_runs(result)
+    return _render_parts(result, lines)
+
+
+def _render_runs(result: dict) -> list:
+    lines = ["", "## SMILE-naive (`run_chains`) vs the minimal NumPy loop (process CPU time, min over repetitions)", "",
              "| chains x d | steps | ours (us/step) | minimal (us/step) | ratio | ratio of medians |",
              "|---|---|---|---|---|---|"]
     for r in result["minimal"]:
@@ -387,6 +393,10 @@ def render(result: dict) -> str:
                      f"us/step, ratio {bj['ratio']:.2f}")
     else:
         lines.append("not measured (jax/blackjax not installed)")
+    return lines
+
+
+def _render_parts(result: dict, lines: list) -> str:
     cd = result.get("carried_direction")
     if cd:
         lines += ["", "## Integrator step alone, with the first B's direction carried over (not used by samplers yet)", "",
