@@ -272,3 +272,28 @@ def test_mclmc_tuned_smile_has_the_mclmc_energy_guardrail():
     from smile_ref.tuners.mclmc import mclmc_tuner
 
     assert make("smile", tuner=mclmc_tuner()).max_energy_error == 100.0 * math.sqrt(16)  # a Tuner object too
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
+def test_evaluate_clips_and_flags_on_every_path(backend_name):
+    """SMILE's per-evaluation gradient handling ("reject") on each of its paths: |g|_2 <= clip/2 (NumPy's
+    one-pass proof), every entry inside the clip but |g|_2 > clip/2, entries beyond the clip, and NaN.
+    The returned gradient is clip(g) with NaN kept, and the all-finite marker is set exactly when every
+    entry is finite (deterministic)."""
+    be = get_backend(backend_name, "float64")
+    t = targets.Gaussian.diagonal(np.ones(4))
+    kern = get("smile")(t, gradients.Exact(t), be, step_size=0.1, n_warmup=0, tuner=None, gradient_clip=4.0)
+    rows = np.array([[0.5, -0.5, 1.0, 0.2],      # |g|_2 = 1.23 <= 2
+                     [3.0, -3.5, 3.9, 2.0],      # every |g_i| <= 4, |g|_2 = 6.3 > 2
+                     [9.0, -0.1, 0.0, -12.0],    # beyond the clip
+                     [np.nan, 1.0, 0.0, 0.0]])   # non-finite
+    for i, row in enumerate(rows):
+        x = be.asarray(-row[None, :])  # g = -x for N(0, I)
+        acc, fin = [], []
+        _, g = kern._evaluate(x, None, acc, fin)
+        g = to_numpy(g)[0]
+        expect = np.where(np.isfinite(row), np.clip(row, -4.0, 4.0), np.nan)
+        np.testing.assert_array_equal(g, expect, err_msg=f"row {i}")
+        assert (fin == [True]) == bool(np.all(np.isfinite(row))), f"row {i}"
+        if not np.all(np.isfinite(row)):
+            assert bool(to_numpy(acc[0][0])[0])

@@ -72,7 +72,15 @@ def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: 
 
 
 def _all_finite_eager(xp, a) -> bool:
-    """Every entry of ``a`` finite, from two reductions without temporaries (NaN propagates)."""
+    """Every entry of ``a`` finite (a host read; ``False`` may also mean "not known").
+
+    A NumPy array is summed in one pass: a NaN or an infinite entry makes the sum non-finite, so a
+    finite sum proves every entry finite; a sum that overflows returns ``False`` although every entry
+    is finite, and the caller's exact path then decides.  Other namespaces take ``max`` and ``min``
+    (two reductions without temporaries; NaN propagates).
+    """
+    if isinstance(a, np.ndarray):
+        return math.isfinite(float(np.add.reduce(a, axis=None)))
     return math.isfinite(float(eager_max(xp, a))) and math.isfinite(float(eager_min(xp, a)))
 
 
