@@ -190,3 +190,69 @@ def test_kernel_members_and_typed_info(name):
     assert sd is None or np.shape(sd) == (N_CHAINS, target.dim)
     if name == "psmile":
         assert sd is not None
+
+
+#: One non-default option per sampler: ``config=`` built from it must run the same chain as the keyword.
+CONFIG_OPTIONS = {
+    "mclmc": {"integrator": "leapfrog", "L": 2.0},
+    "smile": {"integrator": "leapfrog"},
+    "psmile": {"freeze_preconditioner": True},
+    "sgld": {"noise_correction": 0.25},
+    "psgld": {"alpha": 0.9},
+    "sghmc": {"alpha": 0.05},
+    "sghmc_adaptive": {"moment_gradient": "previous"},
+    "constant_sgd": {"momentum": 0.5},
+    "bnp_sgld": {"rho": 0.9},
+}
+
+
+def test_every_registered_sampler_has_config_options():
+    assert sorted(CONFIG_OPTIONS) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_record_equals_keyword_options(name):
+    """``config=`` (the kernel's frozen record with the option set) runs bit for bit the chain of the keyword
+    form, and ``meta["config"]`` records the record field by field."""
+    import dataclasses
+
+    target, grad, opts = SPECS[name]
+    opts = {k: v for k, v in opts.items() if k != "step_size"}
+    kernel = samplers.get(name)(target, grad(target), get_backend(), step_size=SPECS[name][2].get("step_size"),
+                                n_warmup=N_WARM, **opts)
+    cls = type(kernel.config)
+    assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    options = CONFIG_OPTIONS[name]
+    cfg = cls().with_options(**options)
+    for key, value in options.items():
+        assert getattr(cfg, key) == value
+    by_keyword = _run(name, **options)
+    by_config = _run(name, config=cfg)
+    np.testing.assert_array_equal(by_config.samples, by_keyword.samples)
+    for key in by_keyword.info:
+        np.testing.assert_array_equal(by_config.info[key], by_keyword.info[key])
+    rendered = by_config.meta["config"]["options"]["config"]
+    assert rendered["__config__"] == cls.__name__
+    assert set(rendered) == {"__config__"} | {f.name for f in dataclasses.fields(cls)}
+    for key, value in options.items():
+        assert rendered[key] == value
+    # an option next to the config overrides its field: the same chain as both as keywords
+    first, *rest = options.items()
+    if rest:
+        np.testing.assert_array_equal(_run(name, config=cls().with_options(**dict([first])), **dict(rest)).samples,
+                                      by_keyword.samples)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_errors(name):
+    """A config of another class, ``preset`` next to ``config`` and an unknown option raise, naming what is wrong."""
+    target, grad, opts = SPECS[name]
+    build = samplers.get(name)
+    kw = dict(step_size=opts.get("step_size", 0.1), n_warmup=N_WARM)
+    cls = type(build(target, grad(target), get_backend(), **kw).config)
+    with pytest.raises(TypeError, match="unknown option.*'no_such_option'"):
+        build(target, grad(target), get_backend(), no_such_option=1, **kw)
+    with pytest.raises(ValueError, match="preset or config, not both"):
+        build(target, grad(target), get_backend(), preset="authors", config=cls(), **kw)
+    with pytest.raises(TypeError, match="config"):
+        build(target, grad(target), get_backend(), config=dict(cls().as_options()), **kw)

@@ -93,11 +93,12 @@ from ..backend import array_namespace, device_of
 from ..backend.validate import check_float_in, check_host_vector, check_positive_float
 from ..gradients import MiniBatch
 from .base import Kernel, register
+from .sgmcmc_config import BNPSGLDConfig
 from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
-__all__ = ["BNPLayer", "BNPSGLDState", "BNPSGLD", "build_bnp_sgld", "glm_layers", "sigma_tilde2",
+__all__ = ["BNPLayer", "BNPSGLDState", "BNPSGLD", "BNPSGLDConfig", "build_bnp_sgld", "glm_layers", "sigma_tilde2",
            "bnp_transform", "bnp_noise"]
 
 
@@ -219,8 +220,10 @@ class BNPSGLD(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, rho=0.99, eps1=1e-2, eps2=1e-4,
-                 schedule="constant", bias_column="auto", frozen_statistics=False):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: BNPSGLDConfig | None = None,
+                 **options):
+        self.config = c = BNPSGLDConfig.resolve(None, config, options)
+        rho, eps1, eps2, schedule, bias_column, frozen_statistics = c.rho, c.eps1, c.eps2, c.schedule, c.bias_column, c.frozen_statistics
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = d = int(target.dim)
@@ -404,6 +407,8 @@ class BNPSGLD(Kernel):
 
 
 @register("bnp_sgld")
-def build_bnp_sgld(target, gradient, backend, step_size=None, n_warmup=0, **options) -> BNPSGLD:
-    """Build ``"bnp_sgld"`` (options: rho, eps1, eps2, schedule, bias_column, frozen_statistics)."""
-    return BNPSGLD(target, gradient, backend, step_size, n_warmup, **options)
+def build_bnp_sgld(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None,
+                   **options) -> BNPSGLD:
+    """Build ``"bnp_sgld"``: ``config`` (a :class:`BNPSGLDConfig`) with keyword ``options`` overriding its fields
+    (rho, eps1, eps2, schedule, bias_column, frozen_statistics); no presets."""
+    return BNPSGLD(target, gradient, backend, step_size, n_warmup, BNPSGLDConfig.resolve(preset, config, options))

@@ -51,10 +51,11 @@ import numpy as np
 from ..backend import device_of, to_numpy
 from ..backend.validate import check_bool, check_float_in, check_positive_float, check_positive_int, check_spd
 from .base import Kernel, register
+from .sgmcmc_config import ConstantSGDConfig
 from .info import SGDInfo
 from .guardrails import check_initial_finite, evaluate_checked
 
-__all__ = ["ConstantSGDState", "ConstantSGD", "build_constant_sgd"]
+__all__ = ["ConstantSGDState", "ConstantSGD", "ConstantSGDConfig", "build_constant_sgd"]
 
 
 class ConstantSGDState(NamedTuple):
@@ -113,8 +114,10 @@ class ConstantSGD(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, *, learning_rate=None,
-                 preconditioner=None, momentum=0.0, iasg=False, window=None, n_data=None):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: ConstantSGDConfig | None = None,
+                 **options):
+        self.config = c = ConstantSGDConfig.resolve(None, config, options)
+        learning_rate, preconditioner, momentum, iasg, window, n_data = c.learning_rate, c.preconditioner, c.momentum, c.iasg, c.window, c.n_data
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = d = int(target.dim)
@@ -213,6 +216,8 @@ def _device(x):
 
 
 @register("constant_sgd")
-def build_constant_sgd(target, gradient, backend, step_size=None, n_warmup=0, **options) -> ConstantSGD:
-    """Build the ``"constant_sgd"`` sampler (options: see :class:`ConstantSGD`)."""
-    return ConstantSGD(target, gradient, backend, step_size, n_warmup, **options)
+def build_constant_sgd(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None,
+                       **options) -> ConstantSGD:
+    """Build the ``"constant_sgd"`` sampler: ``config`` (a :class:`ConstantSGDConfig`) with keyword ``options``
+    overriding its fields; ``"constant_sgd"`` has no presets."""
+    return ConstantSGD(target, gradient, backend, step_size, n_warmup, ConstantSGDConfig.resolve(preset, config, options))

@@ -39,11 +39,12 @@ from ..tuners.mclmc import MILE_FRACTIONS, mclmc_tuner
 from .adaptation import Adaptation, AdaptationInput, AdaptationState, adaptation_view
 from .base import IsokineticKernel, register
 from .info import IsokineticInfo
+from .mclmc_config import MILE_AUTHORS_STEP_SIZE, MILE_AUTHORS_TUNER, MCLMCConfig
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
 from .guardrails import any_chain, default_max_energy_error, select_chains, step_masks
 
-__all__ = ["MCLMCState", "MCLMC", "build_mclmc"]
+__all__ = ["MCLMCState", "MCLMC", "MCLMCConfig", "build_mclmc", "MILE_AUTHORS_TUNER", "MILE_AUTHORS_STEP_SIZE"]
 
 
 class MCLMCState(NamedTuple):
@@ -65,16 +66,21 @@ class MCLMCState(NamedTuple):
     warmup_step = adaptation_view("warmup_step")
 
 
-def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning) -> Tuner:
+def _make_tuner(tuner, desired_energy_var, diagonal_preconditioning, tuner_options) -> Tuner:
+    if tuner_options is not None and not isinstance(tuner_options, dict):
+        raise TypeError(f"tuner_options must be a dict of mclmc_tuner arguments, got {tuner_options!r}")
     if tuner is None:
         return identity()
     if isinstance(tuner, Tuner):
         return tuner
     check_choice(tuner, "tuner", ("mclmc", "mile"))
+    extra = dict(tuner_options or {})
     if tuner == "mile":  # MILE's split with or without preconditioning
-        return mclmc_tuner(energy_var_schedule="mile", diagonal_preconditioning=diagonal_preconditioning,
-                           **dict(zip(("frac_tune1", "frac_tune2", "frac_tune3"), MILE_FRACTIONS)))
-    extra = {} if desired_energy_var is None else {"desired_energy_var": desired_energy_var}  # None: the tuner's default
+        return mclmc_tuner(diagonal_preconditioning=diagonal_preconditioning,
+                           **{"energy_var_schedule": "mile",
+                              **dict(zip(("frac_tune1", "frac_tune2", "frac_tune3"), MILE_FRACTIONS)), **extra})
+    if desired_energy_var is not None:  # None: the tuner's default
+        extra = {"desired_energy_var": desired_energy_var, **extra}
     return mclmc_tuner(diagonal_preconditioning=diagonal_preconditioning, **extra)
 
 
@@ -95,22 +101,26 @@ class MCLMC(IsokineticKernel):
 
     name = "mclmc"
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, integrator="mclachlan", L=None,
-                 tuner="mclmc", desired_energy_var=None, diagonal_preconditioning=False, refresh=True,
-                 sqrt_diag=None, max_energy_error=None):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: MCLMCConfig | None = None,
+                 **options):
+        self.config = c = MCLMCConfig.resolve(None, config, options)
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = int(target.dim)
-        self.coefficients = get_integrator(integrator)
+        self.coefficients = get_integrator(c.integrator)
         self.n_warmup = int(n_warmup)
-        if tuner is None and step_size is None:
+        if step_size is None:
+            step_size = c.default_step_size
+        if c.tuner is None and step_size is None:
             raise ValueError("step_size is required when tuner=None (fixed-step MCLMC)")
         d = self.dim
         self.step_size0 = check_positive_float(step_size, "step_size") if step_size is not None else 0.25 * math.sqrt(d)
-        self.L0 = check_positive_float(L, "L") if L is not None else math.sqrt(d)
-        self.refresh = check_bool(refresh, "refresh")
-        self.diagonal_preconditioning = check_bool(diagonal_preconditioning, "diagonal_preconditioning")
-        self.tuner = _make_tuner(tuner, desired_energy_var, diagonal_preconditioning)
+        L = c.resolved_L(d)
+        self.L0 = check_positive_float(L, "L") if c.L is not None else L
+        self.refresh = check_bool(c.refresh, "refresh")
+        self.diagonal_preconditioning = check_bool(c.diagonal_preconditioning, "diagonal_preconditioning")
+        self.tuner = _make_tuner(c.tuner, c.desired_energy_var, c.diagonal_preconditioning, c.tuner_options)
+        sqrt_diag, max_energy_error = c.sqrt_diag, c.max_energy_error
         if sqrt_diag is not None:
             from ..backend.validate import check_host_vector
 
@@ -253,36 +263,18 @@ class MCLMC(IsokineticKernel):
                 AdaptationInput(dE_tune, integ.position, bad))
 
 
-# MILE's warm-up (the SMILE authors' src/kernels/warmup.py, BlackJAX 1.2.2 underneath): the tuner settings of
-# preset="authors" (docs/conventions.md)
-MILE_AUTHORS_TUNER = {"energy_var_schedule": "mile", "num_effective_samples": 100, "schedule_divisor": "n12+1",
-                      "moment_weight": "updated", "ess_method": "blackjax",
-                      "frac_tune1": 0.8, "frac_tune2": 0.1, "frac_tune3": 0.1}  # their phase_ratio, always
-MILE_AUTHORS_STEP_SIZE = 0.005  # their step_size_init (code and config default; the UCI configs set 0.01)
-
-
 @register("mclmc")
-def build_mclmc(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> MCLMC:
-    """Build the ``"mclmc"`` sampler (options: see :class:`MCLMC`).
+def build_mclmc(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None, **options) -> MCLMC:
+    """Build the ``"mclmc"`` sampler: ``config`` (an :class:`MCLMCConfig`, default ``MCLMCConfig()``) or
+    ``preset``'s record, with keyword ``options`` overriding single fields.
 
-    ``preset="authors"`` (with ``tuner="mile"``, the default under the preset) reproduces MILE's warm-up
-    in the SMILE authors' code: initial ``L = max(sqrt(d), 15)``, initial step size 0.005 (their default;
-    their UCI configs pass 0.01), and the tuner settings ``MILE_AUTHORS_TUNER`` (``N_eff = 100``, the
-    schedule divisor ``n1 + n2 + 1``, the phase-2 moment weight after the update, BlackJAX's ESS on the
-    whole chain for L); ``tuner_options`` (a dict of :func:`~smile_ref.tuners.mclmc_tuner` arguments)
-    overrides single settings.  Explicit ``step_size`` and ``L`` win.
+    ``preset="authors"`` (``config=MCLMCConfig.authors()``) reproduces MILE's warm-up in the SMILE authors'
+    code: ``tuner="mile"`` with the settings ``MILE_AUTHORS_TUNER`` (``N_eff = 100``, the schedule divisor
+    ``n1 + n2 + 1``, the phase-2 moment weight after the update, BlackJAX's ESS on the whole chain for L),
+    initial ``L = max(sqrt(d), 15)`` and initial step size 0.005 (their default; their UCI configs pass
+    0.01).  ``tuner_options`` overrides single tuner settings key by key; explicit ``step_size`` and ``L``
+    win.  Under ``preset="authors"`` the tuner must stay ``"mile"``.
     """
-    if preset is not None:
-        if preset != "authors":
-            raise ValueError(f"preset must be None or 'authors', got {preset!r}")
-        tuner = options.pop("tuner", "mile")
-        if tuner != "mile":
-            raise ValueError(f"preset='authors' reproduces MILE's warm-up: tuner must be 'mile', got {tuner!r}")
-        extra = options.pop("tuner_options", None) or {}
-        if not isinstance(extra, dict):
-            raise TypeError(f"tuner_options must be a dict of mclmc_tuner arguments, got {extra!r}")
-        options.setdefault("L", max(math.sqrt(int(target.dim)), 15.0))
-        step_size = MILE_AUTHORS_STEP_SIZE if step_size is None else step_size
-        diag = check_bool(options.get("diagonal_preconditioning", False), "diagonal_preconditioning")
-        options["tuner"] = mclmc_tuner(diagonal_preconditioning=diag, **{**MILE_AUTHORS_TUNER, **extra})
-    return MCLMC(target, gradient, backend, step_size, n_warmup, **options)
+    if preset == "authors" and options.get("tuner", "mile") != "mile":
+        raise ValueError(f"preset='authors' reproduces MILE's warm-up: tuner must be 'mile', got {options['tuner']!r}")
+    return MCLMC(target, gradient, backend, step_size, n_warmup, MCLMCConfig.resolve(preset, config, options))

@@ -57,11 +57,12 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_float_in, check_positive_float
 from .base import Kernel, register
+from .sgmcmc_config import PSGLDConfig
 from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 from .sgld import parse_schedule
 
-__all__ = ["PSGLDState", "PSGLD", "build_psgld"]
+__all__ = ["PSGLDState", "PSGLD", "PSGLDConfig", "build_psgld"]
 
 
 class PSGLDState(NamedTuple):
@@ -93,8 +94,10 @@ class PSGLD(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.99, lam=1e-5,
-                 schedule="constant", gamma_correction=False, preconditioner=None, divergence=None):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: PSGLDConfig | None = None,
+                 **options):
+        self.config = c = PSGLDConfig.resolve(None, config, options)
+        alpha, lam, schedule, gamma_correction, preconditioner, divergence = c.alpha, c.lam, c.schedule, c.gamma_correction, c.preconditioner, c.divergence
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = int(target.dim)
@@ -165,6 +168,7 @@ class PSGLD(Kernel):
 
 
 @register("psgld")
-def build_psgld(target, gradient, backend, step_size=None, n_warmup=0, **options) -> PSGLD:
-    """Build the ``"psgld"`` sampler (options: see :class:`PSGLD`)."""
-    return PSGLD(target, gradient, backend, step_size, n_warmup, **options)
+def build_psgld(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None, **options) -> PSGLD:
+    """Build the ``"psgld"`` sampler: ``config`` (a :class:`PSGLDConfig`) with keyword ``options`` overriding its
+    fields; ``"psgld"`` has no presets."""
+    return PSGLD(target, gradient, backend, step_size, n_warmup, PSGLDConfig.resolve(preset, config, options))

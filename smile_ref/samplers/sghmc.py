@@ -57,10 +57,11 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_positive_float
 from .base import Kernel, register
+from .sgmcmc_config import SGHMC_BETA_HAT_FROM_STEP, SGHMCConfig
 from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_zero_and_clip, select_chains
 
-__all__ = ["SGHMCState", "SGHMC", "build_sghmc"]
+__all__ = ["SGHMCState", "SGHMC", "SGHMCConfig", "build_sghmc"]
 
 
 class SGHMCState(NamedTuple):
@@ -95,14 +96,20 @@ class SGHMC(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.01, beta_hat=0.0,
-                 initial_velocity="sample", gradient_clip=None):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: SGHMCConfig | None = None,
+                 **options):
+        self.config = c = SGHMCConfig.resolve(None, config, options)
+        alpha, beta_hat, initial_velocity, gradient_clip = c.alpha, c.beta_hat, c.initial_velocity, c.gradient_clip
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = int(target.dim)
         if step_size is None:
             raise ValueError("step_size (the learning rate eta > 0) is required")
         self.eta = check_positive_float(step_size, "step_size")
+        if isinstance(beta_hat, str):
+            if beta_hat != SGHMC_BETA_HAT_FROM_STEP:
+                raise ValueError(f"beta_hat must be a real number or {SGHMC_BETA_HAT_FROM_STEP!r}, got {beta_hat!r}")
+            beta_hat = float(step_size) / 2.0
         self.alpha = _real(alpha, "alpha")
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha (friction) must lie in (0, 1], got {alpha}")
@@ -161,16 +168,13 @@ class SGHMC(Kernel):
 
 
 @register("sghmc")
-def build_sghmc(target, gradient, backend, step_size=None, n_warmup=0, preset=None, **options) -> SGHMC:
-    """Build the ``"sghmc"`` sampler (options: ``alpha``, ``beta_hat``, ``initial_velocity``, ``gradient_clip``).
+def build_sghmc(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None,
+                **options) -> SGHMC:
+    """Build the ``"sghmc"`` sampler: ``config`` (an :class:`SGHMCConfig`) or ``preset``'s record, with keyword
+    ``options`` overriding its fields (``alpha``, ``beta_hat``, ``initial_velocity``, ``gradient_clip``).
 
-    ``preset="authors"``: the SMILE authors' plain SGHMC (module docstring): ``beta_hat = step_size / 2``,
-    ``initial_velocity="zero"``, ``gradient_clip=1e6`` unless given explicitly.
+    ``preset="authors"`` (``config=SGHMCConfig.authors()``): the SMILE authors' plain SGHMC (module
+    docstring): ``beta_hat = step_size / 2``, ``initial_velocity="zero"``, ``gradient_clip=1e6`` unless given
+    explicitly.
     """
-    if preset is not None:
-        if preset != "authors":
-            raise ValueError(f"preset must be None or 'authors', got {preset!r}")
-        if step_size is None:
-            raise ValueError("step_size (eta = eps**2 in the authors' parametrisation) is required")
-        options = {"beta_hat": float(step_size) / 2.0, "initial_velocity": "zero", "gradient_clip": 1e6, **options}
-    return SGHMC(target, gradient, backend, step_size, n_warmup, **options)
+    return SGHMC(target, gradient, backend, step_size, n_warmup, SGHMCConfig.resolve(preset, config, options))

@@ -64,12 +64,13 @@ from typing import NamedTuple
 from ..backend import device_of
 from ..backend.validate import check_choice, check_float_in, check_optional, check_positive_float
 from .base import Kernel, register
+from .sgmcmc_config import AUTHORS_ADASGHMC, AdaSGHMCConfig
 from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_zero_and_clip, select_chains
 
-__all__ = ["AdaSGHMCState", "AdaSGHMC", "build_sghmc_adaptive", "AUTHORS_PRESET"]
+__all__ = ["AdaSGHMCState", "AdaSGHMC", "AdaSGHMCConfig", "build_sghmc_adaptive", "AUTHORS_PRESET"]
 
-AUTHORS_PRESET = {"moment_gradient": "previous", "gradient_clip": 1e6}
+AUTHORS_PRESET = AUTHORS_ADASGHMC  # the values of preset="authors" (AdaSGHMCConfig.authors())
 _FLOOR = 1e-7  # the authors' floors of s^2, of the window denominator and of the noise variance
 _SMOOTH_CLIP = 1e6  # the authors' clip of the smoothed gradient
 
@@ -107,8 +108,10 @@ class AdaSGHMC(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, alpha=0.05, moment_gradient="current",
-                 gradient_clip=None):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: AdaSGHMCConfig | None = None,
+                 **options):
+        self.config = c = AdaSGHMCConfig.resolve(None, config, options)
+        alpha, moment_gradient, gradient_clip = c.alpha, c.moment_gradient, c.gradient_clip
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = int(target.dim)
@@ -171,11 +174,12 @@ class AdaSGHMC(Kernel):
 
 
 @register("sghmc_adaptive")
-def build_sghmc_adaptive(target, gradient, backend, step_size=None, n_warmup=0, preset=None,
+def build_sghmc_adaptive(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None,
                          **options) -> AdaSGHMC:
-    """Build the ``"sghmc_adaptive"`` sampler (options: ``alpha``, ``moment_gradient``, ``gradient_clip``).
+    """Build the ``"sghmc_adaptive"`` sampler: ``config`` (an :class:`AdaSGHMCConfig`) or ``preset``'s record, with
+    keyword ``options`` overriding its fields (``alpha``, ``moment_gradient``, ``gradient_clip``).
 
-    ``preset="authors"``: the SMILE authors' AdaSGHMC (module docstring): ``moment_gradient="previous"``,
+    ``preset="authors"`` (``config=AdaSGHMCConfig.authors()``): the SMILE authors' AdaSGHMC (module docstring): ``moment_gradient="previous"``,
     ``gradient_clip=1e6`` unless given explicitly.
 
     Examples
@@ -188,8 +192,4 @@ def build_sghmc_adaptive(target, gradient, backend, step_size=None, n_warmup=0, 
     >>> res.samples.shape
     (2, 200, 2)
     """
-    if preset is not None:
-        if preset != "authors":
-            raise ValueError(f"preset must be None or 'authors', got {preset!r}")
-        options = {**AUTHORS_PRESET, **options}
-    return AdaSGHMC(target, gradient, backend, step_size, n_warmup, **options)
+    return AdaSGHMC(target, gradient, backend, step_size, n_warmup, AdaSGHMCConfig.resolve(preset, config, options))

@@ -66,10 +66,11 @@ import numpy as np
 from ..backend import device_of
 from ..backend.validate import check_choice, check_host_vector, check_positive_float, check_spd
 from .base import Kernel, register
+from .sgmcmc_config import SGLDConfig
 from .info import LangevinInfo
 from .guardrails import check_initial_finite, evaluate_checked, select_chains
 
-__all__ = ["SGLDState", "SGLD", "build_sgld", "parse_schedule", "as_covariance"]
+__all__ = ["SGLDState", "SGLD", "SGLDConfig", "build_sgld", "parse_schedule", "as_covariance"]
 
 
 class SGLDState(NamedTuple):
@@ -140,8 +141,10 @@ class SGLD(Kernel):
     grad_evals_per_step = 1
     init_grad_evals = 1
 
-    def __init__(self, target, gradient, backend, step_size, n_warmup, *, schedule="constant",
-                 noise_correction=None, variant="sgld"):
+    def __init__(self, target, gradient, backend, step_size=None, n_warmup=0, config: SGLDConfig | None = None,
+                 **options):
+        self.config = c = SGLDConfig.resolve(None, config, options)
+        schedule, noise_correction, variant = c.schedule, c.noise_correction, c.variant
         self.target, self.gradient, self.backend = target, gradient, backend
         self.xp = backend.xp
         self.dim = d = int(target.dim)
@@ -210,6 +213,7 @@ class SGLD(Kernel):
 
 
 @register("sgld")
-def build_sgld(target, gradient, backend, step_size=None, n_warmup=0, **options) -> SGLD:
-    """Build the ``"sgld"`` sampler (options: ``schedule``, ``noise_correction``, ``variant``)."""
-    return SGLD(target, gradient, backend, step_size, n_warmup, **options)
+def build_sgld(target, gradient, backend, step_size=None, n_warmup=0, preset=None, config=None, **options) -> SGLD:
+    """Build the ``"sgld"`` sampler: ``config`` (an :class:`SGLDConfig`) with keyword ``options`` overriding its
+    fields (``schedule``, ``noise_correction``, ``variant``); ``"sgld"`` has no presets."""
+    return SGLD(target, gradient, backend, step_size, n_warmup, SGLDConfig.resolve(preset, config, options))
