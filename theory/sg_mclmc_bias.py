@@ -38,7 +38,8 @@ Gaussian target ``N(0, Σ_t)``, score ``g = -Σ_t^{-1} x``.  Only ``Q`` and
 
 3. Any d, any noise strength: :mod:`smile_ref.theory.sg_mclmc_galerkin` (polynomial Galerkin solve of the
    full stationary law, exact assembly, reducing to item 1 at d = 2 and to item 2 at strong noise;
-   sparse Hermite-position assembly, :mod:`smile_ref.theory.sg_mclmc_galerkin_sparse`, up to d = 10).
+   sparse Hermite-position assembly, :mod:`smile_ref.theory.sg_mclmc_galerkin_sparse`, up to d = 10); at weak
+   noise its position-degree sequence is extrapolated (:mod:`smile_ref.theory.sg_mclmc_weak`).
 
 4. Preconditioning ``x = S z``: MCLMC in ``z`` with target covariance
    ``S^{-1} Σ_t S^{-1}`` and noise covariance ``S Σ S``;
@@ -342,10 +343,18 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         ``"overdamped"``: the homogenised strong-noise limit (d = 2 exact; d > 2 the Galerkin cell
         problem of :mod:`smile_ref.theory.sg_mclmc_overdamped`, ``degree`` keyword, default 3 for d <= 6,
         2 above, where degree 3 is slow).
-        ``"auto"``: d = 2 ``"fokker-planck"``; d > 2 ``"galerkin"`` when its basis has at most
-        ``max_basis`` functions and its truncation error is at most ``rtol * max|C|``, else
-        ``"overdamped"`` when that limit's error bound is below ``rtol * max|C|``, else the
-        better of the two with a warning.
+        ``"auto"``: d = 2 ``"fokker-planck"``; d > 2 at weak noise (``rate_sigma_min <
+        WEAK_RATE_SIGMA`` = 0.15 of :func:`regime_numbers`, where the plain solve's last change
+        understates its slow convergence in the position degree) the x-degree extrapolation of
+        :func:`smile_ref.theory.sg_mclmc_weak.x_degree_extrapolation` (geometric tail of three solves,
+        error = tail + last change + velocity-degree change; degrees ``weak_degrees``: aligned d <= 6,
+        rotated d <= 4), warned where its error exceeds ``rtol * max|C|``; otherwise ``"galerkin"`` when
+        its basis has at most ``max_basis`` functions and its truncation error is at most
+        ``rtol * max|C|``, else ``"overdamped"`` when that limit's error bound is below
+        ``rtol * max|C|``, else the better of the two with a warning.  Measured against smile_ref's
+        sampler (docs ``sg-mclmc-regime-map.md``): within max(4 SE, 3 %) for d = 3-10 at
+        intermediate and strong noise and at weak noise (``rate_sigma_min`` 0.065) except d = 10 rotated;
+        below ``rate_sigma_min`` 0.06 the extrapolation falls behind (6-9 % at 0.033, inside its error).
     return_error : bool
         Also return an error estimate of the continuous-time prediction (absolute, on the
         entries of ``C``): the truncation change for the spectral solves; for the overdamped
@@ -512,7 +521,11 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
     if weak is not None:
         Cw, ew = weak
         if ew > rtol * mag(Cw):
-            warn("weak noise, x-degree extrapolation of the Galerkin solve", ew, Cw)
+            below = r["rate_sigma_min"] < WEAK_VALIDATED_RATE_SIGMA
+            warn("weak noise, x-degree extrapolation of the Galerkin solve" + (
+                f" (rate x smallest std below {WEAK_VALIDATED_RATE_SIGMA}: outside the range where it matched "
+                f"simulation within 3 % (>= 0.065); at 0.033 it was 6-9 % off, inside its error estimate)"
+                if below else ""), ew, Cw)
         return out(Cw, ew)
     cands = []
     if size <= max_basis:
@@ -531,15 +544,15 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
 
 
 def _weak_noise(St, S, eps, r, symmetry, w, max_basis):
-    """Weak noise (``rate_sigma_min < WEAK_RATE_SIGMA``, d <= ``WEAK_MAX_D``): ``(C, err)`` of the x-degree
+    """Weak noise (``rate_sigma_min < WEAK_RATE_SIGMA``, a sequence in ``weak_degrees``): ``(C, err)`` of the x-degree
     extrapolation of :mod:`smile_ref.theory.sg_mclmc_weak`, or None where it does not apply or its largest
     basis exceeds ``max(max_basis, WEAK_MAX_BASIS)``."""
     from .sg_mclmc_weak import weak_basis_size, weak_degrees, x_degree_extrapolation
 
     d = St.shape[0]
-    if r["rate_sigma_min"] >= WEAK_RATE_SIGMA or d > WEAK_MAX_D:
-        return None
     deg = weak_degrees(d, symmetry)
+    if r["rate_sigma_min"] >= WEAK_RATE_SIGMA or deg is None:
+        return None
     if weak_basis_size(d, symmetry, deg) > max(max_basis, WEAK_MAX_BASIS):
         return None
     ref = galerkin_second_moments(St, S, eps, n_x=4, n_u=4, ref_scale=1.2, refine=1, symmetry=symmetry)
@@ -548,14 +561,15 @@ def _weak_noise(St, S, eps, r, symmetry, w, max_basis):
     return x_degree_extrapolation(St, S, eps, *deg, ref_scale=1.2, symmetry=symmetry, ref_cov=ref, error_weights=w)
 
 
-#: ``rate_sigma_min`` below which ``"auto"`` uses the weak-noise x-degree extrapolation (d <= ``WEAK_MAX_D``)
-#: when the plain Galerkin solve is not converged (intermediate noise, 0.33, converges without it).
+#: ``rate_sigma_min`` below which ``"auto"`` uses the weak-noise x-degree extrapolation where
+#: :func:`smile_ref.theory.sg_mclmc_weak.weak_degrees` has a sequence (aligned d <= 6, rotated d <= 4); at
+#: intermediate noise (0.33) the plain solve converges without it.
 WEAK_RATE_SIGMA = 0.15
-#: Largest d of the weak-noise extrapolation: its sequence needs ``n_x`` up to 10-14, affordable for d <= 4
-#: (d = 5-10: the velocity degree 4 it could afford there is itself 5-20 % unconverged).
-WEAK_MAX_D = 4
-#: Largest basis of the weak-noise sequence (d = 4 rotated, (8, 4): 14325 functions, ~45 s per solve).
-WEAK_MAX_BASIS = 15000
+#: Smallest ``rate_sigma_min`` at which the extrapolation matched smile_ref's sampler within 3 % (d = 3, 4, 6;
+#: regime map of ``sg-mclmc-regime-map.md``); below it the warning says so.
+WEAK_VALIDATED_RATE_SIGMA = 0.06
+#: Largest basis of the weak-noise sequence (d = 4 rotated, (8, 6, 10): 15334 functions, ~40 s per solve).
+WEAK_MAX_BASIS = 16000
 
 
 def _discrete(St, S, eps, regime, calculus, return_error, rtol, error_weights, kwargs):
