@@ -524,7 +524,7 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             below = r["rate_sigma_min"] < WEAK_VALIDATED_RATE_SIGMA
             warn("weak noise, x-degree extrapolation of the Galerkin solve" + (
                 f" (rate x smallest std below {WEAK_VALIDATED_RATE_SIGMA}: outside the range where it matched "
-                f"simulation within 3 % (>= 0.065); at 0.033 it was 6-9 % off, inside its error estimate)"
+                f"simulation within max(4 SE, 3 %) (>= 0.065); at 0.033 it was 6-9 % off, inside its error estimate)"
                 if below else ""), ew, Cw)
         return out(Cw, ew)
     cands = []
@@ -565,7 +565,7 @@ def _weak_noise(St, S, eps, r, symmetry, w, max_basis):
 #: :func:`smile_ref.theory.sg_mclmc_weak.weak_degrees` has a sequence (aligned d <= 6, rotated d <= 4); at
 #: intermediate noise (0.33) the plain solve converges without it.
 WEAK_RATE_SIGMA = 0.15
-#: Smallest ``rate_sigma_min`` at which the extrapolation matched smile_ref's sampler within 3 % (d = 3, 4, 6;
+#: Smallest ``rate_sigma_min`` at which the extrapolation matched smile_ref's sampler within max(4 SE, 3 %) (d = 3, 4, 6;
 #: regime map of ``sg-mclmc-regime-map.md``); below it the warning says so.
 WEAK_VALIDATED_RATE_SIGMA = 0.06
 #: Largest basis of the weak-noise sequence (d = 4 rotated, (8, 6, 10): 15334 functions, ~40 s per solve).
