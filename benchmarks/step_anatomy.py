@@ -187,8 +187,8 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         T.wrap(st.kernel, "_evaluate", "_evaluate (gradient + NaN/clip)")
     T.wrap(mod, "isokinetic_step_carry", "isokinetic_step (total)")
     st.kernel._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
-    T.wrap(iso, "_esh_core", "B: ESH velocity update")
-    T.wrap(iso, "_position_core", "A: position update")
+    T.wrap(iso, "b_substep", "B: ESH velocity update")
+    T.wrap(iso, "position_substep", "A: position update")
     T.wrap(mod, "step_masks", "guardrail step_masks")
     T.wrap(mod, "select_chains", "select_chains")
     try:

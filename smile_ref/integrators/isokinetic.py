@@ -66,6 +66,8 @@ __all__ = [
     "isokinetic_step_unchecked",
     "isokinetic_step_carry",
     "reference_step",
+    "b_substep",
+    "position_substep",
 ]
 
 
@@ -225,10 +227,11 @@ def position_update(x, u, tau, sqrt_diag=None, *, metric=None):
     xp = array_namespace(x, u)
     scale = _scale_of(sqrt_diag, metric)
     _check_scale(u, scale)
-    return _position(xp, _fused(xp), x, u, _column(xp, tau, x, "tau"), scale)
+    return position_substep(xp, x, u, _column(xp, tau, x, "tau"), scale, _fused(xp))
 
 
-def _position(xp, fz, x, u, tau, scale):
+def position_substep(xp, x, u, tau, scale, fz=None):
+    """The A sub-step ``x + tau S u`` on checked inputs (``scale`` and ``fz`` as in :func:`b_substep`)."""
     if isinstance(scale, Metric):
         return scale.position(xp, x, u, tau)
     return (fz.position if fz is not None else _position_core)(x, u, tau, scale)
@@ -343,6 +346,29 @@ def isokinetic_step_carry(xp, state, step_size, logdensity_and_grad, coefficient
                  is_lean(esh_form))
 
 
+def b_substep(xp, u, g, scale, tau, d, direction=None, want=False, lean=False, unit=False, fz=None):
+    """One B sub-step of the step functions on checked inputs: ``(u', dK, Direction or None, unit)``.
+
+    ``scale``: ``None``, the ``sqrt_diag`` array or a dense metric; ``tau`` a float or ``(n, 1)``
+    column; ``direction`` a carried :class:`~.esh_eager.Direction` (first B), ``want`` asks for this
+    B's direction (last B); ``lean`` the ``"lean"`` form with ``unit`` (input ``|u| = 1`` known);
+    ``fz`` the fused CuPy kernels or ``None``.  The returned ``unit`` is true after a lean B.  The step
+    looks this function and :func:`position_substep` up at call time, so that a profiler
+    (``benchmarks/step_anatomy.py``) can time the B and A flows by wrapping them.
+    """
+    if fz is not None:
+        u, k = fz.esh(u, g, tau, d, scale)
+        return u, k, None, False
+    if lean:
+        out = lean_b(xp, u, g, scale, tau, d, direction, unit, want)
+        if out is not None:
+            return out[0], out[1], out[2], True
+    if direction is not None or want or lean:
+        return (*_b_update(xp, u, g, scale, tau, d, direction, want), False)
+    u, k = _esh_core(xp, u, _scaled(xp, g, scale), tau, d)
+    return u, k, None, False
+
+
 def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direction=None, want=False, lean=False):
     """The palindromic step: ``(new_state, dK, Direction of the last B or None)``.
 
@@ -365,24 +391,13 @@ def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direct
         if not isinstance(tau, float) and tau.dtype != x.dtype:
             tau = xp.astype(tau, x.dtype)
         if i % 2 == 0:
-            if fz is not None:
-                u, k = fz.esh(u, g, tau, d, scale)
-            elif lean:
-                dr = direction if i == 0 else None
-                out = lean_b(xp, u, g, scale, tau, d, dr, unit, i == last and want)
-                unit = out is not None
-                u, k, dr = _b_update(xp, u, g, scale, tau, d, dr, i == last and want) if out is None else out
-                if i == last:
-                    out_dir = dr
-            elif (i == 0 and direction is not None) or (i == last and want):
-                u, k, dr = _b_update(xp, u, g, scale, tau, d, direction if i == 0 else None, i == last and want)
-                if i == last:
-                    out_dir = dr
-            else:
-                u, k = _esh_core(xp, u, _scaled(xp, g, scale), tau, d)
+            u, k, dr, unit = b_substep(xp, u, g, scale, tau, d, direction if i == 0 else None, i == last and want,
+                                       lean, unit, fz)
+            if i == last:
+                out_dir = dr
             dK = k if dK is None else dK + k
         else:
-            x = _position(xp, fz, x, u, tau, scale)
+            x = position_substep(xp, x, u, tau, scale, fz)
             logp, g = logdensity_and_grad(x)
             if tuple(getattr(g, "shape", ())) != (n, d):
                 raise ValueError(f"logdensity_and_grad must return a gradient of shape ({n}, {d}), "
