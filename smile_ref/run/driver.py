@@ -268,8 +268,9 @@ def run_chains(
         if info_block:  # one transfer per key; the recorder keeps the rows and counts every step
             # typed records (StepInfo) are read by attribute: the Mapping lookup costs ~2 us per value
             get = getattr if isinstance(info_block[0], StepInfo) else (lambda blk, key: blk[key])
-            recorder.add_block(info_rows[0], {key: to_numpy(xp.stack([get(blk, key) for blk in info_block], axis=0))
-                                              for key in info_block[0]})
+            # NumPy: np.array builds the (steps, n) block from equal-shape rows in C (3-10x faster than np.stack)
+            stack = np.array if direct else (lambda rows: to_numpy(xp.stack(rows, axis=0)))
+            recorder.add_block(info_rows[0], {key: stack([get(blk, key) for blk in info_block]) for key in info_block[0]})
         pos_block, pos_slots, info_block, info_rows = [], [], [], []
 
     def write_checkpoint(step):
