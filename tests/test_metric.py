@@ -10,7 +10,6 @@
 
 Deterministic (fixed seeds); no statistical assertion, so no failure probability.
 """
-import types
 
 import numpy as np
 import pytest
@@ -106,25 +105,6 @@ def test_dense_metric_equals_coordinate_transform(shared):
         assert np.max(np.abs(a - b)) <= 2e-14 * scale
     assert np.max(np.abs(np.array(dks) - np.array(ref_dk))) <= 2e-14 * max(1.0, float(np.max(np.abs(ref_dk))))
     assert np.max(np.abs(st.position - s0.position)) > 0.1  # the chains moved
-
-
-def test_dense_metric_equals_smile_dense_step():
-    """Against ``SMILE._dense_step`` itself (pSMILE's ``preconditioner="dense"``), on a stub kernel."""
-    from smile_ref.samplers.smile import SMILE
-
-    if not hasattr(SMILE, "_dense_step"):
-        pytest.skip("SMILE._dense_step was restructured; the transform form is tested above")
-    r = np.random.default_rng(2)
-    lg = _gauss(_spd(r, 1, D)[0])
-    S = _spd(r, N, D)
-    S_inv = np.linalg.inv(S)
-    stub = types.SimpleNamespace(precond=types.SimpleNamespace(matrices=lambda p: (S, S_inv)),
-                                 _evaluate=lambda x, batch, acc=None: lg(x), coefficients=MCLACHLAN)
-    s0 = _state(r, lg)
-    ref, ref_dk = SMILE._dense_step(stub, s0, 0.4, None, None)
-    new, dk = isokinetic_step(s0, 0.4, lg, MCLACHLAN, metric=DenseMetric(S))
-    for a, b in zip((*new, dk), (*ref, ref_dk)):
-        assert np.max(np.abs(a - b)) <= 2e-14 * max(1.0, float(np.max(np.abs(b))))
 
 
 def test_dense_diagonal_matrix_matches_diagonal_metric():
