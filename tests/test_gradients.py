@@ -519,3 +519,99 @@ def test_theory_enumeration_rejects_wrong_factor():
     _, cov, sigma = mbc.enumerate_covariance(5, 2, False)
     wrong = mbc.covariance_factor(True).subs({mbc.N: 5, mbc.b: 2})
     assert sp.expand(cov - wrong * sigma) != 0
+
+
+# ----------------------------------------------------------------------------- log-density-only evaluation
+def _ld_targets():
+    from smile_ref import targets
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((23, 3))
+    A = rng.standard_normal((4, 4))
+    return {
+        "gauss_diag": targets.Gaussian.diagonal(np.array([0.5, 1.0, 4.0]), mean=np.array([0.1, -0.2, 0.3])),
+        "gauss_diag_zero_mean": targets.Gaussian.diagonal(np.array([0.5, 1.0, 4.0])),
+        "gauss_dense": targets.Gaussian(np.array([0.0, 1.0, -1.0, 0.5]), A @ A.T + np.eye(4)),
+        "linreg": targets.LinearRegression(X, X @ np.array([1.0, -0.5, 0.2]) + rng.standard_normal(23)),
+        "logreg": targets.LogisticRegression(X, (X[:, 0] > 0).astype(float)),
+        "mlp_reg": targets.MLP(X, rng.standard_normal(23), hidden=(5, 4), activation="tanh"),
+        "mlp_cls": targets.MLP(X, rng.integers(0, 3, 23), hidden=(4,), task="classification", n_classes=3),
+        "datatarget": LinGauss(),
+        "plain_target": Gauss([1.0, 2.0, 3.0]),
+    }
+
+
+def _ld_estimators(t):
+    out = {"exact": Exact(t), "noise": AdditiveNoise(t, 0.3),
+           "noise_spatial": AdditiveNoise(t, 0.3, spatial=exp_spatial(0, 2.0))}
+    if isinstance(t, DataTarget):
+        out.update(mb=MiniBatch(t, batch_size=7), mb_floor=MiniBatch(t, batch_size=7, scale="floor"))
+    return out
+
+
+@pytest.mark.parametrize("tname", sorted(_ld_targets()))
+def test_logdensity_evaluator_is_bit_identical(backend, tname):
+    """``logdensity_evaluator_of`` gives the full evaluation's ``logp_hat`` bit for bit (every estimator, target,
+    backend and dtype), and the targets' ``logdensity`` / ``unchecked_logdensity`` that of ``logdensity_and_grad``."""
+    from smile_ref.gradients.base import evaluator_of, logdensity_evaluator_of
+
+    t = _ld_targets()[tname]
+    x = _x(backend, 6, t.dim, seed=4)
+    xp = backend.xp
+    ref_t = to_numpy(t.logdensity_and_grad(x)[0])
+    assert to_numpy(t.logdensity(x)).tobytes() == ref_t.tobytes()
+    if hasattr(t, "unchecked_logdensity"):
+        assert to_numpy(t.unchecked_logdensity(xp)(x)).tobytes() == ref_t.tobytes()
+    rng = HostRandom(5, backend)
+    for ename, est in _ld_estimators(t).items():
+        batch, _ = est.draw(est.init(6, rng), rng, x)
+        full = to_numpy(evaluator_of(est, xp)(x, batch)[0])
+        checked = to_numpy(est.evaluate(x, batch)[0])
+        lp = logdensity_evaluator_of(est, xp)(x, batch)
+        assert_backend(lp, backend)
+        got = to_numpy(lp)
+        assert got.dtype == full.dtype and got.shape == (6,), ename
+        assert got.tobytes() == full.tobytes() == checked.tobytes(), (tname, ename)
+
+
+def test_logdensity_evaluator_skips_the_gradient():
+    """The log-density-only forms are used (no gradient computed) where they exist, and overrides are honoured."""
+    from smile_ref import targets
+    from smile_ref.gradients.base import logdensity_evaluator_of
+    from smile_ref.targets.base import written_for
+    import array_api_compat.numpy as xp
+
+    T = _ld_targets()
+    for name in ("linreg", "logreg", "mlp_reg", "mlp_cls"):
+        assert written_for(T[name], "_logdensity", "_logdensity_and_grad"), name
+    # the Gaussian's log-density needs g = r (-P) itself (0.5 sum(r * g)): the pair's first output
+    assert not written_for(T["gauss_dense"], "_logdensity", "_logdensity_and_grad")
+    assert written_for(LinGauss(), "_logdensity", "_logdensity_and_grad")  # DataTarget's pair
+    assert not written_for(Gauss([1.0, 2.0]), "_logdensity", "_logdensity_and_grad")  # falls back to the pair
+
+    class Counting(targets.LinearRegression):
+        calls = 0
+
+        def _loglik_sums(self, xp, x, Xb, yb):
+            type(self).calls += 1
+            return super()._loglik_sums(xp, x, Xb, yb)
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 2))
+    c = Counting(X, X[:, 0])
+    x = rng.standard_normal((3, 2))
+    # the subclass overrides _loglik_sums only: the mini-batch log-density must go through it
+    mb = MiniBatch(c, batch_size=4)
+    idx = np.asarray(np.arange(12).reshape(3, 4) % 10)
+    lp = logdensity_evaluator_of(mb, xp)(x, idx)
+    assert Counting.calls == 1
+    np.testing.assert_array_equal(lp, mb.evaluate(x, idx)[0])
+
+    class Shifted(Exact):
+        def evaluate(self, x, batch):
+            lp, g = super().evaluate(x, batch)
+            return lp + 1.0, g
+
+    s = Shifted(T["gauss_diag"])
+    x3 = rng.standard_normal((3, 3))
+    np.testing.assert_array_equal(logdensity_evaluator_of(s, xp)(x3, None), s.evaluate(x3, None)[0])

@@ -1,7 +1,7 @@
 """Exact full-data gradient (the default estimator of ``run_chains``)."""
 from __future__ import annotations
 
-from .base import GradientEstimator, target_evaluator
+from .base import GradientEstimator, target_evaluator, target_logdensity
 
 __all__ = ["Exact"]
 
@@ -25,4 +25,9 @@ class Exact(GradientEstimator):
         if type(self).evaluate is not Exact.evaluate:
             return self.evaluate
         f = target_evaluator(self.target, xp)
+        return lambda x, batch: f(x)
+
+    def logdensity_evaluator(self, xp):
+        """``(x, batch) -> log pi(x)`` without the gradient where the target allows it (same values)."""
+        f = target_logdensity(self.target, xp)
         return lambda x, batch: f(x)

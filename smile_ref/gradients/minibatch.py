@@ -167,6 +167,25 @@ class MiniBatch(GradientEstimator):
         ll, gl = self.target._loglik_sums(xp, x, Xb, yb)
         return lp + ll * k, gp + gl * k
 
+    def logdensity_evaluator(self, xp):
+        """``(x, idx) -> log prior + scale sum_B l_i`` without the gradient where the target allows it
+        (:meth:`smile_ref.targets.DataTarget.unchecked_logdensity_batch`; same values as :meth:`evaluate`)."""
+        t = self.target
+        if self.scale != "floor":
+            make = getattr(t, "unchecked_logdensity_batch", None)
+            if make is not None:
+                return make(xp)
+            return lambda x, idx: t.logdensity_and_grad_batch(x, idx)[0]
+        if not all(hasattr(t, a) for a in ("_prior_lp", "_loglik_lp")):
+            return lambda x, idx: self._floor_scaled(x, idx)[0]
+
+        def lp(x, idx):
+            Xb, yb = t.gather(xp, x, idx)
+            k = float(self.n_data // int(idx.shape[1]))
+            return t._prior_lp(xp, x) + t._loglik_lp(xp, x, Xb, yb) * k
+
+        return lp
+
     # ------------------------------------------------------------- covariance
     def noise_covariance(self, x, kind: str = "dense"):
         """Exact covariance of ``g_hat(x)`` per chain from all ``N`` per-example gradients.

@@ -57,7 +57,7 @@ from ..backend.validate import (
     check_positive_float,
     check_spd,
 )
-from .base import GradientEstimator, target_evaluator
+from .base import GradientEstimator, target_evaluator, target_logdensity
 
 __all__ = ["AdditiveNoise", "ExpSpatial", "exp_spatial", "standardized_draws_host", "DISTRIBUTIONS"]
 
@@ -249,6 +249,14 @@ class AdditiveNoise(GradientEstimator):
             return lp + vecdot(batch, x), g + batch
 
         return ev
+
+    def logdensity_evaluator(self, xp):
+        """``(x, xi) -> log pi(x) + f xi.x`` without the gradient (the arithmetic of :meth:`evaluate`)."""
+        f = target_logdensity(self.target, xp)
+        vecdot = xp.vecdot
+        if self.spatial is None:
+            return lambda x, batch: f(x) + vecdot(batch, x)
+        return lambda x, batch: f(x) + self._f(xp, x) * vecdot(batch, x)
 
     def noise_covariance(self, x):
         """``Cov[g_hat(x)]`` per chain, ``(n, d, d)``: ``cov``, ``f^2 cov`` or ``A cov A^T``."""

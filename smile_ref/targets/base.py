@@ -7,6 +7,13 @@ gradient, evaluated on a batch of positions with a leading chain axis:
 * ``grad_logdensity(x)``: ``(n, d) -> (n, d)``
 * ``logdensity_and_grad(x)``: both in one pass (what samplers call)
 
+A subclass implements ``_logdensity_and_grad(xp, x)`` and may add ``_logdensity(xp, x)``, the
+log-density alone with exactly the same arithmetic (bit-identical to ``_logdensity_and_grad(xp, x)[0]``)
+and cheaper where the gradient costs work the log-density does not need (the backward pass of an MLP,
+the ``c X`` product of a GLM).  :meth:`Target.unchecked_logdensity` uses it only where it was written
+for the class's ``_logdensity_and_grad`` (:func:`written_for`), so a subclass that overrides only the
+pair's full form still gets its own log-density.
+
 The namespace, device and dtype of ``x`` decide those of the outputs.  Targets
 whose moments are known in closed form expose ``mean`` and ``cov`` (host NumPy
 arrays) and ``second_moment`` (``E[x_i^2]``) plus ``second_moment_var``
@@ -23,7 +30,7 @@ Data-based targets (:class:`DataTarget`) write the log-posterior as
 """
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -31,7 +38,40 @@ import numpy as np
 from ..backend import array_namespace, device_of
 from ..backend.validate import check_positions
 
-__all__ = ["Target", "DataTarget"]
+__all__ = ["Target", "DataTarget", "written_for"]
+
+
+@lru_cache(maxsize=None)
+def _written_for_class(cls, value: str, full: str) -> bool:
+    owner = {}
+    for name in (value, full):
+        owner[name] = next((k for k in cls.__mro__ if name in vars(k)), None)
+    return owner[value] is not None and owner[full] is not None and issubclass(owner[value], owner[full])
+
+
+def written_for(obj, value: str, full: str) -> bool:
+    """Whether ``obj``'s method ``value`` (a log-density-only form) was written for its method ``full``.
+
+    True when the class that defines ``value`` is the class that defines ``full`` or a subclass of it,
+    and neither is replaced on the instance: then ``value`` is the log-density part of ``full``'s
+    arithmetic.  A subclass that overrides ``full`` only makes it False (use ``full(...)[0]`` then).
+
+    Examples
+    --------
+    >>> from smile_ref.targets import Gaussian, LinearRegression
+    >>> written_for(Gaussian.isotropic(2), "_logdensity", "_logdensity_and_grad")
+    True
+    >>> class Shifted(Gaussian):
+    ...     def _logdensity_and_grad(self, xp, x):
+    ...         lp, g = super()._logdensity_and_grad(xp, x)
+    ...         return lp + 1.0, g
+    >>> written_for(Shifted.__new__(Shifted), "_logdensity", "_logdensity_and_grad")
+    False
+    """
+    inst = getattr(obj, "__dict__", {})
+    if value in inst or full in inst:
+        return False
+    return _written_for_class(type(obj), value, full)
 
 
 class Target:
@@ -56,6 +96,10 @@ class Target:
 
     # --- public, batched API -------------------------------------------------
     def logdensity(self, x):
+        """``log pi(x)``, shape ``(n,)``: the first output of :meth:`logdensity_and_grad`, bit for bit."""
+        if type(self).logdensity_and_grad is Target.logdensity_and_grad and "logdensity_and_grad" not in vars(self):
+            check_positions(x, self.dim)
+            return self.unchecked_logdensity(array_namespace(x))(x)
         return self.logdensity_and_grad(x)[0]
 
     def grad_logdensity(self, x):
@@ -68,6 +112,33 @@ class Target:
 
     def _logdensity_and_grad(self, xp, x):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _logdensity(self, xp, x):
+        """The log-density alone; default ``_logdensity_and_grad(xp, x)[0]`` (subclasses may do less work)."""
+        return self._logdensity_and_grad(xp, x)[0]
+
+    def unchecked_logdensity(self, xp):
+        """``x -> logp`` for positions already checked, bit-identical to ``unchecked_logdensity_and_grad(xp)(x)[0]``.
+
+        ``_logdensity`` bound to ``xp`` where it was written for the class's ``_logdensity_and_grad``
+        (:func:`written_for`), else the first output of the full evaluation.
+
+        Examples
+        --------
+        >>> import numpy as np, array_api_compat.numpy as xp
+        >>> from smile_ref.targets import Gaussian
+        >>> t = Gaussian.diagonal(np.array([1.0, 4.0]))
+        >>> x = np.ones((1, 2))
+        >>> bool(t.unchecked_logdensity(xp)(x)[0] == t.logdensity_and_grad(x)[0][0])
+        True
+        """
+        if type(self).logdensity_and_grad is not Target.logdensity_and_grad or "logdensity_and_grad" in vars(self):
+            full = self.logdensity_and_grad
+            return lambda x: full(x)[0]
+        if written_for(self, "_logdensity", "_logdensity_and_grad"):
+            return partial(self._logdensity, xp)
+        full = partial(self._logdensity_and_grad, xp)
+        return lambda x: full(x)[0]
 
     def unchecked_logdensity_and_grad(self, xp):
         """``x -> (logp, grad)`` for positions already checked (a sampler's inner loop).
@@ -178,6 +249,46 @@ class DataTarget(Target):
         yb = xp.broadcast_to(y[None, :], (n, y.shape[0]))
         ll, gl = self._loglik_sums(xp, x, Xb, yb)
         return lp + ll, gp + gl
+
+    def _logdensity(self, xp, x):
+        X, y = self.data_on(xp, x)
+        n = x.shape[0]
+        Xb = xp.broadcast_to(X[None, ...], (n, X.shape[0], X.shape[1]))
+        yb = xp.broadcast_to(y[None, :], (n, y.shape[0]))
+        return self._prior_lp(xp, x) + self._loglik_lp(xp, x, Xb, yb)
+
+    def _prior_lp(self, xp, x):
+        """``log prior(x)`` alone: ``_prior_logdensity`` where written for ``_prior`` (:func:`written_for`), else ``_prior(xp, x)[0]``."""
+        if written_for(self, "_prior_logdensity", "_prior"):
+            return self._prior_logdensity(xp, x)
+        return self._prior(xp, x)[0]
+
+    def _loglik_lp(self, xp, x, Xb, yb):
+        """``sum_batch loglik_i`` alone: ``_loglik_sum`` where written for ``_loglik_sums``, else its first output."""
+        if written_for(self, "_loglik_sum", "_loglik_sums"):
+            return self._loglik_sum(xp, x, Xb, yb)
+        return self._loglik_sums(xp, x, Xb, yb)[0]
+
+    def _prior_logdensity(self, xp, x):
+        return self._prior(xp, x)[0]
+
+    def _loglik_sum(self, xp, x, Xb, yb):
+        return self._loglik_sums(xp, x, Xb, yb)[0]
+
+    def unchecked_logdensity_batch(self, xp):
+        """``(x, idx) -> log prior + (N/b) sum_batch loglik_i``, bit-identical to the first output of
+        :meth:`logdensity_and_grad_batch`, without its gradient (and without per-call checks)."""
+        if type(self).logdensity_and_grad_batch is not DataTarget.logdensity_and_grad_batch \
+                or "logdensity_and_grad_batch" in vars(self):
+            full = self.logdensity_and_grad_batch
+            return lambda x, idx: full(x, idx)[0]
+
+        def lp(x, idx):
+            Xb, yb = self.gather(xp, x, idx)
+            scale = self.n_data / idx.shape[1]
+            return self._prior_lp(xp, x) + scale * self._loglik_lp(xp, x, Xb, yb)
+
+        return lp
 
     def logdensity_and_grad_batch(self, x, idx):
         """Unbiased mini-batch estimate ``log prior + (N/b) sum_batch loglik_i`` and its gradient.

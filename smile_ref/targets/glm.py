@@ -31,7 +31,7 @@ import scipy.linalg
 
 from ..backend.validate import check_host_matrix, check_host_vector, check_positive_float
 from ._digest import array_digest
-from .base import DataTarget
+from .base import DataTarget, written_for
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -57,9 +57,19 @@ class _GLM(DataTarget):
         """Elementwise ``(l(z; y), dl/dz)``."""
         raise NotImplementedError
 
+    def _link_ll(self, xp, z, y):
+        """``l(z; y)`` alone (subclasses: the first output of ``_link`` with the same arithmetic)."""
+        return self._link(xp, z, y)[0]
+
+    def _link_lp(self, xp, z, y):
+        return self._link_ll(xp, z, y) if written_for(self, "_link_ll", "_link") else self._link(xp, z, y)[0]
+
     def _prior(self, xp, x):
         s2 = self.prior_scale**2
         return -0.5 * xp.sum(x * x, axis=1) / s2 + self._prior_const, -x / s2
+
+    def _prior_logdensity(self, xp, x):
+        return -0.5 * xp.sum(x * x, axis=1) / self.prior_scale**2 + self._prior_const
 
     def _loglik_terms(self, xp, x, Xb, yb):
         z = (Xb @ x[:, :, None])[:, :, 0]
@@ -71,12 +81,21 @@ class _GLM(DataTarget):
         ll, c = self._link(xp, z, yb)
         return xp.sum(ll, axis=1), (c[:, None, :] @ Xb)[:, 0, :]
 
+    def _loglik_sum(self, xp, x, Xb, yb):
+        z = (Xb @ x[:, :, None])[:, :, 0]
+        return xp.sum(self._link_lp(xp, z, yb), axis=1)
+
     def _logdensity_and_grad(self, xp, x):
         X, y = self.data_on(xp, x)
         lp, gp = self._prior(xp, x)
         z = x @ X.mT
         ll, c = self._link(xp, z, y[None, :])
         return lp + xp.sum(ll, axis=1), gp + c @ X
+
+    def _logdensity(self, xp, x):
+        """``log pi(x)`` without the ``c X`` product of the gradient (same arithmetic as the log-density above)."""
+        X, y = self.data_on(xp, x)
+        return self._prior_lp(xp, x) + xp.sum(self._link_lp(xp, x @ X.mT, y[None, :]), axis=1)
 
     def _describe_data(self) -> dict:
         return {
@@ -140,6 +159,10 @@ class LinearRegression(_GLM):
         r = y - z
         return -0.5 * (r * r) / n2 + self._lik_const, r / n2
 
+    def _link_ll(self, xp, z, y):
+        r = y - z
+        return -0.5 * (r * r) / self.noise_scale**2 + self._lik_const
+
     def describe(self) -> dict:
         out = self._describe_data()
         out["noise_scale"] = self.noise_scale
@@ -183,6 +206,9 @@ class LogisticRegression(_GLM):
     def _link(self, xp, z, y):
         sp = xp.logaddexp(xp.zeros_like(z), z)
         return y * z - sp, y - xp.exp(z - sp)
+
+    def _link_ll(self, xp, z, y):
+        return y * z - xp.logaddexp(xp.zeros_like(z), z)
 
     def describe(self) -> dict:
         return self._describe_data()

@@ -254,15 +254,26 @@ class MLP(DataTarget):
             parts.append(xp.sum(gls, axis=1)[:, None])
         return xp.sum(ll, axis=1), xp.concat(parts, axis=-1)
 
+    def _loglik_sum(self, xp, x, Xb, yb):
+        """``sum_batch l_i`` from the forward pass alone (no backpropagation)."""
+        return xp.sum(self._head(xp, x, self._forward(xp, x, Xb)[3], yb)[0], axis=1)
+
     def _prior(self, xp, x):
         s2 = self.prior_scale**2
         return -0.5 * xp.sum(x * x, axis=1) / s2 + self._prior_const, -x / s2
+
+    def _prior_logdensity(self, xp, x):
+        return -0.5 * xp.sum(x * x, axis=1) / self.prior_scale**2 + self._prior_const
 
     def _logdensity_and_grad(self, xp, x):
         X, y = self.data_on(xp, x)
         lp, gp = self._prior(xp, x)
         ll, gl = self._loglik_sums(xp, x, X[None, ...], y[None, :])
         return lp + ll, gp + gl
+
+    def _logdensity(self, xp, x):
+        X, y = self.data_on(xp, x)
+        return self._prior_lp(xp, x) + self._loglik_lp(xp, x, X[None, ...], y[None, :])
 
     # --- public batch log-likelihood (deep-ensemble training, validation) --------------------
     def _check_batch(self, x, Xb, yb):
