@@ -9,7 +9,7 @@ metric, theory curve) and writes into ``--out``:
 * ``b2_<target>.png``: ``b^2`` vs ``eps`` (log-log), one panel per noise structure,
   error bars = SE across replicates, dashed = overdamped theory where it exists.
 
-All files are written atomically (temporary file + ``os.replace``).  Examples::
+All files are written atomically (:mod:`smile_ref.io`).  Examples::
 
     python -m validation.analytical_bias --quick --out validation/results/analytical_quick
     python -m validation.analytical_bias --out validation/results/analytical_full --workers 2
@@ -37,14 +37,9 @@ from smile_ref.ensembles.executors import parse_scheduler_address
 from smile_ref.verification.analytical import (FULL_CONFIG, QUICK_CONFIG, noise_covariance, run_benchmark,
                                                theory_b2)
 
-from smile_ref.io import atomic_write_text
+from smile_ref.io import atomic_write, atomic_write_text
 
 LABEL = {"smile": "SMILE-naive", "psmile": "pSMILE-naive", "sgld": "SGLD", "sghmc": "SGHMC"}
-
-
-def atomic_write(path: str, data: str) -> None:
-    """Write the text ``data`` to ``path`` atomically (:func:`smile_ref.io.atomic_write_text`)."""
-    atomic_write_text(path, data)
 
 
 def _fmt(x, se=None):
@@ -134,10 +129,8 @@ def plot(result: dict, out: str) -> list[str]:
         fig.suptitle("dotted: Monte-Carlo noise level of b²; error bars: SE over replicates", fontsize=8)
         fig.tight_layout()
         path = os.path.join(out, f"b2_{t}.png")
-        tmp = os.path.join(out, f".b2_{t}.tmp.png")
-        fig.savefig(tmp, dpi=90)
+        atomic_write(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=90))
         plt.close(fig)
-        os.replace(tmp, path)
         files.append(path)
     return files
 
@@ -212,8 +205,8 @@ def main(argv=None) -> int:
                 r["theory_b2"], r["overdamped_ratio"] = theory_b2(r["target"], r["noise"], r["sampler"],
                                                                   r["step_size"], cov,
                                                                   icg_scales=cfg.get("icg_scales", (0.1, 10.0)))
-        atomic_write(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=float))
-        atomic_write(os.path.join(args.out, "table.md"), markdown_table(result))
+        atomic_write_text(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=float))
+        atomic_write_text(os.path.join(args.out, "table.md"), markdown_table(result))
         plot(result, args.out)
         return 0
     cfg = build_config(args)
@@ -222,14 +215,14 @@ def main(argv=None) -> int:
     command = " ".join(["python", "-m", "validation.analytical_bias", *(sys.argv[1:] if argv is None else argv)])
 
     def partial(records):
-        atomic_write(os.path.join(args.out, "results.partial.json"),
+        atomic_write_text(os.path.join(args.out, "results.partial.json"),
                      json.dumps({"config": cfg, "records": records, "command": command,
                                  "runtime_s": time.perf_counter() - t0}, default=float))
 
     result = run_benchmark(cfg, on_record=partial, executor=args.executor)
     result["command"] = command
-    atomic_write(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=float))
-    atomic_write(os.path.join(args.out, "table.md"), markdown_table(result))
+    atomic_write_text(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=float))
+    atomic_write_text(os.path.join(args.out, "table.md"), markdown_table(result))
     files = plot(result, args.out)
     print(f"wrote results.json, table.md, {', '.join(os.path.basename(f) for f in files)} "
           f"({time.perf_counter() - t0:.0f} s)", flush=True)

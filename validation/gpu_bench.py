@@ -89,11 +89,10 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9._-]+$")
 
 # ----------------------------------------------------------------------------------- helpers
 def write_json(path: str, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=str)
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`smile_ref.io.atomic_write_text`)."""
+    from smile_ref.io import atomic_write_text  # here: the env and summary subcommands do not import smile_ref
+
+    atomic_write_text(path, json.dumps(obj, indent=1, default=str))
 
 
 def read_json(path: str):

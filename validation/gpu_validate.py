@@ -253,10 +253,10 @@ def _md(rows):
 
 
 def _write_json(path, obj):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, default=str)
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`smile_ref.io.atomic_write_text`)."""
+    from smile_ref.io import atomic_write_text  # smile_ref is imported where used, as everywhere in this file
+
+    atomic_write_text(path, json.dumps(obj, indent=1, default=str))
 
 
 def main(argv=None):
@@ -349,12 +349,12 @@ def main(argv=None):
     print(f"runtime {res['runtime_s']:.1f} s")
     save()
     if a.out:
-        os.makedirs(a.out, exist_ok=True)
-        with open(os.path.join(a.out, "gpu_validate.json"), "w") as fh:
-            json.dump(res, fh, indent=1, default=str)
-        with open(os.path.join(a.out, "gpu_validate.md"), "w") as fh:
-            fh.write("\n\n".join(_md(res[k]) for k in ("agreement", "analytical", "uci", "throughput")
-                                  if res.get(k)) + "\n")
+        from smile_ref.io import atomic_write_text
+
+        _write_json(os.path.join(a.out, "gpu_validate.json"), res)
+        atomic_write_text(os.path.join(a.out, "gpu_validate.md"),
+                          "\n\n".join(_md(res[k]) for k in ("agreement", "analytical", "uci", "throughput")
+                                     if res.get(k)) + "\n")
     return 0 if ok else 1
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import smile_ref
 from smile_ref import targets
 from smile_ref.gradients import AdditiveNoise, MiniBatch
+from smile_ref.io import atomic_write_text
 
 CONFIGS = {"default": {}, "gamma": {"tuner": "energy_error"}}
 
@@ -124,11 +125,7 @@ def run(quick: bool, out: str, only=None, samplers=("smile", "psmile"), problem=
            "smile_ref": smile_ref.__version__ if hasattr(smile_ref, "__version__") else None,
            "platform": platform.platform(), "numpy": np.__version__, "runtime_s": time.time() - t0,
            "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "smile_defaults.json.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, indent=1)
-    os.replace(tmp, os.path.join(out, "smile_defaults.json"))
+    atomic_write_text(os.path.join(out, "smile_defaults.json"), json.dumps(doc, indent=1))
     return doc
 
 
