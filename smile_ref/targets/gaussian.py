@@ -25,7 +25,6 @@ with log-uniformly spaced eigenvalues and condition number ``10^4`` in ``d = 100
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Any
 
@@ -226,59 +225,29 @@ class Gaussian(Target):
     def describe(self) -> dict:
         """Name, dimension, condition number ``max eig / min eig`` of ``Sigma`` and SHA-256 digests.
 
-        ``cov_sha256`` is :func:`~smile_ref.targets._digest.array_digest` of the ``(d, d)``
-        covariance; for a Gaussian stored as its variances it is computed row block by row block
-        (``O(d)`` memory, ``O(d^2)`` hashing), and the digest and the condition number are cached.
+        A dense Gaussian has ``cov_sha256``, :func:`~smile_ref.targets._digest.array_digest` of the
+        ``(d, d)`` covariance; a diagonal one (however it was built) has ``variances_sha256``, the digest
+        of its ``(d,)`` variances, instead: ``O(d)`` work where the matrix digest hashed ``d^2`` entries.
+        Both digests and the condition number are cached.
         """
-        if self._cov is not None:
-            key = array_digest(self._cov)
-            hit = self._cache_describe.get(key)
-            if hit is None:
-                ev = np.sort(np.diag(self._cov)) if self.is_diagonal else np.linalg.eigvalsh(self._cov)
-                hit = self._cache_describe[key] = (key, float(ev[-1] / ev[0]))
-        else:
-            v = self._variances
-            key = array_digest(v)
-            hit = self._cache_describe.get(key)
-            if hit is None:
-                hit = self._cache_describe[key] = (_diagonal_matrix_digest(v), float(np.max(v) / np.min(v)))
-        cov_digest, cond = hit
+        v = self._variances if self.is_diagonal else self._cov
+        key = array_digest(v)
+        hit = self._cache_describe.get(key)
+        if hit is None:
+            ev = np.sort(v) if self.is_diagonal else np.linalg.eigvalsh(v)
+            hit = self._cache_describe[key] = (key, float(ev[-1] / ev[0]))
+        digest, cond = hit
         out = {
             "name": self.name,
             "dim": int(self.dim),
             "diagonal": self.is_diagonal,
             "cov_condition_number": cond,
             "mean_sha256": array_digest(self.mean),
-            "cov_sha256": cov_digest,
+            ("variances_sha256" if self.is_diagonal else "cov_sha256"): digest,
         }
         if self._factory is not None:
             out.update(self._factory)
         return out
-
-
-_DIGEST_BLOCK_BYTES = 1 << 22  # rows of diag(v) hashed per block by _diagonal_matrix_digest
-
-
-def _diagonal_matrix_digest(v: np.ndarray) -> str:
-    """``array_digest(np.diag(v))`` without the ``(d, d)`` array.
-
-    The digest hashes the shape ``(d, d)`` and then the little-endian float64 rows of
-    ``diag(v)`` in order; row ``i`` is ``v_i`` at column ``i`` and ``+0.0`` elsewhere.  Blocks of
-    rows (about ``_DIGEST_BLOCK_BYTES`` each) are filled in one reusable buffer.
-    """
-    v = np.ascontiguousarray(v, dtype="<f8")
-    d = int(v.shape[0])
-    h = hashlib.sha256()
-    h.update(repr((d, d)).encode())
-    k = max(1, min(d, _DIGEST_BLOCK_BYTES // (8 * d)))
-    buf = np.zeros((k, d), dtype="<f8")
-    for i0 in range(0, d, k):
-        rows = min(k, d - i0)
-        r = np.arange(rows)
-        buf[r, i0 + r] = v[i0:i0 + rows]
-        h.update(buf[:rows])
-        buf[r, i0 + r] = 0.0
-    return h.hexdigest()
 
 
 def _haar_orthogonal(dim: int, seed: int) -> np.ndarray:
