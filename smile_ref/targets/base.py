@@ -58,14 +58,18 @@ def written_for(obj, value: str, full: str) -> bool:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from smile_ref.targets import Gaussian, LinearRegression
-    >>> written_for(Gaussian.isotropic(2), "_logdensity", "_logdensity_and_grad")
+    >>> t = LinearRegression(np.eye(2), np.ones(2))
+    >>> written_for(t, "_logdensity", "_logdensity_and_grad")  # the GLM's own log-density-only form
     True
-    >>> class Shifted(Gaussian):
+    >>> written_for(Gaussian.isotropic(2), "_logdensity", "_logdensity_and_grad")  # Target's default
+    False
+    >>> class Shifted(LinearRegression):
     ...     def _logdensity_and_grad(self, xp, x):
     ...         lp, g = super()._logdensity_and_grad(xp, x)
     ...         return lp + 1.0, g
-    >>> written_for(Shifted.__new__(Shifted), "_logdensity", "_logdensity_and_grad")
+    >>> written_for(Shifted(np.eye(2), np.ones(2)), "_logdensity", "_logdensity_and_grad")
     False
     """
     inst = getattr(obj, "__dict__", {})
