@@ -122,6 +122,7 @@ class Gaussian(Target):
         self.log_normalizer = -0.5 * (self.dim * math.log(2.0 * math.pi) + logdet)
         self._factory: dict | None = None
         self._cache: dict[Any, tuple] = {}
+        self._cache_neg: dict[int, tuple] = {}  # id(P) -> (P, -P, mean is +0): see _logdensity_and_grad
         self._cache_describe: dict[str, Any] = {}
 
     # --- covariance, precision and Cholesky factor ------------------------------
@@ -197,8 +198,15 @@ class Gaussian(Target):
 
     def _logdensity_and_grad(self, xp, x):
         m, P = self.params_on(xp, x)
-        r = x - m
-        g = -(r * P) if self.is_diagonal else -(r @ P)  # P symmetric: (P r_k)^T = r_k^T P
+        neg = self._cache_neg.get(id(P))
+        if neg is None or neg[0] is not P:
+            # diagonal: -P (negation is exact and IEEE products are sign-symmetric, so r * (-P) == -(r * P) bit
+            # for bit; not for the matrix product, whose exact-zero sums would change the sign of a zero), and
+            # whether the mean is exactly +0 (then x - m == x bit for bit)
+            zero_mean = not np.any(self.mean) and not np.any(np.signbit(self.mean))
+            neg = self._cache_neg[id(P)] = (P, -P if self.is_diagonal else None, zero_mean)
+        r = x if neg[2] else x - m
+        g = r * neg[1] if self.is_diagonal else -(r @ P)  # P symmetric: (P r_k)^T = r_k^T P
         logp = 0.5 * xp.sum(r * g, axis=1) + self.log_normalizer
         return logp, g
 
