@@ -95,7 +95,7 @@ from ..errors import SmileRefWarning
 from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
-from ..gradients.base import evaluator_of
+from ..gradients.base import evaluator_of, logdensity_evaluator_of
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.esh_lean import ESH_FORM_NAMES
 from ..integrators.metric import DenseMetric
@@ -284,6 +284,16 @@ class SMILE(IsokineticKernel):
             c = self._ev_cache = (self.gradient, evaluator_of(self.gradient, self.xp))
         return c[1]
 
+    _ld_cache = None  # (gradient, unchecked log-density-only evaluator of it): see _logdensity_evaluator
+
+    def _logdensity_evaluator(self):
+        """``(x, batch) -> logp_hat`` of ``self.gradient`` without the gradient where the estimator allows it
+        (:func:`~smile_ref.gradients.base.logdensity_evaluator_of`; bit-identical to the full evaluation's)."""
+        c = self._ld_cache
+        if c is None or c[0] is not self.gradient:
+            c = self._ld_cache = (self.gradient, logdensity_evaluator_of(self.gradient, self.xp))
+        return c[1]
+
     def _evaluate(self, x, batch, acc=None, finite=None):
         """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
 
@@ -386,8 +396,8 @@ class SMILE(IsokineticKernel):
                 start = start._replace(logdensity_grad=old.logdensity_grad * (state.grad_sqrt_diag / sqrt_diag))
             new, dK, direction = isokinetic_step_carry(xp, start, eps, f, self.coefficients, sqrt_diag, state.direction,
                                                        esh_form=self.esh_form)
-        # the log-density at the old position on the same batch: the gradient of that evaluation is unused
-        lp_old = self._evaluator()(old.position, batch)[0] if self.extra_eval else old.logdensity
+        # the log-density at the old position on the same batch (no gradient where the estimator allows it)
+        lp_old = self._logdensity_evaluator()(old.position, batch) if self.extra_eval else old.logdensity
         if self.zero_gate and not self.extra_eval:  # authors: no log-density term while the stored one is 0
             dE = dK - xp.where(lp_old != 0.0, new.logdensity - lp_old, 0.0)
         else:
