@@ -125,3 +125,16 @@ def test_kernels_read_the_record_defaults():
 
     k = ConstantSGD(lin, Exact(lin), NP64, config=ConstantSGDConfig(learning_rate=0.1, momentum=0.3))
     assert (k.eps, k.momentum) == (0.1, 0.3)
+
+
+def test_mclmc_esh_form_reaches_the_integrator():
+    """``esh_form="lean"`` changes MCLMC's rounding only (deterministic, fixed seed: samples within 1e-9
+    of the robust form's after 60 steps, not bit-identical); a bad value is named."""
+    t = targets.Gaussian.diagonal(np.array([1.0, 4.0, 0.5]))
+    kw = dict(n_chains=3, n_steps=40, burn_in=20, step_size=0.4, L=2.0, tuner=None, seed=3, progress=False)
+    a = smile_ref.run_chains("mclmc", t, **kw)
+    b = smile_ref.run_chains("mclmc", t, esh_form="lean", **kw)
+    assert not np.array_equal(a.samples, b.samples)
+    np.testing.assert_allclose(b.samples, a.samples, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="esh_form"):
+        smile_ref.run_chains("mclmc", t, esh_form="fast", **kw)

@@ -71,7 +71,7 @@ def step_is_bad(xp, position, logdensity, grad, energy_error, max_energy_error: 
     return (~finite) | too_big
 
 
-def _all_finite_eager(xp, a) -> bool:
+def all_finite_eager(xp, a) -> bool:
     """Every entry of ``a`` finite (a host read; ``False`` may also mean "not known").
 
     A NumPy array is summed in one pass: a NaN or an infinite entry makes the sum non-finite, so a
@@ -94,8 +94,8 @@ def step_masks(xp, position, logdensity, grad, energy_error, max_energy_error: f
     """
     if host_checks_cheap(xp):
         small = xp.isfinite(logdensity) & xp.isfinite(energy_error)
-        if (eager_all(xp, small) and (grad_finite or _all_finite_eager(xp, grad))
-                and _all_finite_eager(xp, position)):
+        if (eager_all(xp, small) and (grad_finite or all_finite_eager(xp, grad))
+                and all_finite_eager(xp, position)):
             nonfinite = ~small
             bad = nonfinite if max_energy_error == math.inf else xp.abs(energy_error) > max_energy_error
             return nonfinite, bad

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
 from ..gradients.base import evaluator_of
+from ..integrators.esh_lean import ESH_FORM_NAMES
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.refresh import refresh_with_nu, full_refresh
 from ..tuners.base import Tuner, TuningParams, identity
@@ -41,8 +42,7 @@ from .base import IsokineticKernel, register
 from .info import IsokineticInfo
 from .mclmc_config import MILE_AUTHORS_STEP_SIZE, MILE_AUTHORS_TUNER, MCLMCConfig
 from ..backend import host_checks_cheap
-from ..backend.namespace import eager_max, eager_min
-from .guardrails import any_chain, default_max_energy_error, select_chains, step_masks
+from .guardrails import all_finite_eager, any_chain, default_max_energy_error, select_chains, step_masks
 
 __all__ = ["MCLMCState", "MCLMC", "MCLMCConfig", "build_mclmc", "MILE_AUTHORS_TUNER", "MILE_AUTHORS_STEP_SIZE"]
 
@@ -118,6 +118,7 @@ class MCLMC(IsokineticKernel):
         L = c.resolved_L(d)
         self.L0 = check_positive_float(L, "L") if c.L is not None else L
         self.refresh = check_bool(c.refresh, "refresh")
+        self.esh_form = check_choice(c.esh_form, "esh_form", ESH_FORM_NAMES)
         self.diagonal_preconditioning = check_bool(c.diagonal_preconditioning, "diagonal_preconditioning")
         self.tuner = _make_tuner(c.tuner, c.desired_energy_var, c.diagonal_preconditioning, c.tuner_options)
         sqrt_diag, max_energy_error = c.sqrt_diag, c.max_energy_error
@@ -215,18 +216,19 @@ class MCLMC(IsokineticKernel):
 
         def evaluate(x):
             lp, g = ev(x, batch)
-            if host_checks_cheap(xp) and math.isfinite(float(eager_max(xp, g))) \
-                    and math.isfinite(float(eager_min(xp, g))):
-                return lp, g  # eager namespaces: two reductions show that every entry is finite
+            if host_checks_cheap(xp) and all_finite_eager(xp, g):
+                return lp, g  # eager namespaces: one host read shows that every entry is finite
             mid.append(~xp.all(xp.isfinite(g), axis=-1))
             return lp, g
 
         new, dK, direction = isokinetic_step_carry(
             xp, old._replace(momentum=u), p.step_size, evaluate, self.coefficients, p.sqrt_diag, state.direction,
+            esh_form=self.esh_form,
         )
         dE = dK - (new.logdensity - old.logdensity)
+        # no entry in mid: every evaluation was proven finite, the stored gradient included
         nonfinite, bad = step_masks(xp, new.position, new.logdensity, new.logdensity_grad, dE,
-                                    self.max_energy_error)
+                                    self.max_energy_error, grad_finite=not mid and host_checks_cheap(xp))
         for m in mid:  # a NaN in a middle evaluation leaves u unchanged (ESH fallback): reject that step too
             nonfinite, bad = nonfinite | m, bad | m
         if not any_chain(xp, bad):  # eager namespaces, no chain rejected: every where below selects nothing
