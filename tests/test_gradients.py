@@ -615,3 +615,23 @@ def test_logdensity_evaluator_skips_the_gradient():
     s = Shifted(T["gauss_diag"])
     x3 = rng.standard_normal((3, 3))
     np.testing.assert_array_equal(logdensity_evaluator_of(s, xp)(x3, None), s.evaluate(x3, None)[0])
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_additive_noise_diagonal_draw_is_the_cholesky_product(backend_name, dtype):
+    """A diagonal noise covariance draws ``z * diag(L)`` instead of ``z @ L^T``: the same numbers bit for bit
+    (the product only adds zeros), and a dense covariance still uses the product (deterministic)."""
+    from smile_ref import targets
+
+    be = get_backend(backend_name, dtype)
+    t = targets.Gaussian.diagonal(np.ones(5))
+    x = be.asarray(np.zeros((7, 5)))
+    for cov, diagonal in ((np.diag([0.3, 1.0, 2.0, 0.01, 5.0]), True), (0.5, True),
+                          (np.eye(5) + 0.2 * np.ones((5, 5)), False)):
+        est = AdditiveNoise(t, cov)
+        assert (est._diag_chol is not None) == diagonal
+        xi, _ = est.draw(est.init(7, HostRandom(3, be)), HostRandom(3, be), x)
+        z = HostRandom(3, be).normal((7, 5))
+        ref = z @ be.asarray(np.asarray(est.chol, dtype=dtype)).mT
+        assert to_numpy(xi).tobytes() == to_numpy(ref).tobytes()

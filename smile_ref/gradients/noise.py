@@ -159,6 +159,8 @@ class AdditiveNoise(GradientEstimator):
         d = int(target.dim)
         self.cov = _as_cov(cov, d)
         self.chol = np.linalg.cholesky(self.cov)
+        diag = np.diag(self.chol).copy()
+        self._diag_chol = diag if np.array_equal(self.chol, np.diag(diag)) else None  # draw: z * diag(L)
         self.distribution = check_choice(distribution, "distribution", DISTRIBUTIONS)
         if distribution == "student_t":
             if df is None:
@@ -213,8 +215,28 @@ class AdditiveNoise(GradientEstimator):
             zh = standardized_draws_host(_host_generator(rng), self.distribution, shape, self.df, self.sigma)
             be = backend_of(x)
             z = be.xp.asarray(np.ascontiguousarray(zh), dtype=x.dtype, device=be.device)
+        if self._diag_chol is not None:  # diagonal L: z * diag(L), O(n d) instead of the O(n d^2) product
+            return z * self._diag_on(x), state
         L, _ = self._on(x)
         return z @ L.mT, state
+
+    def _diag_on(self, x):
+        """``diag(L)`` as a ``(d,)`` array of the namespace/device/dtype of ``x`` (cached).
+
+        For a diagonal ``L`` each entry of ``z L^T`` is ``z_i L_ii`` plus products with zeros, so
+        ``z * diag(L)`` is the same number (adding a zero changes nothing but the sign of an exact zero,
+        which needs ``z_i = 0``).
+        """
+        key = ("diag", x.dtype) if type(x) is np.ndarray else ("diag", id(array_namespace(x)), str(device_of(x)),
+                                                                 str(x.dtype))
+        hit = self._cache.get(key)
+        if hit is None:
+            if type(x) is np.ndarray:
+                hit = np.array(self._diag_chol, dtype=x.dtype)
+            else:
+                hit = array_namespace(x).asarray(self._diag_chol, dtype=x.dtype, device=device_of(x))
+            self._cache[key] = hit
+        return hit
 
     def _f(self, xp, x):
         f = self.spatial(xp, x)
