@@ -28,18 +28,8 @@ def _rot(a):
     return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
 
 
-def _case(d, rate, eps, rotated=False, seed=0):
-    """Target scales 0.5..1.5 (variances), noise eigenvalues geomspace(1, 8), decorrelation rate ``rate``."""
-    rng = np.random.default_rng(seed)
-    lamt = np.linspace(0.5, 1.5, d)
-    if rotated:
-        Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
-        St = (Q * lamt) @ Q.T
-    else:
-        St = np.diag(lamt)
-    lam = np.geomspace(1.0, 8.0, d)
-    S = np.diag(lam / lam.sum() * rate * 2 * d * (d - 1) / eps)
-    return St, S
+# target variances 0.5..1.5, noise eigenvalues geomspace(1, 8), decorrelation rate ``rate`` (the regime map's cells)
+from validation.sg_mclmc_regime_map import case as _case  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- exact assembly

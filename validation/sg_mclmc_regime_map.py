@@ -62,7 +62,7 @@ SEED = 20261202
 
 
 def case(d, rate, eps, rotated=False, seed=0):
-    """``(Σ_t, Σ)`` of one cell (module doc); the same construction as the theory tests' ``_case``."""
+    """``(Σ_t, Σ)`` of one cell (module doc); also the theory tests' ``_case``."""
     rng = np.random.default_rng(seed)
     lamt = np.linspace(0.5, 1.5, d)
     if rotated:

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..backend.validate import check_choice
+from .config import SamplerConfig
 
 __all__ = ["SMILEConfig", "DEFAULT_TUNER", "AUTHORS_PRESETS", "apply_preset"]
 
@@ -108,8 +109,12 @@ def apply_preset(name: str, preset, options: dict) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class SMILEConfig:
+class SMILEConfig(SamplerConfig):
     """Every option of the SMILE / pSMILE kernel, with smile_ref's defaults.
+
+    ``with_options`` and ``as_options`` are :class:`~smile_ref.samplers.config.SamplerConfig`'s: a new
+    ``tuner`` drops ``tuner_options``, a new ``preconditioner`` its ``preconditioner_options`` and
+    ``first_b_preconditioner`` (as :func:`apply_preset` does), and the two dict options merge key by key.
 
     The meaning of each field is in :mod:`smile_ref.samplers.smile` (numbered step list); the
     values are validated when the kernel is built (the error names the field).
@@ -160,6 +165,10 @@ class SMILEConfig:
         update in 5 instead of 13 full-array passes per ``B``, a few ulp apart per step).
     """
 
+    sampler = "smile'/'psmile"
+    _merged = _DICT_OPTIONS
+    _followers = {"tuner": ("tuner_options",), "preconditioner": ("preconditioner_options", "first_b_preconditioner")}
+
     integrator: str = "mclachlan"
     tuner: Any = DEFAULT_TUNER
     tuner_options: Any = None
@@ -195,27 +204,3 @@ class SMILEConfig:
         if unknown:
             raise TypeError(f"unknown option(s) {unknown} of 'smile'/'psmile'; the options are {sorted(names)}")
         return cls(**options)
-
-    def with_options(self, **options) -> "SMILEConfig":
-        """A copy with ``options`` applied; ``tuner_options`` and ``preconditioner_options`` merge key by key.
-
-        Options that belong to another one follow it, as in :func:`apply_preset`: a new ``tuner`` drops
-        this config's ``tuner_options``, a new ``preconditioner`` its ``preconditioner_options`` and
-        ``first_b_preconditioner``, unless those are given too.
-        """
-        options = dict(options)
-        dependent = {"tuner": ("tuner_options",), "preconditioner": ("preconditioner_options", "first_b_preconditioner")}
-        base = self
-        for key, followers in dependent.items():
-            if key in options and options[key] != getattr(self, key):
-                base = dataclasses.replace(base, **{f: getattr(SMILEConfig, f) for f in followers if f not in options})
-        for key in _DICT_OPTIONS:
-            mine = getattr(base, key)
-            if mine is not None and options.get(key) is not None:
-                options[key] = {**dict(mine), **dict(options[key])}
-        return base.from_options({**base.as_options(), **options})
-
-    def as_options(self) -> dict:
-        """The fields as a ``dict`` of keyword options (dict-valued fields copied)."""
-        return {f.name: (dict(v) if isinstance(v, (dict, MappingProxyType)) else v)
-                for f in dataclasses.fields(self) for v in (getattr(self, f.name),)}
