@@ -314,7 +314,7 @@ class SMILE(IsokineticKernel):
             if finite is not None and host_checks_cheap(xp):
                 # NumPy: one pass, |g|_2^2 = g.g; finite and <= (clip/2)^2 proves every entry finite and inside
                 # the clip (|g_i| <= |g|_2; the factor 2 covers the rounding of g.g), so g is returned as it is
-                if isinstance(g, np.ndarray) and (ss := float(np.vdot(g, g))) <= self._clip_sq_half and ss == ss:
+                if isinstance(g, np.ndarray) and float(np.vdot(g, g)) <= self._clip_sq_half:
                     finite.append(True)
                     return lp, g
                 hi, lo = float(eager_max(xp, g)), float(eager_min(xp, g))
