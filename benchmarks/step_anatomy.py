@@ -186,7 +186,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
     else:
         T.wrap(st.kernel, "_evaluate", "_evaluate (gradient + NaN/clip)")
     T.wrap(mod, "isokinetic_step_carry", "isokinetic_step (total)")
-    st.kernel._ev_cache = None  # the kernel caches its gradient evaluator: rebuild it through the wrappers
+    st.kernel.clear_evaluator_cache()  # the kernel caches its gradient evaluator: rebuild it through the wrappers
     T.wrap(iso, "b_substep", "B: ESH velocity update")
     T.wrap(iso, "position_substep", "A: position update")
     T.wrap(mod, "step_masks", "guardrail step_masks")
@@ -198,7 +198,7 @@ def breakdown(sampler: str, n: int, d: int, steps: int) -> dict:
         total = (time.perf_counter() - t0) / steps
     finally:
         T.restore()
-        st.kernel._ev_cache = None
+        st.kernel.clear_evaluator_cache()
     per = {k: v / steps for k, v in T.t.items()}
     inner = per.get("B: ESH velocity update", 0) + per.get("A: position update", 0)
     inner += per.get("_evaluate (gradient + NaN/clip)", per.get("gradient (target)", 0))

@@ -37,6 +37,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from ..backend import to_numpy
+from ..gradients.base import evaluator_of, logdensity_evaluator_of
 
 __all__ = ["Sampler", "Kernel", "IsokineticKernel", "register", "get", "available"]
 
@@ -101,6 +102,34 @@ class IsokineticKernel(Kernel):
         """``position``, ``velocity`` and the stored ``logdensity`` of the integrator state."""
         inner = state.integrator
         return {"position": inner.position, "velocity": inner.momentum, "logdensity": inner.logdensity}
+
+    _evaluators = None  # {kind: (gradient, evaluator)}: the unchecked evaluations of self.gradient, built once
+
+    def _cached_evaluation(self, kind: str):
+        """``kind`` ``"full"``: ``(x, batch) -> (logp_hat, g)`` (:func:`~smile_ref.gradients.base.evaluator_of`);
+        ``"logdensity"``: ``(x, batch) -> logp_hat`` (:func:`~smile_ref.gradients.base.logdensity_evaluator_of`),
+        both without per-call validation, rebuilt when ``self.gradient`` is replaced."""
+        cache = self._evaluators
+        if cache is None:
+            cache = self._evaluators = {}
+        hit = cache.get(kind)
+        if hit is None or hit[0] is not self.gradient:
+            make = evaluator_of if kind == "full" else logdensity_evaluator_of
+            hit = cache[kind] = (self.gradient, make(self.gradient, self.xp))
+        return hit[1]
+
+    def _evaluator(self):
+        """``(x, batch) -> (logp_hat, g)`` of ``self.gradient`` without per-call validation (cached)."""
+        return self._cached_evaluation("full")
+
+    def _logdensity_evaluator(self):
+        """``(x, batch) -> logp_hat`` without the gradient where the estimator allows it (cached; bit-identical to
+        the full evaluation's ``logp_hat``)."""
+        return self._cached_evaluation("logdensity")
+
+    def clear_evaluator_cache(self) -> None:
+        """Forget the cached evaluations (e.g. after wrapping the target's methods for timing)."""
+        self._evaluators = None
 
 
 _REGISTRY: dict[str, Callable[..., Sampler]] = {}

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 
 from ..backend.validate import check_bool, check_choice, check_positive_float
 from ..integrators.coefficients import get_integrator
-from ..gradients.base import evaluator_of
 from ..integrators.esh_lean import ESH_FORM_NAMES
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.refresh import refresh_with_nu, full_refresh
@@ -171,15 +170,6 @@ class MCLMC(IsokineticKernel):
         L = b.full((n,), self.L0 if self.refresh else math.inf)
         params = TuningParams(b.full((n,), self.step_size0), L, sqrt_diag)
         return MCLMCState(IntegratorState(position, u, lp, g), self.adaptation.init(params, None), gstate)
-
-    _ev_cache = None  # (gradient, unchecked evaluator of it)
-
-    def _evaluator(self):
-        """``(x, batch) -> (logp_hat, g)`` of ``self.gradient`` without per-call validation (cached)."""
-        c = self._ev_cache
-        if c is None or c[0] is not self.gradient:
-            c = self._ev_cache = (self.gradient, evaluator_of(self.gradient, self.xp))
-        return c[1]
 
     # -- one step -------------------------------------------------------------
     def step(self, state: MCLMCState, rng, warmup: bool):

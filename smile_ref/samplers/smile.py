@@ -95,7 +95,6 @@ from ..errors import SmileRefWarning
 from ..integrators.coefficients import get_integrator
 from ..backend import host_checks_cheap
 from ..backend.namespace import eager_max, eager_min
-from ..gradients.base import evaluator_of, logdensity_evaluator_of
 from ..integrators.isokinetic import IntegratorState, isokinetic_step_carry
 from ..integrators.esh_lean import ESH_FORM_NAMES
 from ..integrators.metric import DenseMetric
@@ -274,25 +273,6 @@ class SMILE(IsokineticKernel):
         self.zero_gate = self.energy_error == "cross_batch" and (initial_state == "zero" or warmup_boundary_reset)
         if self.initial_state == "zero":
             self.init_grad_evals = 0
-
-    _ev_cache = None  # (gradient, unchecked evaluator of it): see _evaluator
-
-    def _evaluator(self):
-        """``(x, batch) -> (logp_hat, g)`` of ``self.gradient`` without per-call validation (cached)."""
-        c = self._ev_cache
-        if c is None or c[0] is not self.gradient:
-            c = self._ev_cache = (self.gradient, evaluator_of(self.gradient, self.xp))
-        return c[1]
-
-    _ld_cache = None  # (gradient, unchecked log-density-only evaluator of it): see _logdensity_evaluator
-
-    def _logdensity_evaluator(self):
-        """``(x, batch) -> logp_hat`` of ``self.gradient`` without the gradient where the estimator allows it
-        (:func:`~smile_ref.gradients.base.logdensity_evaluator_of`; bit-identical to the full evaluation's)."""
-        c = self._ld_cache
-        if c is None or c[0] is not self.gradient:
-            c = self._ld_cache = (self.gradient, logdensity_evaluator_of(self.gradient, self.xp))
-        return c[1]
 
     def _evaluate(self, x, batch, acc=None, finite=None):
         """``(logp_hat, g)`` with ``g`` clipped to ``+-gradient_clip``.
