@@ -38,12 +38,10 @@ Writes ``kernel_speed.json`` and ``kernel_speed.md`` to ``--out`` (git-ignored);
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -52,6 +50,7 @@ import numpy as np
 import smile_ref
 from smile_ref import gradients, targets
 from smile_ref.io import atomic_write_text
+from smile_ref.run.timing import kernel_bar_workload, load_reference, run_header
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MINIMAL = os.path.join(os.path.dirname(_ROOT), "shared", "bench", "minimal_sgmclmc.py")
@@ -59,19 +58,10 @@ DEFAULT_MINIMAL = os.path.join(os.path.dirname(_ROOT), "shared", "bench", "minim
 
 def load_minimal(path: str):
     """Import the reference loop from its file (it is an external reference, not part of smile_ref)."""
-    if not os.path.isfile(path):
-        raise SystemExit(f"minimal loop not found at {path!r}; pass --minimal PATH")
-    spec = importlib.util.spec_from_file_location("minimal_sgmclmc", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reference(path, "minimal_sgmclmc")
 
 
-def workload(d: int):
-    """Target precisions and the noise Cholesky factor of a case: anisotropic diagonal target and noise."""
-    prec = 1.0 / np.logspace(-0.5, 0.5, d)
-    noise_sd = np.logspace(-0.5, 0.5, d)[::-1]
-    return prec, np.diag(noise_sd)
+workload = kernel_bar_workload
 
 
 def ours_run(prec, chol, eps, n_steps, n_chains, seed):
@@ -439,9 +429,7 @@ def main(argv=None) -> int:
     reps = args.reps or (2 if args.quick else 7)
     scale = 0.05 if args.quick else 1.0
     cases = [(256, 6, int(4000 * scale)), (1, 100, int(20000 * scale)), (64, 100, int(4000 * scale))]
-    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()} {platform.python_version()} numpy {np.__version__}",
-              "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "smile_ref": smile_ref.__version__}
+    result = run_header()
     big = (64, 10_000 if not args.quick else 1000)
     result["esh_forms"] = esh_forms(minimal, cases + [(*big, max(int(40 * scale), 3))], reps, big)
     if args.only_esh_forms:

@@ -37,12 +37,9 @@ round); ratios are to the minimal loop of the same run.  Writes ``smile_ladder.j
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.util
 import json
 import math
 import os
-import platform
 import sys
 import time
 
@@ -53,6 +50,7 @@ from smile_ref import gradients, targets
 from smile_ref.backend import get_backend, make_random
 from smile_ref.integrators import MCLACHLAN, IntegratorState, isokinetic_step_carry
 from smile_ref.io import atomic_write_text
+from smile_ref.run.timing import kernel_bar_workload, load_reference, run_header
 from smile_ref.samplers import base as registry
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,16 +59,11 @@ RUNGS = ("minimal", "integrator", "+ estimator", "+ checks", "transition", "step
 
 
 def load_minimal(path: str):
-    """Import the reference loop from its file (an external reference, not part of smile_ref)."""
-    spec = importlib.util.spec_from_file_location("minimal_sgmclmc", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """Import the reference loop from its file (it is an external reference, not part of smile_ref)."""
+    return load_reference(path, "minimal_sgmclmc")
 
 
-def workload(d: int):
-    """``(prec, chol)``: target precisions and the (diagonal) noise Cholesky factor."""
-    return 1.0 / np.logspace(-0.5, 0.5, d), np.diag(np.logspace(-0.5, 0.5, d)[::-1])
+workload = kernel_bar_workload
 
 
 def _kernel(prec, chol, eps):
@@ -175,10 +168,7 @@ def main(argv=None) -> int:
     reps = args.reps or (1 if args.quick else 5)
     scale = 0.02 if args.quick else 1.0
     cases = [(256, 6, int(4000 * scale)), (1, 100, int(20000 * scale)), (64, 100, int(4000 * scale))]
-    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()} {platform.python_version()} numpy {np.__version__}",
-              "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "smile_ref": smile_ref.__version__,
-              "reps": reps, "cases": []}
+    result = run_header(reps=reps, cases=[])
     for n, d, steps in cases:
         row = ladder(minimal, n, d, steps, reps)
         result["cases"].append(row)

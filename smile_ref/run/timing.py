@@ -10,6 +10,10 @@ a call and the median shows how noisy the machine was.
 """
 from __future__ import annotations
 
+import datetime
+import importlib.util
+import os
+import platform
 import statistics
 import time
 from typing import Any, Callable
@@ -22,7 +26,7 @@ from ..backend.validate import check_nonneg_int, check_positive_float, check_pos
 from ..gradients.exact import Exact
 from ..samplers import base as registry
 
-__all__ = ["time_calls", "FixedStepper"]
+__all__ = ["time_calls", "FixedStepper", "run_header", "load_reference", "kernel_bar_workload"]
 
 
 def time_calls(fn: Callable[[], Any], budget: float = 2.0, max_calls: int = 200, min_calls: int = 3) -> dict:
@@ -115,3 +119,29 @@ class FixedStepper:
         if self.count_rejected:
             r = info["rejected"]
             self.rejected += int(np.sum(r if isinstance(r, np.ndarray) else to_numpy(r)))
+
+
+def run_header(**extra) -> dict:
+    """Date, machine, ``OPENBLAS_NUM_THREADS`` and smile_ref version of a benchmark run (plus ``extra``)."""
+    from .. import __version__
+
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {platform.python_version()} numpy {np.__version__}",
+            "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"), "smile_ref": __version__, **extra}
+
+
+def load_reference(path: str, name: str = "reference_loop"):
+    """Import an external reference implementation (e.g. the 30-line NumPy loop) from its file."""
+    if not os.path.isfile(path):
+        raise SystemExit(f"reference loop not found at {path!r}; pass its path (--minimal PATH)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def kernel_bar_workload(d: int):
+    """``(prec, chol)`` of the kernel bar: target ``N(0, diag(1/prec))`` with ``prec = 1/logspace(-0.5, 0.5, d)``
+    and additive noise of standard deviations ``logspace(-0.5, 0.5, d)[::-1]`` (``chol`` diagonal)."""
+    prec = 1.0 / np.logspace(-0.5, 0.5, d)
+    return prec, np.diag(np.logspace(-0.5, 0.5, d)[::-1])
