@@ -120,3 +120,78 @@ def test_subclass_evaluate_is_honoured():
     xp = get_backend("numpy").xp
     for est in (Tagged(t, cov=1.0), TaggedExact(t)):
         assert evaluator_of(est, xp)(np.zeros((1, 2)), np.zeros((1, 2)))[0] == "tagged"
+
+
+def _refresh_reference(u, nu, z):
+    """The definition of ``refresh_with_nu`` for an (n, 1) column ``nu``, in plain NumPy: ``w = u + nu z``
+    divided by ``|w|`` where ``|w| > 0`` and ``nu != 0``, else by 1."""
+    w = z * nu
+    w += u
+    wn = np.sqrt(np.vecdot(w, w))[:, None]
+    return w / np.where((wn > 0) & (nu != 0.0), wn, 1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n", [1, 5])
+def test_refresh_with_nu_fast_paths_equal_the_where_form(backend, dtype, n):
+    """The one-row and the all-rows-regular paths of ``refresh_with_nu`` (column ``nu``) give the where
+    form's bits, on regular rows and on rows with ``nu = 0``, ``|w| = 0`` and NaN ``nu``."""
+    from smile_ref.integrators import refresh_with_nu
+
+    xp = _xp(backend)
+    rng = np.random.default_rng(3)
+    d = 7
+    u = rng.standard_normal((n, d)).astype(dtype)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    z = rng.standard_normal((n, d)).astype(dtype)
+    cases = {"regular": rng.uniform(0.1, 2.0, (n, 1)).astype(dtype)}
+    zero_nu = cases["regular"].copy()
+    zero_nu[0, 0] = 0.0
+    cases["nu = 0"] = zero_nu
+    nan_nu = cases["regular"].copy()
+    nan_nu[-1, 0] = np.nan
+    cases["NaN nu"] = nan_nu
+    for name, nu in cases.items():
+        want = _refresh_reference(u, nu, z)
+        got = np.asarray(refresh_with_nu(xp, xp.asarray(u), xp.asarray(nu), xp.asarray(z)))
+        np.testing.assert_array_equal(got, want, err_msg=name, strict=True)
+    # |w| = 0: u = 0 and z = 0 on the first row
+    u0, z0 = u.copy(), z.copy()
+    u0[0], z0[0] = 0.0, 0.0
+    nu = cases["regular"]
+    got = np.asarray(refresh_with_nu(xp, xp.asarray(u0), xp.asarray(nu), xp.asarray(z0)))
+    np.testing.assert_array_equal(got, _refresh_reference(u0, nu, z0), err_msg="|w| = 0", strict=True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("step_dtype", ["float64", "float32"])
+def test_one_chain_step_size_scalar_equals_the_column_form(dtype, step_dtype):
+    """One chain of a NumPy array integrates with its step size as a NumPy scalar; the step equals row 0 of
+    the same step for two identical chains (step size as an (n, 1) column), bit for bit."""
+    import array_api_compat.numpy as xp
+
+    from smile_ref.integrators import MCLACHLAN, IntegratorState, isokinetic_step_carry
+
+    rng = np.random.default_rng(5)
+    d = 9
+    prec = np.linspace(0.5, 2.0, d).astype(dtype)
+
+    def lg(x):
+        g = -prec * x
+        return 0.5 * np.sum(x * g, axis=1), g
+
+    x = rng.standard_normal((1, d)).astype(dtype)
+    u = rng.standard_normal((1, d)).astype(dtype)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    lp, g = lg(x)
+    one = IntegratorState(x, u, lp, g)
+    two = IntegratorState(*(np.concatenate([a, a]) for a in one))
+    eps = np.array([0.7], dtype=step_dtype)
+    s1, s2 = one, two
+    for _ in range(20):
+        s1, k1, _ = isokinetic_step_carry(xp, s1, eps, lg, MCLACHLAN)
+        s2, k2, _ = isokinetic_step_carry(xp, s2, np.concatenate([eps, eps]), lg, MCLACHLAN)
+        for a, b in zip(s1, s2):
+            np.testing.assert_array_equal(a, b[:1], strict=True)
+        np.testing.assert_array_equal(k1, k2[:1], strict=True)

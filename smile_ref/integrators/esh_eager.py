@@ -157,7 +157,7 @@ def esh_fast_row(u, h, tau, d, cached=None):
         e, gn = cached
         if not isinstance(gn, np.generic):
             return None
-    if type(tau) is not float:
+    if isinstance(tau, np.ndarray):
         tau = tau[0, 0]
     delta = tau * (gn / (d - 1))
     c = np.vecdot(u, e)[0]

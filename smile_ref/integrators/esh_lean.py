@@ -116,7 +116,7 @@ def lean_update(xp, u, h, tau, d, unit=False, cached=None):
             return np.vecdot(a, b)[0]
 
         lo = hi = float
-        if type(tau) is not float:
+        if isinstance(tau, np.ndarray):
             tau = tau[0, 0]
     else:
         def dot(a, b):

@@ -378,6 +378,10 @@ def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direct
     n, d = x.shape
     if type(step_size) is float:  # not a NumPy scalar (those have a shape and a dtype)
         eps = step_size
+    elif n == 1 and type(step_size) is np.ndarray and type(x) is np.ndarray:
+        # one chain of a NumPy array: the step size as a NumPy scalar of its dtype (the same IEEE products
+        # eps * coef and tau * u as with a (1, 1) column, without an array operation per sub-step)
+        eps = step_size.reshape(-1)[0]
     else:
         eps = xp.reshape(step_size, (n, 1) if step_size.ndim else (1, 1))
     dK = None
@@ -388,8 +392,8 @@ def _step(xp, state, step_size, logdensity_and_grad, coefficients, scale, direct
     unit = False
     for i, coef in enumerate(coefs):
         tau = eps * coef
-        if not isinstance(tau, float) and tau.dtype != x.dtype:
-            tau = xp.astype(tau, x.dtype)
+        if type(tau) is not float and tau.dtype != x.dtype:  # a NumPy float64 scalar is a float instance
+            tau = x.dtype.type(tau) if isinstance(tau, np.generic) else xp.astype(tau, x.dtype)
         if i % 2 == 0:
             u, k, dr, unit = b_substep(xp, u, g, scale, tau, d, direction if i == 0 else None, i == last and want,
                                        lean, unit, fz)

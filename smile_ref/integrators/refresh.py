@@ -36,7 +36,10 @@ from __future__ import annotations
 import math
 import numbers
 
-from ..backend import array_namespace
+import numpy as np
+
+from ..backend import array_namespace, host_checks_cheap
+from ..backend.namespace import eager_min
 from .validation import column as _column  # (n,) parameter -> (n, 1) column, shared with the ESH update
 
 __all__ = ["partial_refresh", "full_refresh", "refresh_nu", "refresh_with_nu"]
@@ -117,9 +120,19 @@ def refresh_with_nu(xp, u, nu, z):
     """
     w = z * nu  # fresh array: shifted and normalised in place
     w += u
-    wn = xp.sqrt(xp.vecdot(w, w))[:, None]
     if isinstance(nu, float):
-        w /= wn
+        w /= xp.sqrt(xp.vecdot(w, w))[:, None]
+        return w
+    if w.shape[0] == 1 and type(w) is np.ndarray:
+        # one chain of a NumPy array: |w| and the test as scalars (dividing by 1 changes nothing, so the
+        # rows the where would divide by 1 are left as they are; the same values)
+        wn = np.sqrt(np.vecdot(w, w)[0])
+        if wn > 0 and nu[0, 0] != 0.0:
+            w /= wn
+        return w
+    wn = xp.sqrt(xp.vecdot(w, w))[:, None]
+    if host_checks_cheap(xp) and float(eager_min(xp, wn)) > 0 and float(eager_min(xp, nu)) > 0:
+        w /= wn  # eager namespaces, every row with |w| > 0 and nu != 0 (a NaN fails the tests): no where
         return w
     w /= xp.where((wn > 0) & (nu != 0.0), wn, 1.0)
     return w

@@ -181,6 +181,27 @@ class MCLMC(IsokineticKernel):
                                                                      warmup=True))
         return state, info
 
+    _nu_memo = None  # (step_size, L, dtype, nu) of the last call of _refresh_nu
+
+    def _refresh_nu(self, params: TuningParams, dtype):
+        """``nu = sqrt((e^{2 (eps/2)/L} - 1)/d)`` as an ``(n, 1)`` column, shared by both half refreshes.
+
+        Remembered for the very ``step_size`` and ``L`` arrays of the last call (identity: the arrays of a
+        :class:`TuningParams` are never modified in place), so that a step at unchanged parameters (after
+        warm-up, or without a tuner) reuses it; the memo holds references to them, so identity is exact.
+        """
+        memo = self._nu_memo
+        if memo is not None and memo[0] is params.step_size and memo[1] is params.L and memo[2] == dtype:
+            return memo[3]
+        xp = self.xp
+        n = params.step_size.shape[0]
+        half, L = xp.reshape(0.5 * params.step_size, (n, 1)), xp.reshape(params.L, (n, 1))
+        if half.dtype != dtype or L.dtype != dtype:
+            half, L = xp.astype(half, dtype), xp.astype(L, dtype)
+        nu = xp.sqrt(xp.expm1(2.0 * half / L) / self.dim)
+        self._nu_memo = (params.step_size, params.L, dtype, nu)
+        return nu
+
     def transition(self, state: MCLMCState, rng):
         """The kernel at fixed ``(step size, L, M^{-1/2})`` of ``state.adaptation`` (steps 1-5 of the module
         docstring): ``(state, info, report)`` with the adaptation state unchanged and the
@@ -191,12 +212,7 @@ class MCLMC(IsokineticKernel):
         n, d = old.position.shape
         z2 = rng.normal((n, d))
         if self.refresh:
-            # nu = sqrt((e^{2 (eps/2)/L} - 1)/d), shared by both half refreshes (as a (n, 1) column)
-            dt = old.momentum.dtype
-            half, L = xp.reshape(0.5 * p.step_size, (n, 1)), xp.reshape(p.L, (n, 1))
-            if half.dtype != dt or L.dtype != dt:
-                half, L = xp.astype(half, dt), xp.astype(L, dt)
-            nu = xp.sqrt(xp.expm1(2.0 * half / L) / d)
+            nu = self._refresh_nu(p, old.momentum.dtype)
             u = refresh_with_nu(xp, old.momentum, nu, rng.normal((n, d)))
         else:
             u = old.momentum

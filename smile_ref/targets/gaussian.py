@@ -207,7 +207,10 @@ class Gaussian(Target):
             neg = self._cache_neg[id(P)] = (P, -P if self.is_diagonal else None, zero_mean)
         r = x if neg[2] else x - m
         g = r * neg[1] if self.is_diagonal else -(r @ P)  # P symmetric: (P r_k)^T = r_k^T P
-        logp = 0.5 * xp.sum(r * g, axis=1) + self.log_normalizer
+        rg = r * g
+        # NumPy: the reduction itself (xp.sum is np.sum, which is np.add.reduce behind two Python wrappers)
+        s = np.add.reduce(rg, axis=1) if type(rg) is np.ndarray else xp.sum(rg, axis=1)
+        logp = 0.5 * s + self.log_normalizer
         return logp, g
 
     # --- moments and exact draws --------------------------------------------------
