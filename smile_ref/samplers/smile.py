@@ -160,6 +160,8 @@ class SMILE(IsokineticKernel):
     True
     """
 
+    _ones_memo = None  # the last all-ones backoff array made by transition (reused while no step is non-finite)
+
     def __init__(self, target, gradient, backend, step_size, n_warmup, config: SMILEConfig | None = None, *,
                  preconditioned=False):
         if config is None:
@@ -429,8 +431,12 @@ class SMILE(IsokineticKernel):
         )
         backoff = state.backoff
         if self.nonfinite_backoff:
-            backoff = (xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff)) if any_reset
-                       else xp.ones_like(state.backoff))
+            if any_reset:
+                backoff = xp.where(nonfinite, 0.5 * state.backoff, xp.ones_like(state.backoff))
+            elif state.backoff is self._ones_memo:  # the all-ones array this kernel made (never modified in place)
+                backoff = state.backoff
+            else:
+                backoff = self._ones_memo = xp.ones_like(state.backoff)
         gsd = state.grad_sqrt_diag
         if self.stale_first_b:
             gsd = select_chains(xp, keep_new_grad, state.grad_sqrt_diag, sqrt_diag) if any_reset else sqrt_diag
