@@ -670,8 +670,9 @@ def preconditioned_second_moments(target_cov, noise_cov, eps, precond=None, **kw
     Diagonal ``noise_cov`` with the default ``S`` is isotropic in ``z``: returns ``target_cov``;
     correlated noise leaves the residual bias predicted in ``z``-space by
     :func:`predicted_second_moments` (keywords, including ``regime`` and ``return_error``, are
-    passed through; the error is that of ``C_x = S C_z S``, via ``error_weights=S``).  ``S`` is fixed: the
-    running EMA estimate of the real pSMILE is not modelled.
+    passed through; the error is that of ``C_x = S C_z S``, via ``error_weights=S``).  ``S`` is fixed; the
+    running EMA estimate of the real pSMILE converges (long windows) to the fixed point of
+    :func:`smile_ref.theory.psmile_ema.ema_preconditioner_second_moments`.
     """
     St = _check_target(target_cov)
     S = _check_cov(noise_cov)
