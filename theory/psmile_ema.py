@@ -101,9 +101,30 @@ def _precond_of(v):
     return math.sqrt(float(np.mean(v))) / sig  # rms(sigma) / sigma, the sampler's normalisation
 
 
+def _dense_precond_of(V):
+    """``S = c V^{-1/2} = Q diag(c/sqrt(w)) Q^T``, ``c = sqrt(mean eigenvalue of V)`` (the dense preconditioner's
+    normalisation); returns ``(S, Q, c/sqrt(w))``."""
+    w, Q = np.linalg.eigh(0.5 * (V + V.T))
+    D = math.sqrt(float(np.mean(w))) / np.sqrt(w)
+    return (Q * D) @ Q.T, Q, D
+
+
+def _dense_moments(St, Sig, eps, Q, D, **kwargs):
+    """``E[x x^T]`` with the dense ``S = Q diag(D) Q^T``, and its error.
+
+    In ``v = Q^T x`` the preconditioner is the diagonal ``D`` (MCLMC is invariant under rotations), so
+    ``C_x = Q C_v Q^T`` with ``C_v`` from :func:`preconditioned_second_moments` on ``(Q^T Σ_t Q, Q^T Σ Q)``;
+    the error of an entry of ``C_x`` is at most that of ``C_v`` times the largest squared row sum of ``|Q|``.
+    """
+    Tv, Nv = Q.T @ St @ Q, Q.T @ Sig @ Q
+    Cv, err = preconditioned_second_moments(0.5 * (Tv + Tv.T), 0.5 * (Nv + Nv.T), eps, precond=D, return_error=True,
+                                            **kwargs)
+    return Q @ Cv @ Q.T, float(err) * float(np.max(np.sum(np.abs(Q), axis=1))) ** 2
+
+
 def ema_preconditioner_second_moments(target_cov, noise_cov, eps, *, decay=0.99, carry_mean=True, init_mean=0.0,
-                                      max_iter=40, tol=1e-7, return_error=False, return_precond=False,
-                                      min_window_ratio=10.0, **kwargs):
+                                      preconditioner="diag", max_iter=40, tol=1e-7, return_error=False,
+                                      return_precond=False, min_window_ratio=10.0, **kwargs):
     """Stationary ``E[x x^T]`` of pSMILE with the EMA-estimated diagonal preconditioner (long-window fixed point).
 
     Parameters
@@ -115,6 +136,12 @@ def ema_preconditioner_second_moments(target_cov, noise_cov, eps, *, decay=0.99,
     decay, carry_mean, init_mean
         The preconditioner's ``decay`` (``rho``), ``carry_mean`` and ``init_mean`` (``m0``; enters only
         without the carried mean).  ``decay`` enters only the validity check (:func:`ema_window_ratio`).
+    preconditioner : ``"diag"`` or ``"dense"``
+        ``"dense"``: :func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`
+        (carried mean only), whose EMA of the centred outer product has the long-window mean
+        ``V = Σ + P C P`` (the same derivation, entry by entry); ``S = c V^{-1/2}`` with
+        ``c = sqrt(mean eigenvalue of V)``; ``C`` is predicted in the eigenbasis ``Q`` of ``V``, where ``S`` is
+        diagonal (a rotated target in general).  ``return_precond`` then returns the matrix ``S``.
     max_iter, tol
         Fixed-point iteration ``S -> C(S) -> S``: stops when ``max |S_new - S| <= tol``; a ``RuntimeError``
         if it does not within ``max_iter`` (it contracts by about 0.2 per iteration in the cases tested).
@@ -149,7 +176,13 @@ def ema_preconditioner_second_moments(target_cov, noise_cov, eps, *, decay=0.99,
                       f"decay) = {float(eps) / (1 - float(decay)):.3g}); the long-window fixed point neglects "
                       "terms of order tau_s/T and the fluctuation of the estimate (2.7 % on the least noisy axis at "
                       "T/tau_s = 4.7, docs/derivations/psmile-ema-preconditioner.md)", UserWarning, stacklevel=2)
+    if preconditioner not in ("diag", "dense"):
+        raise ValueError(f"preconditioner must be 'diag' or 'dense', got {preconditioner!r}")
     P = np.linalg.inv(St)
+    if preconditioner == "dense":
+        if not carry_mean:
+            raise ValueError("the dense preconditioner always carries its running mean (carry_mean=True)")
+        return _dense_fixed_point(St, S, eps, P, max_iter, tol, return_error, return_precond, kwargs)
     shift = 0.0 if carry_mean else float(init_mean) ** 2
     noise = np.diag(S)
     C = St.copy()
@@ -171,4 +204,28 @@ def ema_preconditioner_second_moments(target_cov, noise_cov, eps, *, decay=0.99,
         out.append(float(err) + change)
     if return_precond:
         out.append(s)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _dense_fixed_point(St, Sig, eps, P, max_iter, tol, return_error, return_precond, kwargs):
+    """The ``"dense"`` iteration ``S -> C(S) -> S`` of :func:`ema_preconditioner_second_moments`."""
+    C = St.copy()
+    S, Q, D = _dense_precond_of(Sig + P @ C @ P)
+    step = change = math.inf
+    for _ in range(int(max_iter)):
+        C_new, err = _dense_moments(St, Sig, eps, Q, D, **kwargs)
+        change = float(np.max(np.abs(C_new - C)))
+        C = C_new
+        S_new, Q, D = _dense_precond_of(Sig + P @ C @ P)
+        step = float(np.max(np.abs(S_new - S)))
+        S = S_new
+        if step <= tol:
+            break
+    else:
+        raise RuntimeError(f"fixed point not reached in {max_iter} iterations (last change of S {step:.3g})")
+    out = [C]
+    if return_error:
+        out.append(err + change)
+    if return_precond:
+        out.append(S)
     return out[0] if len(out) == 1 else tuple(out)
