@@ -69,16 +69,20 @@ def test_ema_without_carried_mean_is_the_raw_second_moment():
     assert abs(est.mean() - pred) < 4.5 * est.std(ddof=1) / math.sqrt(est.size)
 
 
-def test_noise_dominated_fixed_point_is_the_ideal_preconditioner():
-    """Noise variances 2e4-2e5 times the score's: ``S`` is ``rms(sigma)/sigma`` of the noise to 1e-4 and the bias
-    vanishes (``C = Σ_t`` to 1e-3 relative; diagonal noise, isotropic in z)."""
+@pytest.mark.parametrize("kind", ["diag", "dense"])
+def test_noise_dominated_fixed_point_is_the_ideal_preconditioner(kind):
+    """Noise variances 2e4-2e5 times the score's: ``S`` is ``rms(sigma)/sigma`` of the noise to 1e-4 (the dense
+    estimate: that diagonal matrix) and the bias vanishes (``C = Σ_t`` to 1e-3 relative; diagonal noise,
+    isotropic in z)."""
     Sig = np.diag([1e4, 4e4, 9e4])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        C, s = pe.ema_preconditioner_second_moments(ST, Sig, 0.001, decay=0.9999, return_precond=True)
+        C, s = pe.ema_preconditioner_second_moments(ST, Sig, 0.001, decay=0.9999, preconditioner=kind,
+                                                    return_precond=True)
     sig = np.sqrt(np.diag(Sig))
-    np.testing.assert_allclose(s, np.sqrt(np.mean(sig**2)) / sig, rtol=1e-4)
-    np.testing.assert_allclose(np.diag(C) / np.diag(ST), 1.0, atol=1e-3)
+    ideal = np.sqrt(np.mean(sig**2)) / sig
+    np.testing.assert_allclose(s, ideal if kind == "diag" else np.diag(ideal), rtol=1e-4, atol=1e-4 * ideal.max())
+    np.testing.assert_allclose(C, ST, atol=1e-3 * ST.max())
 
 
 def test_fixed_point_is_self_consistent_and_warns_on_short_windows():
@@ -105,6 +109,11 @@ def test_bad_input():
         pe.ema_preconditioner_second_moments(ST, np.eye(2), 0.1)
     with pytest.raises(ValueError, match="autocov"):
         pe.ema_centred_variance(1.0, np.zeros((2, 2)), 0.9)
+    with pytest.raises(ValueError, match="preconditioner"):
+        pe.ema_preconditioner_second_moments(ST, np.eye(3), 0.1, decay=0.9999, preconditioner="full")
+    with pytest.raises(ValueError, match="carry_mean"):
+        pe.ema_preconditioner_second_moments(ST, np.eye(3), 0.1, decay=0.9999, preconditioner="dense",
+                                             carry_mean=False)
 
 
 def _psmile_moments(St, Sig, eps, decay, M, T_burn, T_sample, seed, carry_mean=True):

@@ -185,38 +185,31 @@ def ema_preconditioner_second_moments(target_cov, noise_cov, eps, *, decay=0.99,
         return _dense_fixed_point(St, S, eps, P, max_iter, tol, return_error, return_precond, kwargs)
     shift = 0.0 if carry_mean else float(init_mean) ** 2
     noise = np.diag(S)
-    C = St.copy()
-    s = _precond_of(noise + np.diag(P @ C @ P) + shift)
-    change = math.inf
-    for _ in range(int(max_iter)):
-        C_new, err = preconditioned_second_moments(St, S, eps, precond=s, return_error=True, **kwargs)
-        change = float(np.max(np.abs(C_new - C)))
-        C = C_new
-        s_new = _precond_of(noise + np.diag(P @ C @ P) + shift)
-        step = float(np.max(np.abs(s_new - s)))
-        s = s_new
-        if step <= tol:
-            break
-    else:
-        raise RuntimeError(f"fixed point not reached in {max_iter} iterations (last change of S {step:.3g})")
-    out = [C]
-    if return_error:
-        out.append(float(err) + change)
-    if return_precond:
-        out.append(s)
-    return out[0] if len(out) == 1 else tuple(out)
+
+    def precond_of(C):
+        p = _precond_of(noise + np.diag(P @ C @ P) + shift)
+        return p, p
+
+    def solve(p):
+        return preconditioned_second_moments(St, S, eps, precond=p, return_error=True, **kwargs)
+
+    return _fixed_point(St, precond_of, solve, max_iter, tol, return_error, return_precond)
 
 
-def _dense_fixed_point(St, Sig, eps, P, max_iter, tol, return_error, return_precond, kwargs):
-    """The ``"dense"`` iteration ``S -> C(S) -> S`` of :func:`ema_preconditioner_second_moments`."""
+def _fixed_point(St, precond_of, solve, max_iter, tol, return_error, return_precond):
+    """Iterate ``S -> C(S) -> S`` from ``C = Σ_t`` until ``max |S_new - S| <= tol``.
+
+    ``precond_of(C) -> (S, parts)``, ``solve(parts) -> (C, err)``; returns as
+    :func:`ema_preconditioner_second_moments` (the error: the last solve's plus the last change of ``C``).
+    """
     C = St.copy()
-    S, Q, D = _dense_precond_of(Sig + P @ C @ P)
-    step = change = math.inf
+    S, parts = precond_of(C)
+    step = math.inf
     for _ in range(int(max_iter)):
-        C_new, err = _dense_moments(St, Sig, eps, Q, D, **kwargs)
+        C_new, err = solve(parts)
         change = float(np.max(np.abs(C_new - C)))
         C = C_new
-        S_new, Q, D = _dense_precond_of(Sig + P @ C @ P)
+        S_new, parts = precond_of(C)
         step = float(np.max(np.abs(S_new - S)))
         S = S_new
         if step <= tol:
@@ -225,7 +218,20 @@ def _dense_fixed_point(St, Sig, eps, P, max_iter, tol, return_error, return_prec
         raise RuntimeError(f"fixed point not reached in {max_iter} iterations (last change of S {step:.3g})")
     out = [C]
     if return_error:
-        out.append(err + change)
+        out.append(float(err) + change)
     if return_precond:
         out.append(S)
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def _dense_fixed_point(St, Sig, eps, P, max_iter, tol, return_error, return_precond, kwargs):
+    """The ``"dense"`` iteration of :func:`ema_preconditioner_second_moments`: ``S = c V^{-1/2}``, ``V = Σ + P C P``."""
+
+    def precond_of(C):
+        S, Q, D = _dense_precond_of(Sig + P @ C @ P)
+        return S, (Q, D)
+
+    def solve(parts):
+        return _dense_moments(St, Sig, eps, *parts, **kwargs)
+
+    return _fixed_point(St, precond_of, solve, max_iter, tol, return_error, return_precond)
