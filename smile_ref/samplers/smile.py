@@ -55,7 +55,10 @@ One step (McLachlan isokinetic integrator, authors' ``src/kernels/smile.py``):
    :func:`~smile_ref.preconditioners.noise_scale.noise_scale_preconditioner`,
    held fixed within a step and updated after it with the raw final gradient;
    keeps adapting through warm-up and sampling unless
-   ``freeze_preconditioner=True`` (frozen after warm-up); ``preconditioner="dense"`` (an smile_ref
+   ``freeze_preconditioner=True`` (frozen after warm-up).  The estimate is the temporal variance of the raw
+   gradient, noise *plus* the score's variation along the path: where the latter is not small against the
+   noise (low-noise problems) ``S`` is not the ideal ``1/sigma`` and a continuous-time bias remains
+   (predicted for long EMA windows by :mod:`smile_ref.theory.psmile_ema`); ``preconditioner="dense"`` (an smile_ref
    extension for correlated noise) uses ``S = c C^{-1/2}`` from the EMA gradient covariance ``C``
    (:func:`~smile_ref.preconditioners.noise_scale.dense_noise_scale_preconditioner`).
 

@@ -188,3 +188,31 @@ def psmile_correlated_noise_d2(outdir, quick):
     rows += _rows("psmile_correlated_noise_d2", "pSMILE-naive dense",
                   _second_moments("psmile", t, Sigma, eps, T, 1000, 10, preconditioner="dense"), ST2, ST2, 1e-3)
     return rows
+
+
+@check("psmile_ema_preconditioner_d3", group="smile", seeds=(3,),
+       description="pSMILE's running noise estimate also sees the score's variance: where that is not small against "
+                   "the noise, the estimated preconditioner leaves the bias its long-window fixed point predicts "
+                   "(not the ideal preconditioner's zero).")
+def psmile_ema_preconditioner_d3(outdir, quick):
+    """pSMILE-naive with its adapting EMA preconditioner on Σ_t = diag(0.5, 1, 1.5), diagonal noise of standard
+    deviations sqrt(5) (1, 2, 6): the score variance (about 1/Σ_t,ii) is 29 % of the gradient variance on x_0, so the
+    estimate is not the ideal S and x_0 keeps a bias of about -8 %.  Prediction:
+    :func:`smile_ref.theory.psmile_ema.ema_preconditioner_second_moments` (long window; the EMA decay is raised from
+    0.99 so that the window spans 12.6 (quick) or 47 score correlation times); the target (the ideal
+    preconditioner's answer) is the reference (``docs/derivations/psmile-ema-preconditioner.md``).
+    """
+    from smile_ref.theory.psmile_ema import ema_preconditioner_second_moments
+
+    St = np.diag([0.5, 1.0, 1.5])
+    Sigma = np.diag([1.0, 4.0, 36.0]) * 5.0
+    eps = 0.02
+    decay, M, T_burn, T = (0.99925, 300, 133.0, 100.0) if quick else (0.9998, 1000, 500.0, 400.0)
+    pred = ema_preconditioner_second_moments(St, Sigma, eps, decay=decay, tol=1e-6)
+    t = Gaussian(np.zeros(3), St)
+    res = run_chains("psmile", t, gradient=AdditiveNoise(t, Sigma), n_chains=M, n_steps=int(T / eps),
+                     burn_in=int(T_burn / eps), step_size=eps, tuner=None, seed=3, thinning=5, progress=False,
+                     preconditioner_options={"decay": decay})
+    x = res.samples
+    est = np.mean(x[:, :, :, None] * x[:, :, None, :], axis=1)
+    return _rows("psmile_ema_preconditioner_d3", f"pSMILE-naive (decay {decay})", est, pred, St, 1e-3)
