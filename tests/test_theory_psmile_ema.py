@@ -210,3 +210,27 @@ def test_psmile_sampler_vs_the_fixed_point_correlated_noise(kind):
     mean, se, dev, err = _score(m2, C, err)
     assert np.all(dev < 4.5 * se + err), (mean, C[np.triu_indices(3)], se, err)
     assert abs(mean[0] - ideal[0, 0]) / se[0] > 8
+
+
+@pytest.mark.slow
+def test_authors_psmile_vs_the_fixed_point_with_its_reset_mean():
+    """``preset="authors"`` (the BNN kernel ``NOISYSMILE``: the running mean reset to ``m0 = 1`` before every update,
+    the previous step's S on the first B), ``tuner=None``, decay raised to 0.9998: the estimate's long-window mean
+    is ``rho^2 (Σ_ii + (P C P)_ii + 1)``.  1000 chains x 400 time units after 500 of burn-in (about 2 min).  Each
+    of the 6 entries within ``4.5 SE + stated error`` (failure probability < 4.1e-5); the same fixed point without
+    the ``m0^2`` term rejected at |z| > 6 on x_1."""
+    Sig = np.diag([1.0, 4.0, 36.0]) * 5.0
+    eps, decay = 0.02, 0.9998
+    C, err = pe.ema_preconditioner_second_moments(ST, Sig, eps, decay=decay, carry_mean=False, init_mean=1.0,
+                                                  return_error=True, tol=1e-6)
+    C0 = pe.ema_preconditioner_second_moments(ST, Sig, eps, decay=decay, carry_mean=False, init_mean=0.0, tol=1e-6)
+    t = Gaussian(np.zeros(3), ST)
+    res = run_chains("psmile", t, gradient=AdditiveNoise(t, Sig), preset="authors", tuner=None, step_size=eps,
+                     n_chains=1000, n_steps=int(400 / eps), burn_in=int(500 / eps), seed=4, thinning=5,
+                     progress=False, preconditioner_options={"decay": decay})
+    assert res.health.ok
+    x = np.asarray(res.samples)
+    m2 = np.mean(x[:, :, :, None] * x[:, :, None, :], axis=1)
+    mean, se, dev, err = _score(m2, C, err)
+    assert np.all(dev < 4.5 * se + err), (mean, C[np.triu_indices(3)], se, err)
+    assert abs(mean[0] - C0[0, 0]) / se[0] > 6
