@@ -12,8 +12,9 @@ dtype, same shape, same bits; NaN equal to NaN at the same place).  The exit sta
 configurations that differ.  Configurations cover SMILE-naive, the default and the authors' tuners,
 exact and stochastic gradients, large steps with rejections, pSMILE (diagonal and dense), both
 authors' presets, MCLMC tuned / fixed / with diagonal preconditioning / fixed ``sqrt_diag``, other
-integrators, and Neal's funnel, whose gradients become non-finite, under both
-``nonfinite_gradient`` modes.
+integrators, Neal's funnel, whose gradients become non-finite, under both
+``nonfinite_gradient`` modes, and ``esh_form="lean"`` on SMILE, pSMILE and MCLMC (including the
+rows that fall back to the robust form).
 """
 from __future__ import annotations
 
@@ -111,14 +112,19 @@ def configurations():
         "funnel_nan_mclmc": ("mclmc", funnel, nonfinite(funnel, exact=True), {"step_size": 1.0}),
         "funnel_nan_psmile": ("psmile", funnel, nonfinite(funnel), {"step_size": 1.0}),
     }
+    lean = {"esh_form": "lean"}  # the lean ESH form and its fallbacks to the robust one (funnel, rejections)
+    for name in ("smile_naive", "smile_naive_big_step", "smile_default", "psmile_naive", "mclmc_fixed",
+                 "mclmc_diag", "funnel_reject", "funnel_nan_mclmc"):
+        s_, t_, g_, o_ = C[name]
+        C[name + "_lean"] = (s_, t_, g_, {**o_, **lean})
     one = {"n_chains": 1, "n_steps": 150, "burn_in": 50}  # one chain: the NumPy one-row ESH form
     for name in ("smile_naive", "smile_naive_big_step", "smile_default", "smile_exact", "psmile", "mclmc_tuned",
                  "mclmc_fixed", "mclmc_diag", "funnel_nan_reject", "funnel_nan_zero_and_clip", "funnel_nan_mclmc",
-                 "smile_authors"):
+                 "smile_authors", "smile_naive_lean", "mclmc_fixed_lean"):
         s_, t_, g_, o_ = C[name]
         C[name + "_1chain"] = (s_, t_, g_, {**o_, **one})
     many = {"n_chains": 64, "n_steps": 30, "burn_in": 10}  # many short rows (the transposed max|g|)
-    for name in ("smile_naive", "smile_default", "mclmc_diag", "psmile", "funnel_zero_and_clip"):
+    for name in ("smile_naive", "smile_default", "mclmc_diag", "psmile", "funnel_zero_and_clip", "smile_naive_lean"):
         s_, t_, g_, o_ = C[name]
         C[name + "_64chains"] = (s_, t_, g_, {**o_, **many})
     return {k: (s, t, g, {**base, **o}) for k, (s, t, g, o) in C.items()}
