@@ -234,3 +234,28 @@ def test_authors_psmile_vs_the_fixed_point_with_its_reset_mean():
     mean, se, dev, err = _score(m2, C, err)
     assert np.all(dev < 4.5 * se + err), (mean, C[np.triu_indices(3)], se, err)
     assert abs(mean[0] - C0[0, 0]) / se[0] > 6
+
+
+@pytest.mark.slow
+def test_fixed_point_s_discrete_sampler_richardson():
+    """The kick-0.28 case (noise std (1, 2, 6), eps = 0.1), where pSMILE lies 1 % above the fixed point on x_1: the
+    discrete sampler with S *fixed* at the fixed point (the theory tests' minimal loop) at eps = 0.1 and 0.05 with
+    the same Q = eps Σ; the Richardson extrapolation (4 r(0.05) - r(0.1))/3 must meet the continuous-time fixed
+    point within 4.5 SE + stated error on the three variances (failure probability < 2.1e-5), so the excess is the
+    O(eps^2) discretisation, not the estimate.  1000 chains x 400 time units per step size (about 1 min)."""
+    from .test_theory_sg_mclmc import sg_mclmc_run
+
+    Sig = np.diag([1.0, 4.0, 36.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # decay 0.999 at eps = 0.1: window 47, no warning; kept quiet regardless
+        C, err, s = pe.ema_preconditioner_second_moments(ST, Sig, 0.1, decay=0.999, return_error=True,
+                                                         return_precond=True, tol=1e-6)
+    runs = {}
+    for eps in (0.1, 0.05):
+        n = int(400 / eps)
+        runs[eps] = sg_mclmc_run(ST, Sig * 0.1 / eps, eps, n, 1000, int(40 / eps), 5, precond=s)
+    diag = np.arange(3)
+    big, small = runs[0.1][:, diag, diag], runs[0.05][:, diag, diag]
+    ext = (4 * small.mean(0) - big.mean(0)) / 3
+    se = np.hypot(4 * small.std(0, ddof=1), big.std(0, ddof=1)) / (3 * math.sqrt(big.shape[0]))
+    assert np.all(np.abs(ext - np.diag(C)) < 4.5 * se + err), (ext, np.diag(C), se, err)
