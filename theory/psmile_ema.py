@@ -86,7 +86,7 @@ def ema_window_ratio(target_cov, eps: float, decay: float) -> float:
     """``T / tau_s``: the EMA window ``T = eps/(1 - decay)`` (time units) over ``tau_s = sigma_max(Σ_t) sqrt(d)``.
 
     The long-window fixed point assumes this is large: at 47 (per-step kick 0.13) it matched pSMILE within
-    0.3 % (1.8 SE), at 4.7 (the default ``decay = 0.99`` at ``eps = 0.1``) it was 2.7 % off on the least noisy
+    1.8 SE (0.3 % on the least noisy axis, 1.0 % on the noisiest), at 4.7 (the default ``decay = 0.99`` at ``eps = 0.1``) it was 2.7 % off on the least noisy
     axis (``docs/derivations/psmile-ema-preconditioner.md``).
     """
     St = _check_target(target_cov)
