@@ -48,6 +48,10 @@ Results derived here
    velocity decorrelation time ``E[u(t).u(0)] = exp(-t/L)`` instead gives
    ``2 (d-1)/(eps s2)`` (``refresh="decorrelation"``, the formula of the
    project notes); they differ by the factor ``(d-1)/d``.
+   The noise generator ``(kappa2/2) Σ_ij Σ_ij V_i V_j`` (``V_i = P e_i``, Stratonovich) is linear in ``Σ``
+   and independent noises add their generators, so SG-MCLMC with noise ``Σ`` *and* partial refresh of
+   length ``L`` is, in continuous time, SG-MCLMC without refresh and noise ``Σ + s2(L) I``,
+   ``s2(L) = 2 (d-1)^2/(d eps L)`` (:func:`refresh_noise_variance`, the inverse of ``L_eff``).
 """
 from __future__ import annotations
 
@@ -69,6 +73,7 @@ __all__ = [
     "refresh_generator_coefficient",
     "refresh_coefficient_residual",
     "L_eff",
+    "refresh_noise_variance",
     "decorrelation_rate",
 ]
 
@@ -273,6 +278,24 @@ def L_eff(eps: float, s2: float, d: int, refresh: str = "blackjax") -> float:
     if refresh == "decorrelation":
         return 2.0 * (d - 1) / (eps * s2)
     raise ValueError(f"refresh must be 'blackjax' or 'decorrelation', got {refresh!r}")
+
+
+def refresh_noise_variance(eps: float, L: float, d: int) -> float:
+    """Isotropic noise variance ``s2`` with the generator of partial refresh at length ``L``: ``2 (d-1)^2/(d eps L)``.
+
+    The inverse of :func:`L_eff` (``refresh="blackjax"``); ``L = inf`` (no refresh) gives 0.  Item 4 of the module
+    doc: with anisotropic noise ``Σ`` the refreshed sampler has the continuous-time law of noise ``Σ + s2 I``.
+
+    Examples
+    --------
+    >>> refresh_noise_variance(0.02, 2.0, 3)
+    66.66666666666667
+    """
+    eps = _check_pos(eps, "eps")
+    if not (isinstance(L, (int, float)) and not isinstance(L, bool) and L > 0):
+        raise ValueError(f"L must be a positive float (inf for no refresh), got {L!r}")
+    noise_kappa2(eps, d)
+    return 0.0 if L == math.inf else 2.0 * (d - 1) ** 2 / (d * eps * L)
 
 
 def decorrelation_rate(eps: float, s2: float, d: int) -> float:

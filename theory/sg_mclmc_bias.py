@@ -56,7 +56,7 @@ import scipy.sparse.linalg as spla
 from scipy.integrate import quad
 from scipy.linalg import solve_continuous_lyapunov
 
-from .sg_mclmc import _check_cov, noise_kappa2
+from .sg_mclmc import _check_cov, noise_kappa2, refresh_noise_variance
 from .sg_mclmc_galerkin import _auto_symmetry, galerkin_basis_size, galerkin_second_moments, velocity_monomial_count
 from .sg_mclmc_overdamped import overdamped_coefficients_galerkin
 
@@ -324,12 +324,19 @@ MAX_VELOCITY_MONOMIALS = 100_000
 
 def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus="stratonovich",
                              return_error=False, rtol=0.01, max_basis=12000, error_weights=None, time="continuous",
-                             **fp_kwargs):
-    """Predicted stationary ``E[x x^T]`` of SG-MCLMC (no refresh) on ``N(0, target_cov)``.
+                             L=None, **fp_kwargs):
+    """Predicted stationary ``E[x x^T]`` of SG-MCLMC on ``N(0, target_cov)`` (no refresh, or partial refresh ``L``).
 
     Parameters
     ----------
     target_cov, noise_cov : (d, d) arrays; eps : float.
+    L : float, optional
+        Momentum decoherence length of MCLMC's partial refresh (the sampler's ``refresh=True, L=...``);
+        ``None`` or ``inf``: no refresh.  In continuous time the refresh is isotropic gradient noise
+        ``2 (d-1)²/(d ε L) I`` (:func:`smile_ref.theory.sg_mclmc.refresh_noise_variance`), added to
+        ``noise_cov`` before everything below (regime numbers and warnings included).  ``time="continuous"``
+        only.  Validated against smile_ref's sampler where the noise alone is weak (docs
+        ``sg-mclmc-weak-noise-limit.md``).
     regime : str
         ``"fokker-planck"``: d = 2 only, the Hermite × Fourier solve of the exact continuous-time
         stationary law (:func:`fp_second_moments_2d`, keywords ``n_hermite``, ``n_fourier``,
@@ -427,6 +434,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
         raise ValueError(f"rtol must be a positive float, got {rtol!r}")
     if time not in ("continuous", "discrete"):
         raise ValueError(f"time must be 'continuous' or 'discrete', got {time!r}")
+    if L is not None and L != math.inf:
+        if time != "continuous":
+            raise ValueError("L (partial refresh) is modelled in continuous time only; use time='continuous'")
+        S = S + refresh_noise_variance(eps, L, d) * np.eye(d)
     if time == "discrete":
         return _discrete(St, S, eps, regime, calculus, return_error, rtol, error_weights, fp_kwargs)
     degree = fp_kwargs.pop("degree", 3 if St.shape[0] <= 6 else 2)
@@ -525,7 +536,10 @@ def predicted_second_moments(target_cov, noise_cov, eps, regime="auto", calculus
             warn("weak noise, x-degree extrapolation of the Galerkin solve" + (
                 f" (rate x smallest std below {WEAK_VALIDATED_RATE_SIGMA}: outside the range where it matched "
                 f"simulation within max(4 SE, 3 %) (>= 0.065); at 0.033 it was 6-9 % off, inside its error estimate)"
-                if below else ""), ew, Cw)
+                if below else "") + (
+                "; the noise-free isokinetic flow is not ergodic, so weak noise alone leaves a slowly converging law: "
+                "partial refresh (the sampler's refresh=True with L, keyword L here) makes it predictable"
+                if L is None or L == math.inf else ""), ew, Cw)
         return out(Cw, ew)
     cands = []
     if size <= max_basis:
